@@ -1,0 +1,70 @@
+// The records certfleet keeps, and their versioned binary encoding.
+//
+// Every encoded record starts with a one-byte format version; decoding an unknown version or a
+// truncated record fails with `ec::corrupt_data` instead of guessing. These types are plain values
+// shared by storage/ and actors/; they hold no secrets (credentials are stored only sealed).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/error.hpp"
+#include "crypto/thumbprint.hpp"
+
+namespace certfleet {
+
+/// The persisted lifecycle state of one backup server (see actors/server_actor.hpp for the diagram).
+enum class server_state : uint8_t {
+  pending_registration = 1,  // credentials retained (sealed), waiting to reach the server
+  registering = 2,           // credentials sent, waiting for the answer
+  awaiting_validation = 3,   // the server presented a thumbprint; an admin must validate it
+  trusted = 4,               // thumbprint pinned; mutual TLS from now on
+  certificate_changed = 5,   // the server presented a thumbprint other than the pin: blocked
+  certificate_mismatch = 6,  // the presented thumbprint differs from the one given in advance
+  auth_failed = 7,           // the server denied the registration
+  removed = 8,
+};
+
+const char* to_string(server_state s);
+/// Parses the names printed by `to_string`; `ec::invalid_argument` otherwise.
+caf::expected<server_state> parse_server_state(const std::string& s);
+
+struct server_record {
+  std::string id;  // manager-assigned, stable ("s-1f3a9c2e")
+  std::string name;
+  std::string host;
+  uint16_t port = 0;
+  server_state state = server_state::pending_registration;
+  std::string account;                   // the registration account's name (not a secret)
+  std::optional<thumbprint> expected;    // given in advance, verified out of band
+  std::optional<thumbprint> presented;   // what the server last presented
+  std::optional<thumbprint> pinned;      // validated by an admin, the expected value, or tofu
+  std::string validated_by;              // "admin", "expected", "tofu"
+  std::string remote_id;                 // the id the backup server reported at registration
+  std::string last_error;
+  int64_t created_ms = 0;
+  int64_t updated_ms = 0;
+  int64_t last_seen_ms = 0;
+  int64_t last_collection_ms = 0;
+  uint32_t failed_attempts = 0;
+};
+
+std::vector<uint8_t> encode(const server_record& r);
+caf::expected<server_record> decode_server_record(const std::vector<uint8_t>& bytes);
+
+/// A durable trust-change event. `seq` is assigned by the store: gap-free, starting at 1.
+struct event_record {
+  uint64_t seq = 0;
+  int64_t time_ms = 0;
+  std::string type;       // "server_added", "certificate_changed", ... (docs/control-api.md)
+  std::string server_id;
+  std::string address;    // "host:port"
+  std::string details;    // a JSON object as text; never holds secrets
+};
+
+std::vector<uint8_t> encode(const event_record& e);
+caf::expected<event_record> decode_event_record(const std::vector<uint8_t>& bytes);
+
+}  // namespace certfleet
