@@ -3,15 +3,26 @@
 //
 // Parsing is strict: an unknown key, a value of the wrong type or out of range fails with
 // `ec::bad_config` and a message naming the file, the key (dotted, "identity.validity_days") and
-// its line ("certfleet.toml:7: identity.validity_days must be between 1 and 3650, got 0").
+// its line ("certfleet.toml:7: identity.validity_days must be an integer between 1 and 3650, got
+// 0"); an unknown key close to a known one gets a "did you mean" hint. When a file has several
+// problems, the message lists all of them, one per line, in file order. A TOML syntax error is
+// reported as "FILE:LINE:COL: <parser's description>".
 //
-// Thread-safety: plain values.
+// Paths: a relative `state_dir` is resolved against the directory of the configuration file (not
+// the working directory), so a file keeps meaning the same thing wherever the daemon starts. "~"
+// is not expanded.
+//
+// Adding a key: one entry in the key table of config/settings.cpp plus its field here (whose
+// initializer is the default) and its line in certfleet.example.toml.
+//
+// Thread-safety: plain values; the functions are pure apart from load_settings reading its file.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/error.hpp"
 
@@ -42,10 +53,34 @@ struct settings {
   log_settings log;
 };
 
-/// Parses TOML text; `source` names it in error messages.
-caf::expected<settings> parse_settings(std::string_view toml_text, const std::string& source);
+/// Parses TOML text; `source` names it in error messages. Relative paths are resolved against
+/// `base_dir`; when `base_dir` is empty they are kept relative, as written. Empty text gives the
+/// defaults. Fails with `ec::bad_config` (syntax error, unknown key, bad value).
+caf::expected<settings> parse_settings(std::string_view toml_text, const std::string& source,
+                                       const std::filesystem::path& base_dir = {});
 
-/// Reads and parses a file; `ec::not_found` when missing, `ec::bad_config` when invalid.
+/// Reads and parses a file, resolving relative paths against the file's (absolute) directory.
+/// Fails with `ec::not_found` naming the path when it does not exist, `ec::io_error` when it cannot
+/// be read, `ec::bad_config` when it is invalid.
 caf::expected<settings> load_settings(const std::filesystem::path& file);
+
+/// One documented key, for help output and for checking the example file.
+struct setting_description {
+  /// Dotted key ("identity.validity_days").
+  std::string key;
+  /// What the key means.
+  std::string doc;
+  /// What a valid value is, completing "<key> must be ..." ("an integer between 1 and 3650").
+  std::string requirement;
+  /// The default as a TOML literal ("365", "\"info\"").
+  std::string default_value;
+};
+
+/// Every key certfleet understands, in the order of the key table.
+std::vector<setting_description> describe_settings();
+
+/// `s` as TOML text that parse_settings reads back to the same values (top-level keys first, then
+/// one [section] per group). Meant for "show the effective configuration".
+std::string render_settings(const settings& s);
 
 }  // namespace certfleet
