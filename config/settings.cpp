@@ -1,0 +1,479 @@
+#include "config/settings.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <utility>
+
+#include <toml++/toml.h>
+
+#include "common/fs.hpp"
+
+// Debian's libtomlplusplus is a compiled library built with exceptions (symbols live in
+// toml::v3::ex); parse errors arrive as toml::parse_error exceptions, and a header compiled
+// without them would look for symbols the library does not have.
+static_assert(TOML_EXCEPTIONS, "certfleet expects toml++ built with exceptions");
+
+namespace certfleet {
+namespace {
+
+// X.509 ub-organization-name and ub-common-name (RFC 5280, appendix A).
+constexpr size_t x509_name_max = 64;
+
+// What a key's value is checked and stored against while one document is being read.
+struct parse_context {
+  std::filesystem::path base_dir;
+};
+
+// One configuration key: everything the parser, the help text and render_settings need.
+struct key_rule {
+  std::string path;
+  std::string doc;
+  // Completes "<path> must be ...": used for both a wrong type and a bad value, so the user reads
+  // one sentence saying what is accepted.
+  std::string requirement;
+  // Stores the node's value; false when its type or value breaks `requirement`.
+  std::function<bool(const toml::node&, const parse_context&, settings&)> apply;
+  // The current value as a TOML literal.
+  std::function<std::string(const settings&)> render;
+};
+
+// A check across keys, run once every key is valid on its own. `keys` are in the order in which
+// their line is preferred for the message: the first one the file sets gives the line.
+struct cross_rule {
+  std::vector<std::string> keys;
+  std::function<std::optional<std::string>(const settings&)> check;
+};
+
+std::string toml_string_literal(std::string_view text) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  std::string out = "\"";
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    auto u = static_cast<unsigned char>(c);
+    // C1 controls (U+0080..U+009F, UTF-8 C2 80..C2 9F) can drive a terminal as C0 ones do.
+    if (u == 0xc2 && i + 1 < text.size() &&
+        (static_cast<unsigned char>(text[i + 1]) & 0xe0) == 0x80) {
+      u = static_cast<unsigned char>(text[++i]);
+      out += "\\u00";
+      out += hex[u >> 4];
+      out += hex[u & 0xf];
+      continue;
+    }
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      default:
+        if (u < 0x20 || u == 0x7f) {
+          out += "\\u00";
+          out += hex[u >> 4];
+          out += hex[u & 0xf];
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+// Decodes UTF-8 leniently (toml++ has already rejected invalid input); a stray byte counts as one
+// code point of its own value so that nothing is silently skipped.
+std::vector<char32_t> code_points(std::string_view text) {
+  std::vector<char32_t> out;
+  for (size_t i = 0; i < text.size();) {
+    auto b = static_cast<unsigned char>(text[i]);
+    size_t len = b < 0x80           ? 1
+                 : (b >> 5) == 0x6  ? 2
+                 : (b >> 4) == 0xe  ? 3
+                 : (b >> 3) == 0x1e ? 4
+                                    : 1;
+    if (i + len > text.size()) len = 1;
+    char32_t cp = len == 1 ? b : b & (0x3f >> (len - 1));
+    for (size_t k = 1; k < len; ++k)
+      cp = (cp << 6) | (static_cast<unsigned char>(text[i + k]) & 0x3f);
+    out.push_back(cp);
+    i += len;
+  }
+  return out;
+}
+
+// The value as the user wrote it, for "got ..." (long strings cut so the message stays readable).
+std::string describe_value(const toml::node& node) {
+  if (auto s = node.as_string()) {
+    constexpr size_t shown_max = 80;
+    std::string_view text = s->get();
+    if (text.size() <= shown_max) return toml_string_literal(text);
+    size_t cut = shown_max;
+    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xc0) == 0x80) --cut;
+    return toml_string_literal(text.substr(0, cut)) + "...";
+  }
+  if (auto i = node.as_integer()) return std::to_string(i->get());
+  if (auto f = node.as_floating_point()) {
+    std::ostringstream text;
+    text << *f;
+    return text.str();
+  }
+  if (auto b = node.as_boolean()) return b->get() ? "true" : "false";
+  if (node.is_table()) return "a table";
+  if (node.is_array()) return "an array";
+  return "a date or time";
+}
+
+// ---- Key kinds. Each returns a key_rule; `get` is a generic lambda returning the field. ------
+
+template <class Get>
+key_rule integer_key(std::string path, std::string doc, int64_t min, int64_t max, Get get) {
+  using field_type = std::remove_reference_t<decltype(get(std::declval<settings&>()))>;
+  static_assert(std::is_integral_v<field_type>);
+  key_rule rule;
+  rule.path = std::move(path);
+  rule.doc = std::move(doc);
+  rule.requirement = "an integer between " + std::to_string(min) + " and " + std::to_string(max);
+  rule.apply = [=](const toml::node& node, const parse_context&, settings& out) {
+    auto value = node.as_integer();
+    if (!value || value->get() < min || value->get() > max) return false;
+    get(out) = static_cast<field_type>(value->get());
+    return true;
+  };
+  rule.render = [=](const settings& s) { return std::to_string(get(s)); };
+  return rule;
+}
+
+// A name that goes into a certificate subject: printable, bounded by the X.509 upper bound.
+template <class Get>
+key_rule name_key(std::string path, std::string doc, size_t max_chars, Get get) {
+  key_rule rule;
+  rule.path = std::move(path);
+  rule.doc = std::move(doc);
+  rule.requirement = "a non-empty string of at most " + std::to_string(max_chars) +
+                     " characters without control characters";
+  rule.apply = [=](const toml::node& node, const parse_context&, settings& out) {
+    auto value = node.as_string();
+    if (!value || value->get().empty()) return false;
+    auto cps = code_points(value->get());
+    if (cps.size() > max_chars) return false;
+    auto is_control = [](char32_t c) { return c < 0x20 || (c >= 0x7f && c <= 0x9f); };
+    if (std::any_of(cps.begin(), cps.end(), is_control)) return false;
+    get(out) = value->get();
+    return true;
+  };
+  rule.render = [=](const settings& s) { return toml_string_literal(get(s)); };
+  return rule;
+}
+
+template <class Get>
+key_rule choice_key(std::string path, std::string doc, std::vector<std::string> choices, Get get) {
+  key_rule rule;
+  rule.path = std::move(path);
+  rule.doc = std::move(doc);
+  rule.requirement = "one of";
+  for (size_t i = 0; i < choices.size(); ++i) rule.requirement += (i ? ", " : " ") + choices[i];
+  rule.apply = [=](const toml::node& node, const parse_context&, settings& out) {
+    auto value = node.as_string();
+    if (!value || std::find(choices.begin(), choices.end(), value->get()) == choices.end())
+      return false;
+    get(out) = value->get();
+    return true;
+  };
+  rule.render = [=](const settings& s) { return toml_string_literal(get(s)); };
+  return rule;
+}
+
+// A file-system path; relative ones are resolved against the configuration file's directory.
+template <class Get>
+key_rule path_key(std::string path, std::string doc, Get get) {
+  key_rule rule;
+  rule.path = std::move(path);
+  rule.doc = std::move(doc);
+  rule.requirement = "a non-empty path";
+  rule.apply = [=](const toml::node& node, const parse_context& ctx, settings& out) {
+    auto value = node.as_string();
+    if (!value || value->get().empty()) return false;
+    std::filesystem::path p = value->get();
+    if (p.is_relative() && !ctx.base_dir.empty()) p = (ctx.base_dir / p).lexically_normal();
+    get(out) = p;
+    return true;
+  };
+  rule.render = [=](const settings& s) { return toml_string_literal(get(s).string()); };
+  return rule;
+}
+
+// ---- The key table: adding a key is one entry here (plus its field and example line). --------
+
+const std::vector<key_rule>& key_table() {
+  static const std::vector<key_rule> table = {
+      path_key(
+          "state_dir",
+          "Where certfleet keeps its certificate store, master key and database. A relative "
+          "path is resolved against the directory of this file.",
+          [](auto& s) -> auto& { return s.state_dir; }),
+      name_key(
+          "identity.organization",
+          "The installation's licensed organisation: the certificate subject's O.", x509_name_max,
+          [](auto& s) -> auto& { return s.identity.organization; }),
+      name_key(
+          "identity.common_name", "The certificate subject's CN.", x509_name_max,
+          [](auto& s) -> auto& { return s.identity.common_name; }),
+      integer_key(
+          "identity.validity_days", "Validity of generated certificates, in days.", 1, 3650,
+          [](auto& s) -> auto& { return s.identity.validity_days; }),
+      integer_key(
+          "identity.renewal_warning_days",
+          "Days before expiry at which renewal is prompted; less than validity_days.", 1, 365,
+          [](auto& s) -> auto& { return s.identity.renewal_warning_days; }),
+      choice_key(
+          "log.level", "Least severe log messages written.",
+          {"trace", "debug", "info", "warn", "error", "critical", "off"},
+          [](auto& s) -> auto& { return s.log.level; }),
+      choice_key(
+          "log.format", "text for people, json for log collectors.", {"text", "json"},
+          [](auto& s) -> auto& { return s.log.format; }),
+  };
+  return table;
+}
+
+const std::vector<cross_rule>& cross_rules() {
+  static const std::vector<cross_rule> rules = {
+      {{"identity.renewal_warning_days", "identity.validity_days"},
+       [](const settings& s) -> std::optional<std::string> {
+         if (s.identity.renewal_warning_days < s.identity.validity_days) return std::nullopt;
+         return "identity.renewal_warning_days must be less than identity.validity_days, got " +
+                std::to_string(s.identity.renewal_warning_days) + " and " +
+                std::to_string(s.identity.validity_days);
+       }},
+  };
+  return rules;
+}
+
+// ---- Suggestions for misspelt keys. ----------------------------------------------------------
+
+// Optimal string alignment distance: a swapped pair of letters, the commonest typo, costs one.
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
+// Every section name ("identity") and key path: the names a user may write.
+std::vector<std::string> known_names() {
+  std::vector<std::string> names;
+  for (const auto& rule : key_table()) {
+    for (size_t dot = rule.path.find('.'); dot != std::string::npos;
+         dot = rule.path.find('.', dot + 1))
+      names.push_back(rule.path.substr(0, dot));
+    names.push_back(rule.path);
+  }
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  return names;
+}
+
+std::string leaf_of(std::string_view path) {
+  auto dot = path.rfind('.');
+  return std::string{dot == std::string_view::npos ? path : path.substr(dot + 1)};
+}
+
+std::optional<std::string> suggestion_for(const std::string& unknown) {
+  constexpr size_t max_distance = 2;
+  std::optional<std::string> best;
+  size_t best_distance = max_distance + 1;
+  for (const auto& name : known_names()) {
+    auto distance = edit_distance(unknown, name);
+    if (distance < best_distance) {
+      best = name;
+      best_distance = distance;
+    }
+  }
+  if (best) return best;
+  // A known key written in the wrong section (or outside any) is far by edit distance but
+  // obvious to a reader: same leaf name.
+  auto leaf = leaf_of(unknown);
+  for (const auto& rule : key_table())
+    if (leaf_of(rule.path) == leaf) return rule.path;
+  return std::nullopt;
+}
+
+// ---- The walk over a parsed document. --------------------------------------------------------
+
+struct problem {
+  uint32_t line = 0;  // 0: not tied to a line (a cross-key rule over two defaults)
+  std::string text;
+};
+
+class document_reader {
+ public:
+  document_reader(const std::string& source, parse_context ctx)
+      : source_(source), ctx_(std::move(ctx)) {}
+
+  void read_table(const toml::table& table, const std::string& prefix) {
+    for (const auto& [key, node] : table) {
+      std::string path = prefix + std::string{key.str()};
+      auto line = static_cast<uint32_t>(key.source().begin.line);
+      if (auto rule = find_rule(path)) {
+        if (rule->apply(node, ctx_, result_)) {
+          lines_[path] = line;
+        } else {
+          add(line, path + " must be " + rule->requirement + ", got " + describe_value(node));
+        }
+      } else if (is_section(path)) {
+        if (auto sub = node.as_table()) {
+          read_table(*sub, path + ".");
+        } else {
+          add(line,
+              path + " must be a table (a [" + path + "] section), got " + describe_value(node));
+        }
+      } else {
+        std::string text = "unknown key '" + path + "'";
+        if (auto hint = suggestion_for(path))
+          text += "; did you mean '" + *hint + "'?";
+        else
+          text += "; certfleet.example.toml lists every key";
+        add(line, std::move(text));
+      }
+    }
+  }
+
+  void check_across_keys() {
+    if (!problems_.empty()) return;  // values may still be defaults standing in for bad ones
+    for (const auto& rule : cross_rules()) {
+      auto text = rule.check(result_);
+      if (!text) continue;
+      uint32_t line = 0;
+      for (const auto& key : rule.keys) {
+        if (auto it = lines_.find(key); it != lines_.end()) {
+          line = it->second;
+          break;
+        }
+      }
+      add(line, std::move(*text));
+    }
+  }
+
+  caf::expected<settings> finish() {
+    if (problems_.empty()) return std::move(result_);
+    std::stable_sort(problems_.begin(), problems_.end(),
+                     [](const problem& a, const problem& b) { return a.line < b.line; });
+    std::string message;
+    for (const auto& p : problems_) {
+      if (!message.empty()) message += '\n';
+      message += source_ + ":";
+      if (p.line != 0) message += std::to_string(p.line) + ":";
+      message += " " + p.text;
+    }
+    return make_error(ec::bad_config, std::move(message));
+  }
+
+ private:
+  static const key_rule* find_rule(const std::string& path) {
+    for (const auto& rule : key_table())
+      if (rule.path == path) return &rule;
+    return nullptr;
+  }
+
+  static bool is_section(const std::string& path) {
+    auto prefix = path + ".";
+    for (const auto& rule : key_table())
+      if (rule.path.compare(0, prefix.size(), prefix) == 0) return true;
+    return false;
+  }
+
+  void add(uint32_t line, std::string text) { problems_.push_back({line, std::move(text)}); }
+
+  const std::string& source_;
+  parse_context ctx_;
+  settings result_;
+  std::map<std::string, uint32_t> lines_;
+  std::vector<problem> problems_;
+};
+
+}  // namespace
+
+caf::expected<settings> parse_settings(std::string_view toml_text, const std::string& source,
+                                       const std::filesystem::path& base_dir) {
+  toml::table document;
+  try {
+    document = toml::parse(toml_text, source);
+  } catch (const toml::parse_error& err) {
+    const auto& at = err.source().begin;
+    return make_error(ec::bad_config, source + ":" + std::to_string(at.line) + ":" +
+                                          std::to_string(at.column) + ": " +
+                                          std::string{err.description()});
+  }
+  document_reader reader{source, parse_context{base_dir}};
+  reader.read_table(document, "");
+  reader.check_across_keys();
+  return reader.finish();
+}
+
+caf::expected<settings> load_settings(const std::filesystem::path& file) {
+  auto bytes = read_file(file);
+  if (!bytes) {
+    if (code_of(bytes.error()) == ec::not_found)
+      return make_error(ec::not_found, "configuration file " + file.string() +
+                                           " does not exist; create it (certfleet.example.toml "
+                                           "documents every key) or name another file");
+    return bytes.error();
+  }
+  std::error_code err;
+  auto absolute = std::filesystem::absolute(file, err);
+  auto base_dir = err ? file.parent_path() : absolute.parent_path();
+  std::string_view text{reinterpret_cast<const char*>(bytes->data()), bytes->size()};
+  return parse_settings(text, file.string(), base_dir);
+}
+
+std::vector<setting_description> describe_settings() {
+  const settings defaults;
+  std::vector<setting_description> out;
+  for (const auto& rule : key_table())
+    out.push_back({rule.path, rule.doc, rule.requirement, rule.render(defaults)});
+  return out;
+}
+
+std::string render_settings(const settings& s) {
+  // Top-level keys must come before any [section] header, or TOML would put them in that section.
+  std::string top;
+  std::vector<std::pair<std::string, std::string>> sections;  // name, body; in table order
+  for (const auto& rule : key_table()) {
+    auto dot = rule.path.rfind('.');
+    if (dot == std::string::npos) {
+      top += rule.path + " = " + rule.render(s) + "\n";
+      continue;
+    }
+    auto name = rule.path.substr(0, dot);
+    auto it = std::find_if(sections.begin(), sections.end(),
+                           [&](const auto& section) { return section.first == name; });
+    if (it == sections.end()) it = sections.emplace(sections.end(), name, std::string{});
+    it->second += rule.path.substr(dot + 1) + " = " + rule.render(s) + "\n";
+  }
+  std::string out = top;
+  for (const auto& [name, body] : sections) out += "\n[" + name + "]\n" + body;
+  return out;
+}
+
+}  // namespace certfleet

@@ -1,0 +1,384 @@
+#include "config/settings.hpp"
+
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace certfleet {
+namespace {
+
+class temp_dir {
+ public:
+  temp_dir() {
+    char tmpl[] = "/tmp/certfleet-config-XXXXXX";
+    path_ = ::mkdtemp(tmpl);
+  }
+  ~temp_dir() { std::filesystem::remove_all(path_); }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+std::filesystem::path write_text(const std::filesystem::path& file, const std::string& text) {
+  std::filesystem::create_directories(file.parent_path());
+  std::ofstream out{file, std::ios::binary};
+  out << text;
+  return file;
+}
+
+void expect_same(const settings& actual, const settings& expected) {
+  EXPECT_EQ(actual.state_dir, expected.state_dir);
+  EXPECT_EQ(actual.identity.organization, expected.identity.organization);
+  EXPECT_EQ(actual.identity.common_name, expected.identity.common_name);
+  EXPECT_EQ(actual.identity.validity_days, expected.identity.validity_days);
+  EXPECT_EQ(actual.identity.renewal_warning_days, expected.identity.renewal_warning_days);
+  EXPECT_EQ(actual.log.level, expected.log.level);
+  EXPECT_EQ(actual.log.format, expected.log.format);
+  // render_settings goes through the key table, so this also covers keys added there later.
+  EXPECT_EQ(render_settings(actual), render_settings(expected));
+}
+
+// The error message of parsing `text` as "f.toml"; empty when it parsed.
+std::string parse_error_of(const std::string& text) {
+  auto parsed = parse_settings(text, "f.toml");
+  if (parsed) return {};
+  EXPECT_EQ(code_of(parsed.error()), ec::bad_config);
+  return describe(parsed.error());
+}
+
+std::filesystem::path example_file() {
+  return std::filesystem::path{CERTFLEET_SOURCE_DIR} / "config" / "certfleet.example.toml";
+}
+
+TEST(settings, empty_text_gives_the_defaults) {
+  auto parsed = parse_settings("", "empty.toml");
+  ASSERT_TRUE(parsed) << describe(parsed.error());
+  expect_same(*parsed, settings{});
+  EXPECT_EQ(parsed->state_dir, "/var/lib/certfleet");
+  EXPECT_EQ(parsed->identity.validity_days, 365);
+  EXPECT_EQ(parsed->log.level, "info");
+}
+
+TEST(settings, comments_and_empty_sections_give_the_defaults) {
+  auto parsed = parse_settings("# nothing here\n\n[identity]\n[log]\n", "comments.toml");
+  ASSERT_TRUE(parsed) << describe(parsed.error());
+  expect_same(*parsed, settings{});
+}
+
+TEST(settings, every_documented_key_is_read_from_a_file) {
+  temp_dir dir;
+  auto file = write_text(dir.path() / "certfleet.toml", R"(
+state_dir = "/srv/certfleet"
+
+[identity]
+organization = "Example Backup GmbH"
+common_name = "manager-01.example.net"
+validity_days = 730
+renewal_warning_days = 60
+
+[log]
+level = "debug"
+format = "json"
+)");
+  auto loaded = load_settings(file);
+  ASSERT_TRUE(loaded) << describe(loaded.error());
+  settings expected;
+  expected.state_dir = "/srv/certfleet";
+  expected.identity.organization = "Example Backup GmbH";
+  expected.identity.common_name = "manager-01.example.net";
+  expected.identity.validity_days = 730;
+  expected.identity.renewal_warning_days = 60;
+  expected.log.level = "debug";
+  expected.log.format = "json";
+  expect_same(*loaded, expected);
+}
+
+TEST(settings, a_key_left_out_keeps_its_default) {
+  auto parsed = parse_settings("[identity]\nvalidity_days = 90\n", "f.toml");
+  ASSERT_TRUE(parsed) << describe(parsed.error());
+  settings expected;
+  expected.identity.validity_days = 90;
+  expect_same(*parsed, expected);
+}
+
+TEST(settings, dotted_keys_and_inline_tables_are_the_same_keys) {
+  auto parsed = parse_settings(
+      "identity.validity_days = 100\nlog = { level = \"warn\", format = \"json\" }\n", "f.toml");
+  ASSERT_TRUE(parsed) << describe(parsed.error());
+  EXPECT_EQ(parsed->identity.validity_days, 100);
+  EXPECT_EQ(parsed->log.level, "warn");
+  EXPECT_EQ(parsed->log.format, "json");
+}
+
+TEST(settings, example_file_loads_and_equals_the_defaults) {
+  auto loaded = load_settings(example_file());
+  ASSERT_TRUE(loaded) << describe(loaded.error());
+  expect_same(*loaded, settings{});
+}
+
+TEST(settings, example_file_documents_every_key_with_its_default) {
+  std::ifstream in{example_file()};
+  std::string text{std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{}};
+  ASSERT_FALSE(text.empty());
+  for (const auto& key : describe_settings()) {
+    SCOPED_TRACE(key.key);
+    auto leaf = key.key.substr(key.key.rfind('.') + 1);
+    EXPECT_NE(text.find("# Default: " + key.default_value + "\n" + leaf + " = " +
+                        key.default_value + "\n"),
+              std::string::npos);
+    EXPECT_FALSE(key.doc.empty());
+    EXPECT_FALSE(key.requirement.empty());
+  }
+}
+
+TEST(settings, rendered_settings_parse_back_to_the_same_values) {
+  settings s;
+  s.state_dir = "/srv/with \"quotes\" and \\ backslash";
+  s.identity.organization = "Äpfel & Birnen AG";
+  s.identity.validity_days = 1000;
+  s.log.format = "json";
+  auto parsed = parse_settings(render_settings(s), "rendered.toml");
+  ASSERT_TRUE(parsed) << describe(parsed.error());
+  expect_same(*parsed, s);
+}
+
+TEST(settings, unknown_top_level_key_names_the_key_and_line_and_suggests_the_close_key) {
+  auto message = parse_error_of("# comment\n\nstat_dir = \"/srv\"\n");
+  EXPECT_EQ(message, "f.toml:3: unknown key 'stat_dir'; did you mean 'state_dir'?");
+}
+
+TEST(settings, unknown_nested_key_names_the_dotted_key_and_line_and_suggests_the_close_key) {
+  auto message = parse_error_of("[identity]\norganization = \"x\"\nvalidty_days = 10\n");
+  EXPECT_EQ(message,
+            "f.toml:3: unknown key 'identity.validty_days'; did you mean "
+            "'identity.validity_days'?");
+}
+
+TEST(settings, swapped_letters_count_as_one_edit) {
+  auto message = parse_error_of("[log]\nlevle = \"info\"\n");
+  EXPECT_EQ(message, "f.toml:2: unknown key 'log.levle'; did you mean 'log.level'?");
+}
+
+TEST(settings, misspelt_section_is_unknown_and_suggests_the_section) {
+  auto message = parse_error_of("[identiy]\nvalidity_days = 10\n");
+  EXPECT_EQ(message, "f.toml:1: unknown key 'identiy'; did you mean 'identity'?");
+}
+
+TEST(settings, known_key_outside_its_section_suggests_it_in_its_section) {
+  auto message = parse_error_of("validity_days = 10\n");
+  EXPECT_EQ(message,
+            "f.toml:1: unknown key 'validity_days'; did you mean 'identity.validity_days'?");
+}
+
+TEST(settings, unknown_key_far_from_every_key_gets_no_suggestion) {
+  auto message = parse_error_of("[log]\ncolour = true\n");
+  EXPECT_EQ(message.rfind("f.toml:2: unknown key 'log.colour'", 0), 0u) << message;
+  EXPECT_EQ(message.find("did you mean"), std::string::npos) << message;
+}
+
+TEST(settings, unknown_key_in_a_loaded_file_names_the_file_path) {
+  temp_dir dir;
+  auto file = write_text(dir.path() / "certfleet.toml", "[identity]\n\nvalidty_days = 10\n");
+  auto loaded = load_settings(file);
+  ASSERT_FALSE(loaded);
+  EXPECT_EQ(code_of(loaded.error()), ec::bad_config);
+  EXPECT_EQ(describe(loaded.error()),
+            file.string() +
+                ":3: unknown key 'identity.validty_days'; did you mean 'identity.validity_days'?");
+}
+
+struct bad_value {
+  std::string toml;
+  std::string message;
+};
+
+void expect_refused(const std::vector<bad_value>& cases) {
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.toml);
+    EXPECT_EQ(parse_error_of(c.toml), c.message);
+  }
+}
+
+TEST(settings, bad_state_dir_is_refused_naming_key_and_line) {
+  expect_refused({
+      {"\nstate_dir = \"\"\n", "f.toml:2: state_dir must be a non-empty path, got \"\""},
+      {"state_dir = 5\n", "f.toml:1: state_dir must be a non-empty path, got 5"},
+      {"state_dir = [\"/a\"]\n", "f.toml:1: state_dir must be a non-empty path, got an array"},
+  });
+}
+
+TEST(settings, bad_subject_names_are_refused_naming_key_and_line) {
+  const std::string rule = "a non-empty string of at most 64 characters without control characters";
+  const std::string long_name(65, 'a');
+  expect_refused({
+      {"[identity]\norganization = \"\"\n",
+       "f.toml:2: identity.organization must be " + rule + ", got \"\""},
+      {"[identity]\norganization = \"" + long_name + "\"\n",
+       "f.toml:2: identity.organization must be " + rule + ", got \"" + long_name + "\""},
+      {"[identity]\norganization = \"bell\\u0007\"\n",
+       "f.toml:2: identity.organization must be " + rule + ", got \"bell\\u0007\""},
+      {"[identity]\norganization = \"two\\nlines\"\n",
+       "f.toml:2: identity.organization must be " + rule + ", got \"two\\nlines\""},
+      {"[identity]\norganization = \"c1\\u0085\"\n",
+       "f.toml:2: identity.organization must be " + rule + ", got \"c1\\u0085\""},
+      {"[identity]\norganization = 42\n",
+       "f.toml:2: identity.organization must be " + rule + ", got 42"},
+      {"[identity]\n\ncommon_name = \"\"\n",
+       "f.toml:3: identity.common_name must be " + rule + ", got \"\""},
+      {"[identity]\ncommon_name = \"tab\\there\"\n",
+       "f.toml:2: identity.common_name must be " + rule + ", got \"tab\\there\""},
+      {"[identity]\ncommon_name = \"" + long_name + "\"\n",
+       "f.toml:2: identity.common_name must be " + rule + ", got \"" + long_name + "\""},
+  });
+}
+
+TEST(settings, subject_names_of_64_characters_are_accepted_even_when_longer_in_bytes) {
+  std::string umlauts;
+  for (int i = 0; i < 64; ++i) umlauts += "ä";  // 128 bytes, 64 characters
+  auto parsed = parse_settings("[identity]\norganization = \"" + umlauts + "\"\ncommon_name = \"" +
+                                   std::string(64, 'c') + "\"\n",
+                               "f.toml");
+  ASSERT_TRUE(parsed) << describe(parsed.error());
+  EXPECT_EQ(parsed->identity.organization, umlauts);
+  EXPECT_EQ(parsed->identity.common_name, std::string(64, 'c'));
+}
+
+TEST(settings, long_bad_values_are_shortened_in_the_message) {
+  auto message = parse_error_of("[identity]\ncommon_name = \"" + std::string(500, 'x') + "\"\n");
+  EXPECT_LT(message.size(), 300u) << message;
+  EXPECT_EQ(message.substr(message.size() - 4), "\"...") << message;
+}
+
+TEST(settings, bad_day_counts_are_refused_naming_key_line_and_range) {
+  const std::string validity = "identity.validity_days must be an integer between 1 and 3650";
+  const std::string renewal = "identity.renewal_warning_days must be an integer between 1 and 365";
+  expect_refused({
+      {"[identity]\nvalidity_days = 0\n", "f.toml:2: " + validity + ", got 0"},
+      {"[identity]\nvalidity_days = 3651\n", "f.toml:2: " + validity + ", got 3651"},
+      {"[identity]\nvalidity_days = -5\n", "f.toml:2: " + validity + ", got -5"},
+      {"[identity]\nvalidity_days = 9999999999999\n",
+       "f.toml:2: " + validity + ", got 9999999999999"},
+      {"[identity]\nvalidity_days = \"365\"\n", "f.toml:2: " + validity + ", got \"365\""},
+      {"[identity]\nvalidity_days = 365.0\n", "f.toml:2: " + validity + ", got 365.0"},
+      {"[identity]\nvalidity_days = true\n", "f.toml:2: " + validity + ", got true"},
+      {"[identity]\nrenewal_warning_days = 0\n", "f.toml:2: " + renewal + ", got 0"},
+      {"[identity]\nrenewal_warning_days = 366\n", "f.toml:2: " + renewal + ", got 366"},
+  });
+}
+
+TEST(settings, day_count_bounds_are_accepted) {
+  auto parsed =
+      parse_settings("[identity]\nvalidity_days = 3650\nrenewal_warning_days = 365\n", "f.toml");
+  ASSERT_TRUE(parsed) << describe(parsed.error());
+  parsed = parse_settings("[identity]\nvalidity_days = 2\nrenewal_warning_days = 1\n", "f.toml");
+  ASSERT_TRUE(parsed) << describe(parsed.error());
+}
+
+TEST(settings, renewal_warning_not_below_validity_is_refused_naming_both_keys) {
+  const std::string both = "identity.renewal_warning_days must be less than identity.validity_days";
+  expect_refused({
+      {"[identity]\nvalidity_days = 30\nrenewal_warning_days = 30\n",
+       "f.toml:3: " + both + ", got 30 and 30"},
+      // Only validity_days is set: its line is the one to look at.
+      {"[identity]\n\nvalidity_days = 10\n", "f.toml:3: " + both + ", got 30 and 10"},
+      {"[identity]\nrenewal_warning_days = 365\n", "f.toml:2: " + both + ", got 365 and 365"},
+  });
+}
+
+TEST(settings, bad_log_settings_are_refused_naming_key_line_and_choices) {
+  expect_refused({
+      {"[log]\nlevel = \"verbose\"\n",
+       "f.toml:2: log.level must be one of trace, debug, info, warn, error, critical, off, got "
+       "\"verbose\""},
+      {"[log]\nlevel = \"INFO\"\n",
+       "f.toml:2: log.level must be one of trace, debug, info, warn, error, critical, off, got "
+       "\"INFO\""},
+      {"[log]\nformat = \"xml\"\n", "f.toml:2: log.format must be one of text, json, got \"xml\""},
+      {"[log]\nformat = 1\n", "f.toml:2: log.format must be one of text, json, got 1"},
+  });
+}
+
+TEST(settings, a_section_given_as_a_value_is_refused) {
+  expect_refused({
+      {"identity = 5\n", "f.toml:1: identity must be a table (a [identity] section), got 5"},
+      {"[[log]]\nlevel = \"info\"\n",
+       "f.toml:1: log must be a table (a [log] section), got an array"},
+  });
+}
+
+TEST(settings, every_problem_is_reported_in_file_order) {
+  auto message = parse_error_of(
+      "[log]\nlevel = \"loud\"\n[identity]\nvalidity_days = 0\norganisation = \"x\"\n");
+  EXPECT_EQ(message,
+            "f.toml:2: log.level must be one of trace, debug, info, warn, error, critical, off, "
+            "got \"loud\"\n"
+            "f.toml:4: identity.validity_days must be an integer between 1 and 3650, got 0\n"
+            "f.toml:5: unknown key 'identity.organisation'; did you mean "
+            "'identity.organization'?");
+}
+
+TEST(settings, syntax_error_gives_file_line_and_column) {
+  auto message = parse_error_of("[identity]\nvalidity_days = \n");
+  EXPECT_EQ(message.rfind("f.toml:2:", 0), 0u) << message;
+  EXPECT_GT(message.size(), std::string{"f.toml:2:1: "}.size()) << message;
+
+  message = parse_error_of("[log]\nlevel = \"info\"\nlevel = \"debug\"\n");
+  EXPECT_EQ(message.rfind("f.toml:3:", 0), 0u) << message;
+}
+
+TEST(settings, syntax_error_in_a_file_names_the_file) {
+  temp_dir dir;
+  auto file = write_text(dir.path() / "broken.toml", "state_dir = \"unterminated\n");
+  auto loaded = load_settings(file);
+  ASSERT_FALSE(loaded);
+  EXPECT_EQ(code_of(loaded.error()), ec::bad_config);
+  EXPECT_EQ(describe(loaded.error()).rfind(file.string() + ":1:", 0), 0u)
+      << describe(loaded.error());
+}
+
+TEST(settings, missing_file_is_not_found_naming_the_path) {
+  temp_dir dir;
+  auto file = dir.path() / "absent.toml";
+  auto loaded = load_settings(file);
+  ASSERT_FALSE(loaded);
+  EXPECT_EQ(code_of(loaded.error()), ec::not_found);
+  EXPECT_NE(describe(loaded.error()).find(file.string()), std::string::npos)
+      << describe(loaded.error());
+}
+
+TEST(settings, relative_state_dir_is_resolved_against_the_file_directory) {
+  temp_dir dir;
+  auto file = write_text(dir.path() / "etc" / "certfleet.toml", "state_dir = \"state\"\n");
+  auto loaded = load_settings(file);
+  ASSERT_TRUE(loaded) << describe(loaded.error());
+  EXPECT_EQ(loaded->state_dir, dir.path() / "etc" / "state");
+
+  write_text(file, "state_dir = \"../var/./state\"\n");
+  loaded = load_settings(file);
+  ASSERT_TRUE(loaded) << describe(loaded.error());
+  EXPECT_EQ(loaded->state_dir, dir.path() / "var" / "state");
+}
+
+TEST(settings, absolute_state_dir_is_kept_as_written) {
+  temp_dir dir;
+  auto file = write_text(dir.path() / "certfleet.toml", "state_dir = \"/srv/certfleet\"\n");
+  auto loaded = load_settings(file);
+  ASSERT_TRUE(loaded) << describe(loaded.error());
+  EXPECT_EQ(loaded->state_dir, "/srv/certfleet");
+}
+
+TEST(settings, parsed_text_resolves_relative_paths_only_when_given_a_base_directory) {
+  auto kept = parse_settings("state_dir = \"state\"\n", "f.toml");
+  ASSERT_TRUE(kept) << describe(kept.error());
+  EXPECT_EQ(kept->state_dir, "state");
+  auto resolved = parse_settings("state_dir = \"state\"\n", "f.toml", "/etc/certfleet");
+  ASSERT_TRUE(resolved) << describe(resolved.error());
+  EXPECT_EQ(resolved->state_dir, "/etc/certfleet/state");
+}
+
+}  // namespace
+}  // namespace certfleet
