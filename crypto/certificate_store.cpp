@@ -70,8 +70,8 @@ caf::expected<certificate_store> certificate_store::open(const std::filesystem::
   std::error_code err;
   bool exists = std::filesystem::exists(dir, err);
   if (err)
-    return make_error(ec::io_error, "cannot inspect certificate store " + dir.string() + ": " +
-                                        err.message());
+    return make_error(ec::io_error,
+                      "cannot inspect certificate store " + dir.string() + ": " + err.message());
   if (!exists) {
     if (!create)
       return make_error(ec::not_found, "certificate store " + dir.string() +
@@ -141,8 +141,8 @@ caf::error certificate_store::install(const identity& id, const fs_hooks& hooks)
   auto base = dir_ / serial;
 
   auto key_pem = id.private_key_pem();
-  if (auto e = write_file_atomically(base.string() + ".key", key_pem.data(), key_pem.size(),
-                                     key_mode))
+  if (auto e =
+          write_file_atomically(base.string() + ".key", key_pem.data(), key_pem.size(), key_mode))
     return e;
   if (auto e = write_text(base.string() + ".crt", id.certificate_pem(), public_mode)) return e;
   if (auto e = write_text(base.string() + ".name", id.friendly_name(), public_mode)) return e;

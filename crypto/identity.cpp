@@ -74,8 +74,7 @@ caf::expected<identity> identity::generate(const identity_subject& subject,
 
     Botan::X509_DN dn;
     dn.add_attribute("X520.CommonName", subject.common_name);
-    if (!subject.organization.empty())
-      dn.add_attribute("X520.Organization", subject.organization);
+    if (!subject.organization.empty()) dn.add_attribute("X520.Organization", subject.organization);
 
     // Built by hand rather than with X509::create_self_signed_cert so every extension is stated
     // here: a leaf must not carry keyCertSign (ENGINEERING-NOTES pitfall 6).
@@ -92,9 +91,9 @@ caf::expected<identity> identity::generate(const identity_subject& subject,
     Botan::AlgorithmIdentifier sig_algo;
     std::unique_ptr<Botan::PK_Signer> signer{
         Botan::choose_sig_format(*key, rng, "SHA-256", sig_algo)};
-    auto cert = Botan::X509_CA::make_cert(
-        signer.get(), rng, Botan::BigInt(rng, serial_bits), sig_algo, public_key,
-        Botan::X509_Time(now), Botan::X509_Time(now + validity), dn, dn, extensions);
+    auto cert = Botan::X509_CA::make_cert(signer.get(), rng, Botan::BigInt(rng, serial_bits),
+                                          sig_algo, public_key, Botan::X509_Time(now),
+                                          Botan::X509_Time(now + validity), dn, dn, extensions);
     return identity{std::make_shared<const impl>(
         impl{std::move(key), std::move(cert), std::move(friendly_name)})};
   } catch (const std::exception& e) {
@@ -118,23 +117,31 @@ caf::expected<identity> identity::from_pem(const secret_bytes& key_pem, const st
     Botan::X509_Certificate cert{source};
     // Compare re-encoded public points so a difference in how the SPKI was encoded cannot matter.
     if (cert.load_subject_public_key()->public_key_bits() != key->public_key_bits())
-      return make_error(ec::corrupt_data, "the private key does not belong to the certificate for " +
-                                              cert.subject_dn().get_first_attribute("X520.CommonName") +
-                                              "; restore the matching key and certificate pair");
-    return identity{std::make_shared<const impl>(
-        impl{std::shared_ptr<Botan::Private_Key>(std::move(key)), std::move(cert),
-             std::move(friendly_name)})};
+      return make_error(ec::corrupt_data,
+                        "the private key does not belong to the certificate for " +
+                            cert.subject_dn().get_first_attribute("X520.CommonName") +
+                            "; restore the matching key and certificate pair");
+    return identity{
+        std::make_shared<const impl>(impl{std::shared_ptr<Botan::Private_Key>(std::move(key)),
+                                          std::move(cert), std::move(friendly_name)})};
   } catch (const std::exception& e) {
-    return make_error(ec::corrupt_data,
-                      std::string{"the certificate is not a readable PEM certificate: "} + e.what());
+    return make_error(
+        ec::corrupt_data,
+        std::string{"the certificate is not a readable PEM certificate: "} + e.what());
   }
 }
 
-const std::string& identity::friendly_name() const { return impl_->friendly_name; }
+const std::string& identity::friendly_name() const {
+  return impl_->friendly_name;
+}
 
-thumbprint identity::sha256() const { return thumbprint::of_der(certificate_der()); }
+thumbprint identity::sha256() const {
+  return thumbprint::of_der(certificate_der());
+}
 
-sha1_thumbprint identity::sha1() const { return sha1_thumbprint::of_der(certificate_der()); }
+sha1_thumbprint identity::sha1() const {
+  return sha1_thumbprint::of_der(certificate_der());
+}
 
 std::chrono::system_clock::time_point identity::not_before() const {
   return impl_->certificate.not_before().to_std_timepoint();
@@ -164,7 +171,9 @@ std::vector<uint8_t> identity::certificate_der() const {
   return impl_->certificate.BER_encode();
 }
 
-std::string identity::certificate_pem() const { return impl_->certificate.PEM_encode(); }
+std::string identity::certificate_pem() const {
+  return impl_->certificate.PEM_encode();
+}
 
 secret_bytes identity::private_key_pem() const {
   auto pem = Botan::PKCS8::PEM_encode(*impl_->key);

@@ -16,7 +16,9 @@ constexpr size_t tag_size = 16;
 constexpr uint8_t format_version = 1;
 constexpr const char* algorithm = "AES-256/GCM";
 
-std::string quoted(std::string_view record_id) { return "'" + std::string{record_id} + "'"; }
+std::string quoted(std::string_view record_id) {
+  return "'" + std::string{record_id} + "'";
+}
 
 caf::error tampered(std::string_view record_id, const std::string& what) {
   return make_error(ec::tampered, "the sealed secret of record " + quoted(record_id) + " " + what +
@@ -50,10 +52,9 @@ caf::expected<master_key> master_key::load(const std::filesystem::path& file) {
   secret_bytes key(bytes->begin(), bytes->end());
   Botan::secure_scrub_memory(bytes->data(), bytes->size());
   if (key.size() != key_size)
-    return make_error(ec::corrupt_data, "master key " + file.string() + " has " +
-                                            std::to_string(key.size()) + " bytes, not " +
-                                            std::to_string(key_size) +
-                                            "; restore it from a backup");
+    return make_error(ec::corrupt_data,
+                      "master key " + file.string() + " has " + std::to_string(key.size()) +
+                          " bytes, not " + std::to_string(key_size) + "; restore it from a backup");
   return master_key{std::move(key)};
 }
 
@@ -84,8 +85,9 @@ caf::expected<secret_bytes> open(const master_key& key, std::string_view record_
                                  const sealed_blob& blob) {
   const auto& b = blob.bytes;
   if (b.size() < 1 + nonce_size + tag_size)
-    return tampered(record_id, "is " + std::to_string(b.size()) + " bytes, shorter than any sealed "
-                                                                   "secret");
+    return tampered(record_id, "is " + std::to_string(b.size()) +
+                                   " bytes, shorter than any sealed "
+                                   "secret");
   // A modified version byte is tampering like any other flipped bit; there is no version 2 yet.
   if (b[0] != format_version)
     return tampered(record_id, "has unknown format version " + std::to_string(b[0]));

@@ -8,8 +8,12 @@
 namespace certfleet {
 namespace {
 
-const char* hash_name(size_t n) { return n == 32 ? "SHA-256" : "SHA-1"; }
-const char* prefix_name(size_t n) { return n == 32 ? "SHA256:" : "SHA1:"; }
+const char* hash_name(size_t n) {
+  return n == 32 ? "SHA-256" : "SHA-1";
+}
+const char* prefix_name(size_t n) {
+  return n == 32 ? "SHA256:" : "SHA1:";
+}
 
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -39,24 +43,25 @@ basic_thumbprint<N> basic_thumbprint<N>::of_der(const uint8_t* der, size_t len) 
 template <size_t N>
 caf::expected<basic_thumbprint<N>> basic_thumbprint<N>::parse(std::string_view text) {
   auto original = std::string{text};
-  if (starts_with_ci(text, prefix_name(N))) text.remove_prefix(std::string_view{prefix_name(N)}.size());
+  if (starts_with_ci(text, prefix_name(N)))
+    text.remove_prefix(std::string_view{prefix_name(N)}.size());
   std::array<uint8_t, N> out{};
   size_t digits = 0;
   for (char c : text) {
     if (c == ':' || c == ' ' || c == '\t') continue;
     int v = hex_value(c);
     if (v < 0)
-      return make_error(ec::bad_thumbprint, "thumbprint '" + original +
-                                                "' contains '" + std::string(1, c) +
+      return make_error(ec::bad_thumbprint, "thumbprint '" + original + "' contains '" +
+                                                std::string(1, c) +
                                                 "', which is not a hexadecimal digit");
     if (digits / 2 < N) out[digits / 2] = static_cast<uint8_t>((out[digits / 2] << 4) | v);
     ++digits;
   }
   if (digits != 2 * N)
-    return make_error(ec::bad_thumbprint,
-                      "thumbprint '" + original + "' has " + std::to_string(digits) +
-                          " hex digits; a " + hash_name(N) + " thumbprint has " +
-                          std::to_string(2 * N));
+    return make_error(ec::bad_thumbprint, "thumbprint '" + original + "' has " +
+                                              std::to_string(digits) + " hex digits; a " +
+                                              hash_name(N) + " thumbprint has " +
+                                              std::to_string(2 * N));
   return basic_thumbprint{out};
 }
 

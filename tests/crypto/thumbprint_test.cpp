@@ -1,5 +1,6 @@
 #include "crypto/thumbprint.hpp"
 
+#include <cctype>
 #include <string>
 #include <vector>
 
@@ -13,7 +14,9 @@ namespace {
 const std::string abc_sha256 = "BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD";
 const std::string abc_sha1 = "A9993E364706816ABA3E25717850C26C9CD0D89D";
 
-std::vector<uint8_t> abc() { return {'a', 'b', 'c'}; }
+std::vector<uint8_t> abc() {
+  return {'a', 'b', 'c'};
+}
 
 std::string lower(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
