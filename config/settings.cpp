@@ -9,6 +9,8 @@
 #include <sstream>
 #include <utility>
 
+#include <sys/un.h>
+
 #include <toml++/toml.h>
 
 #include "common/fs.hpp"
@@ -23,6 +25,14 @@ namespace {
 
 // X.509 ub-organization-name and ub-common-name (RFC 5280, appendix A).
 constexpr size_t x509_name_max = 64;
+
+// A sanity bound only: group names from NSS (LDAP, sssd) can be long and hold spaces or '@', so
+// nothing stricter is checked here; whether the group exists is for the daemon to say at start.
+constexpr size_t group_name_max = 255;
+
+// bind() takes at most this many bytes of path (sun_path less its terminating NUL); a longer
+// control socket path would only fail when the daemon starts, far from the line that caused it.
+constexpr size_t socket_path_max = sizeof(sockaddr_un{}.sun_path) - 1;
 
 // What a key's value is checked and stored against while one document is being read.
 struct parse_context {
@@ -156,17 +166,26 @@ key_rule integer_key(std::string path, std::string doc, int64_t min, int64_t max
   return rule;
 }
 
-// A name that goes into a certificate subject: printable, bounded by the X.509 upper bound.
+enum class empty_value { refused, allowed };
+
+// A name shown to people or looked up by the system (a certificate subject, a group): printable
+// and bounded. With empty_value::allowed, "" means "none".
 template <class Get>
-key_rule name_key(std::string path, std::string doc, size_t max_chars, Get get) {
+key_rule name_key(std::string path, std::string doc, size_t max_chars, empty_value empty, Get get) {
   key_rule rule;
   rule.path = std::move(path);
   rule.doc = std::move(doc);
-  rule.requirement = "a non-empty string of at most " + std::to_string(max_chars) +
+  rule.requirement = (empty == empty_value::allowed ? "empty or a string" : "a non-empty string") +
+                     std::string{" of at most "} + std::to_string(max_chars) +
                      " characters without control characters";
   rule.apply = [=](const toml::node& node, const parse_context&, settings& out) {
     auto value = node.as_string();
-    if (!value || value->get().empty()) return false;
+    if (!value) return false;
+    if (value->get().empty()) {
+      if (empty == empty_value::refused) return false;
+      get(out).clear();
+      return true;
+    }
     auto cps = code_points(value->get());
     if (cps.size() > max_chars) return false;
     auto is_control = [](char32_t c) { return c < 0x20 || (c >= 0x7f && c <= 0x9f); };
@@ -215,6 +234,33 @@ key_rule path_key(std::string path, std::string doc, Get get) {
   return rule;
 }
 
+// A Unix socket path that may be empty (the daemon then picks one under state_dir). Relative
+// paths are resolved like path_key's; the resolved path must fit a socket address.
+template <class Get>
+key_rule socket_path_key(std::string path, std::string doc, Get get) {
+  key_rule rule;
+  rule.path = std::move(path);
+  rule.doc = std::move(doc);
+  rule.requirement = "empty or a path of at most " + std::to_string(socket_path_max) +
+                     " bytes once resolved, without NUL characters";
+  rule.apply = [=](const toml::node& node, const parse_context& ctx, settings& out) {
+    auto value = node.as_string();
+    if (!value) return false;
+    if (value->get().empty()) {
+      get(out).clear();
+      return true;
+    }
+    if (value->get().find('\0') != std::string::npos) return false;
+    std::filesystem::path p = value->get();
+    if (p.is_relative() && !ctx.base_dir.empty()) p = (ctx.base_dir / p).lexically_normal();
+    if (p.native().size() > socket_path_max) return false;
+    get(out) = p.native();
+    return true;
+  };
+  rule.render = [=](const settings& s) { return toml_string_literal(get(s)); };
+  return rule;
+}
+
 // ---- The key table: adding a key is one entry here (plus its field and example line). --------
 
 const std::vector<key_rule>& key_table() {
@@ -227,10 +273,10 @@ const std::vector<key_rule>& key_table() {
       name_key(
           "identity.organization",
           "The installation's licensed organisation: the certificate subject's O.", x509_name_max,
-          [](auto& s) -> auto& { return s.identity.organization; }),
+          empty_value::refused, [](auto& s) -> auto& { return s.identity.organization; }),
       name_key(
           "identity.common_name", "The certificate subject's CN.", x509_name_max,
-          [](auto& s) -> auto& { return s.identity.common_name; }),
+          empty_value::refused, [](auto& s) -> auto& { return s.identity.common_name; }),
       integer_key(
           "identity.validity_days", "Validity of generated certificates, in days.", 1, 3650,
           [](auto& s) -> auto& { return s.identity.validity_days; }),
@@ -245,6 +291,68 @@ const std::vector<key_rule>& key_table() {
       choice_key(
           "log.format", "text for people, json for log collectors.", {"text", "json"},
           [](auto& s) -> auto& { return s.log.format; }),
+      socket_path_key(
+          "daemon.control_socket",
+          "Path of the daemon's control socket; empty means <state_dir>/control.sock. A relative "
+          "path is resolved against the directory of this file.",
+          [](auto& s) -> auto& { return s.daemon.control_socket; }),
+      name_key(
+          "daemon.read_only_group",
+          "A group whose members may list servers and follow events through the control socket "
+          "but never change trust; empty means none.",
+          group_name_max, empty_value::allowed,
+          [](auto& s) -> auto& { return s.daemon.read_only_group; }),
+      integer_key(
+          "daemon.connect_timeout_ms",
+          "Deadline of one TCP connect to a server, in milliseconds; at most "
+          "handshake_timeout_ms.",
+          100, 120000, [](auto& s) -> auto& { return s.daemon.connect_timeout_ms; }),
+      integer_key(
+          "daemon.handshake_timeout_ms",
+          "Deadline of connecting to a server and completing the TLS handshake, in milliseconds, "
+          "counted from the start of the connect.",
+          100, 300000, [](auto& s) -> auto& { return s.daemon.handshake_timeout_ms; }),
+      integer_key(
+          "daemon.max_concurrent_handshakes",
+          "Fleet-wide cap on TLS handshakes in flight, so that a restart never becomes a connect "
+          "storm.",
+          1, 100000, [](auto& s) -> auto& { return s.daemon.max_concurrent_handshakes; }),
+      integer_key(
+          "daemon.collect_interval_s",
+          "Seconds between collections from a trusted server, each jittered by up to 10 %.", 1,
+          86400, [](auto& s) -> auto& { return s.daemon.collect_interval_s; }),
+      integer_key(
+          "daemon.backoff_initial_ms",
+          "First reconnect delay, in milliseconds; it doubles per failed attempt up to "
+          "backoff_max_ms, with full jitter. At most backoff_max_ms.",
+          10, 600000, [](auto& s) -> auto& { return s.daemon.backoff_initial_ms; }),
+      integer_key(
+          "daemon.backoff_max_ms", "Longest reconnect delay, in milliseconds.", 100, 86400000,
+          [](auto& s) -> auto& { return s.daemon.backoff_max_ms; }),
+      choice_key(
+          "daemon.trust_policy",
+          "manual: an admin validates every thumbprint; expected-only: only thumbprints given in "
+          "advance are trusted automatically; tofu: trust on first use (events still say so).",
+          {"manual", "expected-only", "tofu"},
+          [](auto& s) -> auto& { return s.daemon.trust_policy; }),
+      integer_key(
+          "daemon.credential_max_age_s",
+          "Retained credentials older than this many seconds are destroyed and the server goes "
+          "to auth_failed; 0 keeps them until used.",
+          0, 31536000, [](auto& s) -> auto& { return s.daemon.credential_max_age_s; }),
+      integer_key(
+          "daemon.event_retention_count", "Most events kept in the database.", 1000, 1000000000,
+          [](auto& s) -> auto& { return s.daemon.event_retention_count; }),
+      integer_key(
+          "daemon.event_retention_days", "Events older than this many days are deleted.", 1, 3650,
+          [](auto& s) -> auto& { return s.daemon.event_retention_days; }),
+      integer_key(
+          "daemon.max_frame_bytes", "Largest application frame accepted from a server, in bytes.",
+          1024, 67108864, [](auto& s) -> auto& { return s.daemon.max_frame_bytes; }),
+      integer_key(
+          "daemon.request_timeout_ms",
+          "Deadline of one control request inside the daemon, in milliseconds.", 100, 600000,
+          [](auto& s) -> auto& { return s.daemon.request_timeout_ms; }),
   };
   return table;
 }
@@ -257,6 +365,20 @@ const std::vector<cross_rule>& cross_rules() {
          return "identity.renewal_warning_days must be less than identity.validity_days, got " +
                 std::to_string(s.identity.renewal_warning_days) + " and " +
                 std::to_string(s.identity.validity_days);
+       }},
+      {{"daemon.connect_timeout_ms", "daemon.handshake_timeout_ms"},
+       [](const settings& s) -> std::optional<std::string> {
+         if (s.daemon.connect_timeout_ms <= s.daemon.handshake_timeout_ms) return std::nullopt;
+         return "daemon.connect_timeout_ms must be at most daemon.handshake_timeout_ms, got " +
+                std::to_string(s.daemon.connect_timeout_ms) + " and " +
+                std::to_string(s.daemon.handshake_timeout_ms);
+       }},
+      {{"daemon.backoff_initial_ms", "daemon.backoff_max_ms"},
+       [](const settings& s) -> std::optional<std::string> {
+         if (s.daemon.backoff_initial_ms <= s.daemon.backoff_max_ms) return std::nullopt;
+         return "daemon.backoff_initial_ms must be at most daemon.backoff_max_ms, got " +
+                std::to_string(s.daemon.backoff_initial_ms) + " and " +
+                std::to_string(s.daemon.backoff_max_ms);
        }},
   };
   return rules;

@@ -8,9 +8,9 @@
 // problems, the message lists all of them, one per line, in file order. A TOML syntax error is
 // reported as "FILE:LINE:COL: <parser's description>".
 //
-// Paths: a relative `state_dir` is resolved against the directory of the configuration file (not
-// the working directory), so a file keeps meaning the same thing wherever the daemon starts. "~"
-// is not expanded.
+// Paths: a relative `state_dir` or `daemon.control_socket` is resolved against the directory of the
+// configuration file (not the working directory), so a file keeps meaning the same thing wherever
+// the daemon starts. "~" is not expanded.
 //
 // Adding a key: one entry in the key table of config/settings.cpp plus its field here (whose
 // initializer is the default) and its line in certfleet.example.toml.
@@ -46,11 +46,44 @@ struct log_settings {
   std::string format = "text";
 };
 
+/// How the manager daemon connects, retries and trusts. The [daemon] section.
+struct daemon_settings {
+  /// Control socket path; empty means <state_dir>/control.sock.
+  std::string control_socket;
+  /// A group whose members may list servers and follow events, never change trust ("" = none).
+  std::string read_only_group;
+  /// Deadline of one TCP connect to a server; at most handshake_timeout_ms.
+  int connect_timeout_ms = 5000;
+  /// Deadline of connect plus TLS handshake, counted from the start of the connect.
+  int handshake_timeout_ms = 10000;
+  /// Fleet-wide cap on TLS handshakes in flight, so a restart never becomes a storm.
+  int max_concurrent_handshakes = 64;
+  /// Seconds between collections from a trusted server (each jittered by up to 10 %).
+  int collect_interval_s = 60;
+  /// Reconnect backoff: capped exponential with full jitter.
+  int backoff_initial_ms = 1000;
+  int backoff_max_ms = 300000;
+  /// manual (an admin validates every thumbprint), expected-only (only thumbprints given in
+  /// advance are trusted automatically), tofu (trust on first use; events still say so).
+  std::string trust_policy = "manual";
+  /// Retained credentials older than this are destroyed and the server goes to auth_failed
+  /// (0 = keep until used).
+  int credential_max_age_s = 0;
+  /// Events kept in the database: at most this many, and none older than event_retention_days.
+  int event_retention_count = 1000000;
+  int event_retention_days = 90;
+  /// Largest application frame accepted from a server.
+  int max_frame_bytes = 1 << 20;
+  /// Deadline of one control request inside the daemon.
+  int request_timeout_ms = 10000;
+};
+
 struct settings {
   /// Where certfleet keeps its certificate store, master key and database.
   std::filesystem::path state_dir = "/var/lib/certfleet";
   identity_settings identity;
   log_settings log;
+  daemon_settings daemon;
 };
 
 /// Parses TOML text; `source` names it in error messages. Relative paths are resolved against

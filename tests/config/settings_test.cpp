@@ -1,5 +1,6 @@
 #include "config/settings.hpp"
 
+#include <cstdint>
 #include <cstdlib>
 #include <fstream>
 #include <string>
@@ -38,6 +39,22 @@ void expect_same(const settings& actual, const settings& expected) {
   EXPECT_EQ(actual.identity.renewal_warning_days, expected.identity.renewal_warning_days);
   EXPECT_EQ(actual.log.level, expected.log.level);
   EXPECT_EQ(actual.log.format, expected.log.format);
+  const auto& a = actual.daemon;
+  const auto& e = expected.daemon;
+  EXPECT_EQ(a.control_socket, e.control_socket);
+  EXPECT_EQ(a.read_only_group, e.read_only_group);
+  EXPECT_EQ(a.connect_timeout_ms, e.connect_timeout_ms);
+  EXPECT_EQ(a.handshake_timeout_ms, e.handshake_timeout_ms);
+  EXPECT_EQ(a.max_concurrent_handshakes, e.max_concurrent_handshakes);
+  EXPECT_EQ(a.collect_interval_s, e.collect_interval_s);
+  EXPECT_EQ(a.backoff_initial_ms, e.backoff_initial_ms);
+  EXPECT_EQ(a.backoff_max_ms, e.backoff_max_ms);
+  EXPECT_EQ(a.trust_policy, e.trust_policy);
+  EXPECT_EQ(a.credential_max_age_s, e.credential_max_age_s);
+  EXPECT_EQ(a.event_retention_count, e.event_retention_count);
+  EXPECT_EQ(a.event_retention_days, e.event_retention_days);
+  EXPECT_EQ(a.max_frame_bytes, e.max_frame_bytes);
+  EXPECT_EQ(a.request_timeout_ms, e.request_timeout_ms);
   // render_settings goes through the key table, so this also covers keys added there later.
   EXPECT_EQ(render_settings(actual), render_settings(expected));
 }
@@ -83,10 +100,40 @@ renewal_warning_days = 60
 [log]
 level = "debug"
 format = "json"
+
+[daemon]
+control_socket = "/run/certfleet/control.sock"
+read_only_group = "backup-operators"
+connect_timeout_ms = 3000
+handshake_timeout_ms = 20000
+max_concurrent_handshakes = 200
+collect_interval_s = 300
+backoff_initial_ms = 500
+backoff_max_ms = 60000
+trust_policy = "expected-only"
+credential_max_age_s = 86400
+event_retention_count = 50000
+event_retention_days = 30
+max_frame_bytes = 4194304
+request_timeout_ms = 30000
 )");
   auto loaded = load_settings(file);
   ASSERT_TRUE(loaded) << describe(loaded.error());
   settings expected;
+  expected.daemon.control_socket = "/run/certfleet/control.sock";
+  expected.daemon.read_only_group = "backup-operators";
+  expected.daemon.connect_timeout_ms = 3000;
+  expected.daemon.handshake_timeout_ms = 20000;
+  expected.daemon.max_concurrent_handshakes = 200;
+  expected.daemon.collect_interval_s = 300;
+  expected.daemon.backoff_initial_ms = 500;
+  expected.daemon.backoff_max_ms = 60000;
+  expected.daemon.trust_policy = "expected-only";
+  expected.daemon.credential_max_age_s = 86400;
+  expected.daemon.event_retention_count = 50000;
+  expected.daemon.event_retention_days = 30;
+  expected.daemon.max_frame_bytes = 4194304;
+  expected.daemon.request_timeout_ms = 30000;
   expected.state_dir = "/srv/certfleet";
   expected.identity.organization = "Example Backup GmbH";
   expected.identity.common_name = "manager-01.example.net";
@@ -141,6 +188,10 @@ TEST(settings, rendered_settings_parse_back_to_the_same_values) {
   s.identity.organization = "Äpfel & Birnen AG";
   s.identity.validity_days = 1000;
   s.log.format = "json";
+  s.daemon.control_socket = "/run/certfleet \"main\".sock";
+  s.daemon.read_only_group = "Domain Users@example.net";
+  s.daemon.trust_policy = "tofu";
+  s.daemon.backoff_max_ms = 86400000;
   auto parsed = parse_settings(render_settings(s), "rendered.toml");
   ASSERT_TRUE(parsed) << describe(parsed.error());
   expect_same(*parsed, s);
@@ -300,6 +351,153 @@ TEST(settings, bad_log_settings_are_refused_naming_key_line_and_choices) {
       {"[log]\nformat = \"xml\"\n", "f.toml:2: log.format must be one of text, json, got \"xml\""},
       {"[log]\nformat = 1\n", "f.toml:2: log.format must be one of text, json, got 1"},
   });
+}
+
+struct integer_key_range {
+  std::string leaf;
+  int64_t min;
+  int64_t max;
+};
+
+const std::vector<integer_key_range> daemon_integer_keys = {
+    {"connect_timeout_ms", 100, 120000},      {"handshake_timeout_ms", 100, 300000},
+    {"max_concurrent_handshakes", 1, 100000}, {"collect_interval_s", 1, 86400},
+    {"backoff_initial_ms", 10, 600000},       {"backoff_max_ms", 100, 86400000},
+    {"credential_max_age_s", 0, 31536000},    {"event_retention_count", 1000, 1000000000},
+    {"event_retention_days", 1, 3650},        {"max_frame_bytes", 1024, 67108864},
+    {"request_timeout_ms", 100, 600000},
+};
+
+TEST(settings, daemon_integers_out_of_range_are_refused_naming_key_line_and_range) {
+  for (const auto& k : daemon_integer_keys) {
+    const std::string rule = "daemon." + k.leaf + " must be an integer between " +
+                             std::to_string(k.min) + " and " + std::to_string(k.max);
+    const auto below = std::to_string(k.min - 1);
+    const auto above = std::to_string(k.max + 1);
+    expect_refused({
+        {"[daemon]\n\n" + k.leaf + " = " + below + "\n", "f.toml:3: " + rule + ", got " + below},
+        {"[daemon]\n" + k.leaf + " = " + above + "\n", "f.toml:2: " + rule + ", got " + above},
+        {"[daemon]\n" + k.leaf + " = \"10\"\n", "f.toml:2: " + rule + ", got \"10\""},
+    });
+  }
+}
+
+TEST(settings, daemon_integer_bounds_are_accepted) {
+  // All lower bounds together and all upper bounds together, so the cross-key rules hold.
+  for (bool upper : {false, true}) {
+    std::string text = "[daemon]\n";
+    for (const auto& k : daemon_integer_keys)
+      text += k.leaf + " = " + std::to_string(upper ? k.max : k.min) + "\n";
+    SCOPED_TRACE(text);
+    auto parsed = parse_settings(text, "f.toml");
+    ASSERT_TRUE(parsed) << describe(parsed.error());
+    EXPECT_EQ(parsed->daemon.backoff_max_ms, upper ? 86400000 : 100);
+    EXPECT_EQ(parsed->daemon.credential_max_age_s, upper ? 31536000 : 0);
+  }
+}
+
+TEST(settings, bad_trust_policy_is_refused_naming_key_line_and_choices) {
+  const std::string rule = "daemon.trust_policy must be one of manual, expected-only, tofu";
+  expect_refused({
+      {"[daemon]\ntrust_policy = \"auto\"\n", "f.toml:2: " + rule + ", got \"auto\""},
+      {"[daemon]\ntrust_policy = \"TOFU\"\n", "f.toml:2: " + rule + ", got \"TOFU\""},
+      {"[daemon]\ntrust_policy = \"\"\n", "f.toml:2: " + rule + ", got \"\""},
+      {"[daemon]\ntrust_policy = true\n", "f.toml:2: " + rule + ", got true"},
+  });
+  for (const char* policy : {"manual", "expected-only", "tofu"}) {
+    auto parsed =
+        parse_settings(std::string{"[daemon]\ntrust_policy = \""} + policy + "\"\n", "f.toml");
+    ASSERT_TRUE(parsed) << describe(parsed.error());
+    EXPECT_EQ(parsed->daemon.trust_policy, policy);
+  }
+}
+
+TEST(settings, read_only_group_may_be_empty_but_not_unprintable_or_overlong) {
+  const std::string rule =
+      "daemon.read_only_group must be empty or a string of at most 255 characters without "
+      "control characters";
+  const std::string long_name(256, 'g');
+  expect_refused({
+      {"[daemon]\nread_only_group = \"ops\\nroot\"\n",
+       "f.toml:2: " + rule + ", got \"ops\\nroot\""},
+      {"[daemon]\nread_only_group = \"" + long_name + "\"\n",
+       "f.toml:2: " + rule + ", got \"" + long_name.substr(0, 80) + "\"..."},
+      {"[daemon]\nread_only_group = 100\n", "f.toml:2: " + rule + ", got 100"},
+  });
+  auto parsed =
+      parse_settings("[daemon]\nread_only_group = \"" + std::string(255, 'g') + "\"\n", "f.toml");
+  ASSERT_TRUE(parsed) << describe(parsed.error());
+  parsed = parse_settings("[daemon]\nread_only_group = \"\"\n", "f.toml");
+  ASSERT_TRUE(parsed) << describe(parsed.error());
+  EXPECT_EQ(parsed->daemon.read_only_group, "");
+}
+
+TEST(settings, relative_control_socket_is_resolved_against_the_file_directory) {
+  temp_dir dir;
+  auto file = write_text(dir.path() / "etc" / "certfleet.toml",
+                         "[daemon]\ncontrol_socket = \"../run/./control.sock\"\n");
+  auto loaded = load_settings(file);
+  ASSERT_TRUE(loaded) << describe(loaded.error());
+  EXPECT_EQ(loaded->daemon.control_socket, (dir.path() / "run" / "control.sock").string());
+
+  write_text(file, "[daemon]\ncontrol_socket = \"/run/certfleet.sock\"\n");
+  loaded = load_settings(file);
+  ASSERT_TRUE(loaded) << describe(loaded.error());
+  EXPECT_EQ(loaded->daemon.control_socket, "/run/certfleet.sock");
+
+  // Empty stays empty: the daemon then uses <state_dir>/control.sock.
+  write_text(file, "[daemon]\ncontrol_socket = \"\"\n");
+  loaded = load_settings(file);
+  ASSERT_TRUE(loaded) << describe(loaded.error());
+  EXPECT_EQ(loaded->daemon.control_socket, "");
+}
+
+TEST(settings, control_socket_that_cannot_be_a_socket_address_is_refused) {
+  const std::string rule =
+      "daemon.control_socket must be empty or a path of at most 107 bytes once resolved, "
+      "without NUL characters";
+  const std::string fits = "/" + std::string(106, 's');
+  const std::string too_long = "/" + std::string(107, 's');
+  expect_refused({
+      {"[daemon]\ncontrol_socket = \"" + too_long + "\"\n",
+       "f.toml:2: " + rule + ", got \"" + too_long.substr(0, 80) + "\"..."},
+      {"[daemon]\ncontrol_socket = \"/run/a\\u0000b\"\n",
+       "f.toml:2: " + rule + ", got \"/run/a\\u0000b\""},
+      {"[daemon]\ncontrol_socket = 1\n", "f.toml:2: " + rule + ", got 1"},
+  });
+  auto parsed = parse_settings("[daemon]\ncontrol_socket = \"" + fits + "\"\n", "f.toml");
+  ASSERT_TRUE(parsed) << describe(parsed.error());
+  EXPECT_EQ(parsed->daemon.control_socket, fits);
+
+  // A relative path short as written may be too long once resolved.
+  auto resolved = parse_settings("[daemon]\ncontrol_socket = \"c.sock\"\n", "f.toml",
+                                 "/" + std::string(101, 'd'));
+  ASSERT_FALSE(resolved);
+  EXPECT_EQ(describe(resolved.error()), "f.toml:2: " + rule + ", got \"c.sock\"");
+}
+
+TEST(settings, connect_timeout_above_handshake_timeout_is_refused_naming_both_keys) {
+  const std::string both = "daemon.connect_timeout_ms must be at most daemon.handshake_timeout_ms";
+  expect_refused({
+      {"[daemon]\nhandshake_timeout_ms = 2000\nconnect_timeout_ms = 3000\n",
+       "f.toml:3: " + both + ", got 3000 and 2000"},
+      // Only handshake_timeout_ms is set: its line is the one to look at.
+      {"[daemon]\n\nhandshake_timeout_ms = 4999\n", "f.toml:3: " + both + ", got 5000 and 4999"},
+  });
+  auto equal = parse_settings("[daemon]\nconnect_timeout_ms = 7000\nhandshake_timeout_ms = 7000\n",
+                              "f.toml");
+  ASSERT_TRUE(equal) << describe(equal.error());
+}
+
+TEST(settings, backoff_initial_above_backoff_max_is_refused_naming_both_keys) {
+  const std::string both = "daemon.backoff_initial_ms must be at most daemon.backoff_max_ms";
+  expect_refused({
+      {"[daemon]\nbackoff_initial_ms = 600000\n", "f.toml:2: " + both + ", got 600000 and 300000"},
+      {"[daemon]\n\nbackoff_max_ms = 500\n", "f.toml:3: " + both + ", got 1000 and 500"},
+  });
+  auto equal =
+      parse_settings("[daemon]\nbackoff_initial_ms = 2000\nbackoff_max_ms = 2000\n", "f.toml");
+  ASSERT_TRUE(equal) << describe(equal.error());
 }
 
 TEST(settings, a_section_given_as_a_value_is_refused) {
