@@ -1,0 +1,723 @@
+#include "storage/state_store.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <set>
+#include <shared_mutex>
+#include <thread>
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+
+#include "common/fs.hpp"
+
+namespace certfleet {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string cf_servers = "servers";
+const std::string cf_credentials = "credentials";
+const std::string cf_inventory = "inventory";
+const std::string cf_events = "events";
+const std::string cf_meta = "meta";
+
+// Keys the store keeps for itself in `meta`; `put_meta` refuses this prefix so callers cannot
+// corrupt the event counter or the schema version.
+const std::string internal_prefix = "store.";
+const std::string key_schema_version = "store.schema_version";
+const std::string key_last_event_seq = "store.last_event_seq";
+const std::string key_first_event_seq = "store.first_event_seq";
+
+// How long erasure waits for a concurrent RocksDB job to release the table files that held a
+// credential before reporting failure. Such jobs finish in milliseconds on a healthy disk.
+constexpr auto obsolete_file_deadline = std::chrono::seconds(10);
+
+std::string seq_key(uint64_t seq) {
+  std::string k(8, '\0');
+  for (int i = 7; i >= 0; --i) {
+    k[static_cast<size_t>(i)] = static_cast<char>(seq & 0xff);
+    seq >>= 8;
+  }
+  return k;
+}
+
+bool parse_seq_key(const rocksdb::Slice& k, uint64_t& seq) {
+  if (k.size() != 8) return false;
+  seq = 0;
+  for (size_t i = 0; i < 8; ++i) seq = (seq << 8) | static_cast<uint8_t>(k[i]);
+  return true;
+}
+
+bool parse_u64(const std::string& s, uint64_t& out) {
+  if (s.empty() || s.size() > 20) return false;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    uint64_t d = static_cast<uint64_t>(c - '0');
+    if (v > (UINT64_MAX - d) / 10) return false;
+    v = v * 10 + d;
+  }
+  out = v;
+  return true;
+}
+
+rocksdb::Slice as_slice(const std::vector<uint8_t>& v) {
+  return rocksdb::Slice(reinterpret_cast<const char*>(v.data()), v.size());
+}
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+bool is_no_space(const rocksdb::Status& s) {
+  if (s.IsNoSpace()) return true;
+  if (!s.IsIOError()) return false;
+  auto text = s.ToString();
+  return text.find("No space left on device") != std::string::npos ||
+         text.find("ENOSPC") != std::string::npos;
+}
+
+bool is_lock_held(const rocksdb::Status& s) {
+  if (!s.IsIOError()) return false;
+  auto text = s.ToString();
+  return text.find("/LOCK") != std::string::npos || text.find("lock hold") != std::string::npos;
+}
+
+rocksdb::DBOptions make_db_options() {
+  rocksdb::DBOptions o;
+  o.create_if_missing = true;
+  o.create_missing_column_families = true;
+  o.paranoid_checks = true;
+  // Obsolete files must be deleted by the thread that made them obsolete, so that erasure can
+  // return only once they are gone.
+  o.avoid_unnecessary_blocking_io = false;
+  // Recycled or archived write-ahead logs would keep old bytes around on purpose.
+  o.recycle_log_file_num = 0;
+  o.WAL_ttl_seconds = 0;
+  o.WAL_size_limit_MB = 0;
+  // The manager needs its descriptors for connections (ENGINEERING-NOTES pitfall 11).
+  o.max_open_files = 256;
+  o.keep_log_file_num = 4;
+  return o;
+}
+
+rocksdb::ColumnFamilyOptions make_cf_options(const std::string& name) {
+  rocksdb::ColumnFamilyOptions o;
+  if (name == cf_credentials) {
+    // Sealed blobs are ciphertext: compression gains nothing, and storing them verbatim keeps the
+    // erasure test (which looks for the raw bytes) meaningful.
+    o.compression = rocksdb::kNoCompression;
+  }
+  return o;
+}
+
+}  // namespace
+
+struct state_store::impl {
+  fs::path dir;
+  std::string dir_text;
+  rocksdb::DB* db = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::ColumnFamilyHandle* servers = nullptr;
+  rocksdb::ColumnFamilyHandle* credentials = nullptr;
+  rocksdb::ColumnFamilyHandle* inventory = nullptr;
+  rocksdb::ColumnFamilyHandle* events = nullptr;
+  rocksdb::ColumnFamilyHandle* meta = nullptr;
+
+  // Serialises every write that assigns event seqs or changes the server count, so seqs are
+  // written in order and the count stays exact. Guards `last_seq` and `first_seq`; the atomics
+  // mirror them for lock-free readers.
+  std::mutex write_mutex;
+  uint64_t last_seq = 0;
+  uint64_t first_seq = 1;
+  std::atomic<uint64_t> last_seq_view{0};
+  std::atomic<uint64_t> first_seq_view{1};
+  std::atomic<size_t> server_count{0};
+
+  // Credential writes take it exclusively: erasure must be sure no reader pins an old table file.
+  // Lock order: credential_mutex before write_mutex.
+  mutable std::shared_mutex credential_mutex;
+
+  ~impl() {
+    if (db == nullptr) return;
+    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+    db->Close();
+    delete db;
+  }
+
+  caf::error fail(const rocksdb::Status& s, const std::string& op) const {
+    if (is_no_space(s))
+      return make_error(ec::disk_full, "could not " + op + " in database " + dir_text +
+                                           ": the disk is full (" + s.ToString() +
+                                           "); nothing was written; free space on the file "
+                                           "system holding " +
+                                           dir_text + " and restart certfleet");
+    return make_error(ec::storage_failure,
+                      "could not " + op + " in database " + dir_text + ": " + s.ToString());
+  }
+
+  caf::error fail_exception(const std::string& op, const std::exception& e) const {
+    return make_error(ec::storage_failure,
+                      "could not " + op + " in database " + dir_text + ": " + e.what());
+  }
+
+  caf::error corrupt(const std::string& what, const caf::error& err) const {
+    return make_error(ec::corrupt_data,
+                      what + " in database " + dir_text + " is unreadable: " + describe(err));
+  }
+
+  rocksdb::WriteOptions wal_options(bool sync) const {
+    rocksdb::WriteOptions w;
+    w.sync = sync;
+    return w;
+  }
+
+  // Assigns seqs (and missing times) to `evs` and adds them plus the counter to `batch`. The
+  // caller holds `write_mutex` and calls `commit_seq` only after the batch was written.
+  uint64_t stage_events(rocksdb::WriteBatch& batch, std::vector<event_record>& evs) {
+    uint64_t seq = last_seq;
+    if (evs.empty()) return seq;
+    auto t = now_ms();
+    for (auto& e : evs) {
+      e.seq = ++seq;
+      if (e.time_ms == 0) e.time_ms = t;
+      batch.Put(events, seq_key(e.seq), as_slice(encode(e)));
+    }
+    batch.Put(meta, key_last_event_seq, std::to_string(seq));
+    return seq;
+  }
+
+  void commit_seq(uint64_t seq) {
+    last_seq = seq;
+    last_seq_view.store(seq);
+  }
+
+  caf::expected<std::vector<event_record>> write_events(std::vector<event_record> evs,
+                                                        const std::string& op) {
+    if (evs.empty()) return evs;
+    std::lock_guard<std::mutex> guard(write_mutex);
+    rocksdb::WriteBatch batch;
+    auto seq = stage_events(batch, evs);
+    auto s = db->Write(wal_options(true), &batch);
+    if (!s.ok()) return fail(s, op);
+    commit_seq(seq);
+    return evs;
+  }
+
+  std::set<std::string> credential_table_files() const {
+    std::vector<rocksdb::LiveFileMetaData> live;
+    db->GetLiveFilesMetaData(&live);
+    std::set<std::string> out;
+    for (const auto& f : live)
+      if (f.column_family_name == cf_credentials)
+        out.insert(f.directory + "/" + f.relative_filename);
+    return out;
+  }
+
+  // Makes every value deleted from (or overwritten in) the credentials family physically gone:
+  // flushes its memtable (tombstones included), rewrites the whole family down to the bottommost
+  // level, where tombstones and the values they shadow are both dropped, and waits until the table
+  // files that held them are unlinked. The caller holds `credential_mutex` exclusively, so no
+  // reader pins an old version of the family. See docs/storage.md.
+  caf::error scrub_credentials(const std::string& op) {
+    rocksdb::FlushOptions fo;
+    fo.wait = true;
+    fo.allow_write_stall = true;
+    auto s = db->Flush(fo, credentials);
+    if (!s.ok()) return fail(s, op + " (flush credentials)");
+    auto old_files = credential_table_files();
+    rocksdb::CompactRangeOptions cro;
+    cro.exclusive_manual_compaction = true;
+    cro.allow_write_stall = true;
+    cro.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+    s = db->CompactRange(cro, credentials, nullptr, nullptr);
+    if (!s.ok()) return fail(s, op + " (compact credentials)");
+    auto live_now = credential_table_files();
+    std::vector<std::string> pending;
+    for (const auto& f : old_files)
+      if (live_now.count(f) == 0) pending.push_back(f);
+    auto deadline = std::chrono::steady_clock::now() + obsolete_file_deadline;
+    for (;;) {
+      // Re-enabling deletions runs a full scan for obsolete files and deletes them in this thread;
+      // it also catches files a background job made obsolete but had not yet unlinked.
+      s = db->DisableFileDeletions();
+      if (s.ok()) s = db->EnableFileDeletions(/*force=*/false);
+      if (!s.ok()) return fail(s, op + " (delete obsolete credential files)");
+      pending.erase(std::remove_if(pending.begin(), pending.end(),
+                                   [](const std::string& f) {
+                                     std::error_code ec_ignored;
+                                     return !fs::exists(f, ec_ignored);
+                                   }),
+                    pending.end());
+      if (pending.empty()) return {};
+      if (std::chrono::steady_clock::now() > deadline)
+        return make_error(ec::storage_failure,
+                          "could not " + op + " in database " + dir_text + ": table file " +
+                              pending.front() +
+                              " that held a deleted credential was not removed; stop certfleet "
+                              "and restart it, which finishes the erasure");
+      // Another RocksDB job still protects the file; it finishes in milliseconds.
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+
+  caf::error write_credential_batch(rocksdb::WriteBatch& batch, const std::string& op) {
+    // Credentials never enter the write-ahead log (it is not rewritten on deletion, so the blob
+    // would outlive `erase_credential` there); a synchronous flush makes them durable instead.
+    rocksdb::WriteOptions w;
+    w.disableWAL = true;
+    auto s = db->Write(w, &batch);
+    if (!s.ok()) return fail(s, op);
+    rocksdb::FlushOptions fo;
+    fo.wait = true;
+    fo.allow_write_stall = true;
+    s = db->Flush(fo, credentials);
+    if (!s.ok()) return fail(s, op + " (flush credentials)");
+    return {};
+  }
+
+  caf::error erase_credential_locked(const std::string& server_id, const std::string& op) {
+    rocksdb::WriteBatch batch;
+    batch.Delete(credentials, server_id);
+    if (auto err = write_credential_batch(batch, op)) return err;
+    return scrub_credentials(op);
+  }
+
+  caf::error load_state() {
+    // Schema version.
+    std::string value;
+    auto s = db->Get(rocksdb::ReadOptions(), meta, key_schema_version, &value);
+    if (s.IsNotFound()) {
+      s = db->Put(wal_options(true), meta, key_schema_version,
+                  std::to_string(state_store::schema_version));
+      if (!s.ok()) return fail(s, "write the schema version");
+    } else if (!s.ok()) {
+      return fail(s, "read the schema version");
+    } else {
+      uint64_t v = 0;
+      if (!parse_u64(value, v))
+        return make_error(ec::corrupt_data, "database " + dir_text +
+                                                " has an unreadable schema version '" + value +
+                                                "'; restore it from a backup");
+      if (v > state_store::schema_version)
+        return make_error(ec::corrupt_data,
+                          "database " + dir_text + " has schema version " + std::to_string(v) +
+                              ", but this build of certfleet supports schema version " +
+                              std::to_string(state_store::schema_version) +
+                              " at most; run the newer certfleet that wrote it");
+    }
+    // Event counters.
+    auto read_counter = [&](const std::string& key, uint64_t fallback,
+                            uint64_t& out) -> caf::error {
+      std::string v;
+      auto st = db->Get(rocksdb::ReadOptions(), meta, key, &v);
+      if (st.IsNotFound()) {
+        out = fallback;
+        return {};
+      }
+      if (!st.ok()) return fail(st, "read " + key);
+      if (!parse_u64(v, out))
+        return make_error(ec::corrupt_data, "database " + dir_text + " has an unreadable " + key +
+                                                " '" + v + "'; restore it from a backup");
+      return {};
+    };
+    if (auto err = read_counter(key_last_event_seq, 0, last_seq)) return err;
+    if (auto err = read_counter(key_first_event_seq, 1, first_seq)) return err;
+    {
+      std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), events));
+      it->SeekToLast();
+      uint64_t newest = 0;
+      if (it->Valid() && (!parse_seq_key(it->key(), newest) || newest > last_seq))
+        return make_error(ec::corrupt_data,
+                          "database " + dir_text +
+                              " holds events beyond its event counter; restore it from a backup");
+      if (!it->status().ok()) return fail(it->status(), "read the events");
+    }
+    last_seq_view.store(last_seq);
+    first_seq_view.store(first_seq);
+    // Server count.
+    size_t n = 0;
+    {
+      std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), servers));
+      for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
+      if (!it->status().ok()) return fail(it->status(), "count the servers");
+    }
+    server_count.store(n);
+    // Finishes an erasure that a crash interrupted after its tombstone was flushed.
+    std::unique_lock<std::shared_mutex> lock(credential_mutex);
+    return scrub_credentials("finish pending credential erasures");
+  }
+};
+
+caf::expected<std::unique_ptr<state_store>> state_store::open(const fs::path& dir) {
+  auto p = std::make_unique<impl>();
+  p->dir = dir;
+  p->dir_text = dir.string();
+  try {
+    if (auto err = ensure_directory(dir, 0700)) return err;
+    auto db_options = make_db_options();
+    std::vector<std::string> names{rocksdb::kDefaultColumnFamilyName,
+                                   cf_servers,
+                                   cf_credentials,
+                                   cf_inventory,
+                                   cf_events,
+                                   cf_meta};
+    std::error_code ec_ignored;
+    if (fs::exists(dir / "CURRENT", ec_ignored)) {
+      // A newer build may have added families; open them all so the schema check can speak.
+      std::vector<std::string> existing;
+      auto s = rocksdb::DB::ListColumnFamilies(db_options, p->dir_text, &existing);
+      if (!s.ok()) return p->fail(s, "list the column families");
+      for (const auto& n : existing)
+        if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
+    }
+    std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+    for (const auto& n : names) descriptors.emplace_back(n, make_cf_options(n));
+    auto s = rocksdb::DB::Open(db_options, p->dir_text, descriptors, &p->handles, &p->db);
+    if (!s.ok()) {
+      if (is_lock_held(s))
+        return make_error(ec::storage_failure,
+                          "cannot open database " + p->dir_text +
+                              ": it is already open in this or another process (its LOCK file "
+                              "is held); stop the other certfleet instance using " +
+                              p->dir_text + " and retry (" + s.ToString() + ")");
+      return p->fail(s, "open the database");
+    }
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (names[i] == cf_servers) p->servers = p->handles[i];
+      if (names[i] == cf_credentials) p->credentials = p->handles[i];
+      if (names[i] == cf_inventory) p->inventory = p->handles[i];
+      if (names[i] == cf_events) p->events = p->handles[i];
+      if (names[i] == cf_meta) p->meta = p->handles[i];
+    }
+    if (auto err = p->load_state()) return err;
+    return std::unique_ptr<state_store>(new state_store(std::move(p)));
+  } catch (const std::exception& e) {
+    return p->fail_exception("open the database", e);
+  }
+}
+
+state_store::state_store(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+
+state_store::~state_store() = default;
+
+const fs::path& state_store::dir() const {
+  return impl_->dir;
+}
+
+// -- servers --------------------------------------------------------------------------------
+
+caf::expected<std::vector<event_record>> state_store::put_server(const server_record& r,
+                                                                 std::vector<event_record> events,
+                                                                 bool sync) {
+  auto& p = *impl_;
+  const std::string op = "store server " + r.id;
+  try {
+    std::lock_guard<std::mutex> guard(p.write_mutex);
+    std::string ignored;
+    auto existing = p.db->Get(rocksdb::ReadOptions(), p.servers, r.id, &ignored);
+    if (!existing.ok() && !existing.IsNotFound()) return p.fail(existing, op);
+    rocksdb::WriteBatch batch;
+    batch.Put(p.servers, r.id, as_slice(encode(r)));
+    auto seq = p.stage_events(batch, events);
+    auto s = p.db->Write(p.wal_options(sync || !events.empty()), &batch);
+    if (!s.ok()) return p.fail(s, op);
+    p.commit_seq(seq);
+    if (existing.IsNotFound()) ++p.server_count;
+    return events;
+  } catch (const std::exception& e) {
+    return p.fail_exception(op, e);
+  }
+}
+
+caf::expected<std::optional<server_record>> state_store::get_server(const std::string& id) const {
+  auto& p = *impl_;
+  try {
+    std::string value;
+    auto s = p.db->Get(rocksdb::ReadOptions(), p.servers, id, &value);
+    if (s.IsNotFound()) return std::optional<server_record>{};
+    if (!s.ok()) return p.fail(s, "read server " + id);
+    std::vector<uint8_t> bytes(value.begin(), value.end());
+    auto rec = decode_server_record(bytes);
+    if (!rec) return p.corrupt("server " + id, rec.error());
+    return std::optional<server_record>{std::move(*rec)};
+  } catch (const std::exception& e) {
+    return p.fail_exception("read server " + id, e);
+  }
+}
+
+caf::expected<std::vector<event_record>> state_store::remove_server(
+    const std::string& id, std::vector<event_record> events) {
+  auto& p = *impl_;
+  const std::string op = "remove server " + id;
+  try {
+    // The credential goes first: if anything fails later, the secret is already gone and a retry
+    // (erasing nothing) completes the removal.
+    std::unique_lock<std::shared_mutex> cred_lock(p.credential_mutex);
+    if (auto err = p.erase_credential_locked(id, op)) return err;
+    std::lock_guard<std::mutex> guard(p.write_mutex);
+    std::string ignored;
+    auto existing = p.db->Get(rocksdb::ReadOptions(), p.servers, id, &ignored);
+    if (!existing.ok() && !existing.IsNotFound()) return p.fail(existing, op);
+    rocksdb::WriteBatch batch;
+    batch.Delete(p.servers, id);
+    batch.Delete(p.inventory, id);
+    auto seq = p.stage_events(batch, events);
+    auto s = p.db->Write(p.wal_options(true), &batch);
+    if (!s.ok()) return p.fail(s, op);
+    p.commit_seq(seq);
+    if (existing.ok()) --p.server_count;
+    return events;
+  } catch (const std::exception& e) {
+    return p.fail_exception(op, e);
+  }
+}
+
+caf::error state_store::for_each_server(const std::function<bool(const server_record&)>& fn) const {
+  auto& p = *impl_;
+  try {
+    rocksdb::ReadOptions ro;
+    ro.fill_cache = false;  // a full scan would only evict the hot point-lookup blocks
+    std::unique_ptr<rocksdb::Iterator> it(p.db->NewIterator(ro, p.servers));
+    std::vector<uint8_t> buf;  // reused: one allocation for the whole scan
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      auto v = it->value();
+      buf.assign(reinterpret_cast<const uint8_t*>(v.data()),
+                 reinterpret_cast<const uint8_t*>(v.data()) + v.size());
+      auto rec = decode_server_record(buf);
+      if (!rec) return p.corrupt("server " + it->key().ToString(), rec.error());
+      if (!fn(*rec)) return {};
+    }
+    if (!it->status().ok()) return p.fail(it->status(), "read the servers");
+    return {};
+  } catch (const std::exception& e) {
+    return p.fail_exception("read the servers", e);
+  }
+}
+
+size_t state_store::server_count() const {
+  return impl_->server_count.load();
+}
+
+// -- credentials ----------------------------------------------------------------------------
+
+caf::error state_store::put_credential(const std::string& server_id, const sealed_blob& blob) {
+  auto& p = *impl_;
+  const std::string op = "store the credential of server " + server_id;
+  try {
+    std::unique_lock<std::shared_mutex> lock(p.credential_mutex);
+    std::string old;
+    auto existing = p.db->Get(rocksdb::ReadOptions(), p.credentials, server_id, &old);
+    if (!existing.ok() && !existing.IsNotFound()) return p.fail(existing, op);
+    rocksdb::WriteBatch batch;
+    batch.Put(p.credentials, server_id, as_slice(blob.bytes));
+    if (auto err = p.write_credential_batch(batch, op)) return err;
+    // A replaced credential is as secret as an erased one.
+    if (existing.ok() &&
+        (old.size() != blob.bytes.size() ||
+         !std::equal(old.begin(), old.end(), blob.bytes.begin(),
+                     [](char a, uint8_t b) { return static_cast<uint8_t>(a) == b; })))
+      return p.scrub_credentials(op);
+    return {};
+  } catch (const std::exception& e) {
+    return p.fail_exception(op, e);
+  }
+}
+
+caf::expected<std::optional<sealed_blob>> state_store::get_credential(
+    const std::string& server_id) const {
+  auto& p = *impl_;
+  try {
+    std::shared_lock<std::shared_mutex> lock(p.credential_mutex);
+    std::string value;
+    auto s = p.db->Get(rocksdb::ReadOptions(), p.credentials, server_id, &value);
+    if (s.IsNotFound()) return std::optional<sealed_blob>{};
+    if (!s.ok()) return p.fail(s, "read the credential of server " + server_id);
+    sealed_blob blob;
+    blob.bytes.assign(value.begin(), value.end());
+    return std::optional<sealed_blob>{std::move(blob)};
+  } catch (const std::exception& e) {
+    return p.fail_exception("read the credential of server " + server_id, e);
+  }
+}
+
+caf::expected<std::vector<event_record>> state_store::erase_credential(
+    const std::string& server_id, std::vector<event_record> events) {
+  auto& p = *impl_;
+  const std::string op = "erase the credential of server " + server_id;
+  try {
+    {
+      std::unique_lock<std::shared_mutex> lock(p.credential_mutex);
+      if (auto err = p.erase_credential_locked(server_id, op)) return err;
+    }
+    return p.write_events(std::move(events), op);
+  } catch (const std::exception& e) {
+    return p.fail_exception(op, e);
+  }
+}
+
+std::vector<std::string> state_store::credential_ids() const {
+  auto& p = *impl_;
+  std::vector<std::string> ids;
+  try {
+    std::shared_lock<std::shared_mutex> lock(p.credential_mutex);
+    std::unique_ptr<rocksdb::Iterator> it(p.db->NewIterator(rocksdb::ReadOptions(), p.credentials));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) ids.push_back(it->key().ToString());
+  } catch (const std::exception&) {
+    // No error channel in this signature: the ids read so far are the best answer.
+  }
+  return ids;
+}
+
+// -- inventory ------------------------------------------------------------------------------
+
+caf::error state_store::put_inventory(const std::string& server_id, const std::string& json) {
+  auto& p = *impl_;
+  const std::string op = "store the inventory of server " + server_id;
+  try {
+    // The latest inventory is collected again after a crash; no fsync needed.
+    auto s = p.db->Put(p.wal_options(false), p.inventory, server_id, json);
+    if (!s.ok()) return p.fail(s, op);
+    return {};
+  } catch (const std::exception& e) {
+    return p.fail_exception(op, e);
+  }
+}
+
+caf::expected<std::optional<std::string>> state_store::get_inventory(
+    const std::string& server_id) const {
+  auto& p = *impl_;
+  try {
+    std::string value;
+    auto s = p.db->Get(rocksdb::ReadOptions(), p.inventory, server_id, &value);
+    if (s.IsNotFound()) return std::optional<std::string>{};
+    if (!s.ok()) return p.fail(s, "read the inventory of server " + server_id);
+    return std::optional<std::string>{std::move(value)};
+  } catch (const std::exception& e) {
+    return p.fail_exception("read the inventory of server " + server_id, e);
+  }
+}
+
+// -- events ---------------------------------------------------------------------------------
+
+caf::expected<std::vector<event_record>> state_store::append_events(
+    std::vector<event_record> events) {
+  try {
+    return impl_->write_events(std::move(events), "append events");
+  } catch (const std::exception& e) {
+    return impl_->fail_exception("append events", e);
+  }
+}
+
+caf::expected<std::vector<event_record>> state_store::read_events(uint64_t since,
+                                                                  size_t limit) const {
+  auto& p = *impl_;
+  try {
+    std::vector<event_record> out;
+    if (limit == 0 || since == UINT64_MAX) return out;
+    std::unique_ptr<rocksdb::Iterator> it(p.db->NewIterator(rocksdb::ReadOptions(), p.events));
+    std::vector<uint8_t> buf;
+    for (it->Seek(seq_key(since + 1)); it->Valid() && out.size() < limit; it->Next()) {
+      uint64_t seq = 0;
+      auto v = it->value();
+      buf.assign(reinterpret_cast<const uint8_t*>(v.data()),
+                 reinterpret_cast<const uint8_t*>(v.data()) + v.size());
+      auto ev = decode_event_record(buf);
+      if (!ev) return p.corrupt("an event", ev.error());
+      if (!parse_seq_key(it->key(), seq) || seq != ev->seq)
+        return make_error(ec::corrupt_data, "event " + std::to_string(ev->seq) + " in database " +
+                                                p.dir_text +
+                                                " is stored under the wrong key; restore it from "
+                                                "a backup");
+      out.push_back(std::move(*ev));
+    }
+    if (!it->status().ok()) return p.fail(it->status(), "read the events");
+    return out;
+  } catch (const std::exception& e) {
+    return p.fail_exception("read the events", e);
+  }
+}
+
+uint64_t state_store::last_event_seq() const {
+  return impl_->last_seq_view.load();
+}
+
+uint64_t state_store::first_event_seq() const {
+  return impl_->first_seq_view.load();
+}
+
+caf::error state_store::trim_events(size_t keep, int64_t min_time_ms) {
+  auto& p = *impl_;
+  try {
+    std::lock_guard<std::mutex> guard(p.write_mutex);
+    // Seqs are gap-free, so the kept events are exactly [first_seq, last_seq].
+    uint64_t new_first = p.first_seq;
+    if (p.last_seq + 1 - p.first_seq > keep) new_first = p.last_seq + 1 - keep;
+    if (min_time_ms > 0) {
+      // Trimming only ever removes a prefix so that `first_event_seq` stays meaningful: an old
+      // event behind a newer one is kept until everything before it may go.
+      std::unique_ptr<rocksdb::Iterator> it(p.db->NewIterator(rocksdb::ReadOptions(), p.events));
+      std::vector<uint8_t> buf;
+      for (it->Seek(seq_key(new_first)); it->Valid(); it->Next()) {
+        auto v = it->value();
+        buf.assign(reinterpret_cast<const uint8_t*>(v.data()),
+                   reinterpret_cast<const uint8_t*>(v.data()) + v.size());
+        auto ev = decode_event_record(buf);
+        if (!ev) return p.corrupt("an event", ev.error());
+        if (ev->time_ms >= min_time_ms) break;
+        new_first = ev->seq + 1;
+      }
+      if (!it->status().ok()) return p.fail(it->status(), "read the events");
+    }
+    if (new_first == p.first_seq) return {};
+    rocksdb::WriteBatch batch;
+    batch.DeleteRange(p.events, seq_key(p.first_seq), seq_key(new_first));
+    batch.Put(p.meta, key_first_event_seq, std::to_string(new_first));
+    auto s = p.db->Write(p.wal_options(true), &batch);
+    if (!s.ok()) return p.fail(s, "trim the events");
+    p.first_seq = new_first;
+    p.first_seq_view.store(new_first);
+    return {};
+  } catch (const std::exception& e) {
+    return p.fail_exception("trim the events", e);
+  }
+}
+
+// -- meta -----------------------------------------------------------------------------------
+
+caf::expected<std::optional<std::string>> state_store::get_meta(const std::string& key) const {
+  auto& p = *impl_;
+  try {
+    std::string value;
+    auto s = p.db->Get(rocksdb::ReadOptions(), p.meta, key, &value);
+    if (s.IsNotFound()) return std::optional<std::string>{};
+    if (!s.ok()) return p.fail(s, "read meta key " + key);
+    return std::optional<std::string>{std::move(value)};
+  } catch (const std::exception& e) {
+    return p.fail_exception("read meta key " + key, e);
+  }
+}
+
+caf::error state_store::put_meta(const std::string& key, const std::string& value) {
+  auto& p = *impl_;
+  if (key.compare(0, internal_prefix.size(), internal_prefix) == 0)
+    return make_error(ec::invalid_argument,
+                      "meta key '" + key + "' is reserved: keys starting with '" + internal_prefix +
+                          "' belong to the store itself; choose another key");
+  try {
+    auto s = p.db->Put(p.wal_options(true), p.meta, key, value);
+    if (!s.ok()) return p.fail(s, "write meta key " + key);
+    return {};
+  } catch (const std::exception& e) {
+    return p.fail_exception("write meta key " + key, e);
+  }
+}
+
+}  // namespace certfleet
