@@ -1,0 +1,65 @@
+// The services every manager actor shares, created once by `manager::start` and outliving the
+// actor system. Actors hold a `std::shared_ptr<daemon_context>`; nothing in it is mutated after
+// start except the atomic counters, so it needs no lock.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+
+#include <caf/actor.hpp>
+
+#include "config/settings.hpp"
+#include "crypto/identity.hpp"
+#include "crypto/sealing.hpp"
+#include "net/connector.hpp"
+#include "protocol/tls_session.hpp"
+#include "storage/state_store.hpp"
+
+namespace certfleet {
+
+/// Counters for `certfleet status` and the benchmarks.
+struct daemon_counters {
+  std::atomic<uint64_t> handshakes{0};
+  std::atomic<uint64_t> handshake_failures{0};
+  std::atomic<uint64_t> resumed_handshakes{0};
+  std::atomic<uint64_t> collections{0};
+  std::atomic<uint64_t> registrations{0};
+};
+
+struct daemon_context {
+  settings cfg;
+  std::unique_ptr<state_store> store;
+  master_key sealing_key;
+  identity manager_identity;
+  std::shared_ptr<tls_session_cache> sessions;
+  std::unique_ptr<connector> connect;
+  daemon_counters counters;
+  /// Wall clock in unix milliseconds; injectable for tests.
+  std::function<int64_t()> now_ms = [] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  caf::actor broker;
+  caf::actor bus;
+  caf::actor supervisor;
+
+  daemon_context(settings c, master_key k, identity id)
+      : cfg(std::move(c)), sealing_key(std::move(k)), manager_identity(std::move(id)) {}
+};
+
+using context_ptr = std::shared_ptr<daemon_context>;
+
+/// A uniformly random duration in [0, max], for jitter. Thread-safe.
+std::chrono::milliseconds random_delay(std::chrono::milliseconds max);
+
+/// Capped exponential backoff with full jitter: uniform in [0, min(cap, initial * 2^attempt)].
+std::chrono::milliseconds backoff_delay(const daemon_settings& cfg, uint32_t attempt);
+
+}  // namespace certfleet

@@ -1,0 +1,285 @@
+#include "actors/event_bus.hpp"
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include <caf/all.hpp>
+
+#include "actors/atoms.hpp"
+
+namespace certfleet {
+namespace {
+
+using pump_atom = caf::atom_constant<caf::atom("pump")>;
+using trim_atom = caf::atom_constant<caf::atom("trim")>;
+
+constexpr size_t page_size = 4096;
+
+}  // namespace
+
+/// One subscriber's bounded queue and delivery thread (see the header comment).
+class event_sink {
+ public:
+  event_sink(uint64_t since, size_t capacity, event_filter filter, manager::event_fn on_event,
+             manager::cutoff_fn on_cutoff)
+      : cursor(since),
+        capacity_(capacity),
+        filter_(std::move(filter)),
+        on_event_(std::move(on_event)),
+        on_cutoff_(std::move(on_cutoff)),
+        last_delivered_(since) {
+    thread_ = std::thread([this] { run(); });
+  }
+
+  ~event_sink() { close(); }
+
+  /// Bus thread only: the last seq offered to this sink.
+  uint64_t cursor;
+
+  /// Bus thread: queues `e` if it matches the filter. False when the queue is full.
+  bool offer(const event_record& e) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (matches(e)) {
+      if (queue_.size() >= capacity_) return false;
+      queue_.push_back(e);
+      cv_.notify_one();
+    }
+    cursor = e.seq;
+    return true;
+  }
+
+  size_t room() const {
+    std::lock_guard<std::mutex> guard{mtx_};
+    return capacity_ > queue_.size() ? capacity_ - queue_.size() : 0;
+  }
+
+  /// Stops accepting events; the delivery thread drains what is queued, then reports the cutoff.
+  void cut_off(std::string why) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    cut_ = true;
+    why_ = std::move(why);
+    cv_.notify_one();
+  }
+
+  /// True once the subscriber stopped (callback returned false) or was cut off.
+  bool finished() const {
+    std::lock_guard<std::mutex> guard{mtx_};
+    return stopped_ || cut_;
+  }
+
+  /// Ends delivery without a cutoff report and joins the thread. Idempotent.
+  void close() {
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      closed_ = true;
+      cv_.notify_one();
+    }
+    if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+  }
+
+ private:
+  bool matches(const event_record& e) const {
+    return (filter_.type.empty() || filter_.type == e.type) &&
+           (filter_.server_id.empty() || filter_.server_id == e.server_id);
+  }
+
+  void run() {
+    std::unique_lock<std::mutex> lock{mtx_};
+    for (;;) {
+      cv_.wait(lock, [this] { return closed_ || cut_ || !queue_.empty(); });
+      if (closed_) return;
+      if (queue_.empty() && cut_) {
+        auto last = last_delivered_;
+        auto why = why_;
+        lock.unlock();
+        if (on_cutoff_) on_cutoff_(last, why);
+        return;
+      }
+      auto e = std::move(queue_.front());
+      queue_.pop_front();
+      lock.unlock();
+      bool more = on_event_(e);
+      lock.lock();
+      last_delivered_ = e.seq;
+      if (!more) {
+        stopped_ = true;
+        return;
+      }
+    }
+  }
+
+  mutable std::mutex mtx_;
+  std::condition_variable cv_;
+  std::deque<event_record> queue_;
+  size_t capacity_;
+  event_filter filter_;
+  manager::event_fn on_event_;
+  manager::cutoff_fn on_cutoff_;
+  uint64_t last_delivered_;
+  bool cut_ = false;
+  bool closed_ = false;
+  bool stopped_ = false;
+  std::string why_;
+  std::thread thread_;
+};
+
+}  // namespace certfleet
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<certfleet::event_sink>)
+
+namespace certfleet {
+namespace {
+
+struct bus_state {
+  context_ptr ctx;
+  uint64_t head = 0;
+  uint64_t next_id = 1;
+  std::unordered_map<uint64_t, std::shared_ptr<event_sink>> live;
+  std::unordered_map<uint64_t, std::shared_ptr<event_sink>> catching_up;
+  bool pump_scheduled = false;
+  static inline const char* name = "certfleet.event_bus";
+};
+
+using bus_actor = caf::stateful_actor<bus_state>;
+
+void schedule_pump(bus_actor* self, std::chrono::milliseconds delay) {
+  if (self->state.pump_scheduled) return;
+  self->state.pump_scheduled = true;
+  self->delayed_send(self, delay, pump_atom::value);
+}
+
+/// Moves subscribers that are replaying history forward by as much as their queues hold.
+void pump(bus_actor* self) {
+  auto& st = self->state;
+  for (auto it = st.catching_up.begin(); it != st.catching_up.end();) {
+    auto& sink = it->second;
+    if (sink->finished()) {
+      it = st.catching_up.erase(it);
+      continue;
+    }
+    auto room = std::min(sink->room(), page_size);
+    if (room > 0 && sink->cursor < st.head) {
+      auto page = st.ctx->store->read_events(sink->cursor, room);
+      if (page)
+        for (auto& e : *page)
+          if (e.seq <= st.head) sink->offer(e);
+      // Seqs below the oldest kept event were trimmed by retention: skip the gap.
+      if (page && page->empty()) sink->cursor = st.head;
+    }
+    if (sink->cursor >= st.head) {
+      st.live.emplace(it->first, std::move(sink));
+      it = st.catching_up.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (!st.catching_up.empty()) schedule_pump(self, std::chrono::milliseconds{5});
+}
+
+caf::behavior event_bus(bus_actor* self, context_ptr ctx) {
+  self->state.ctx = ctx;
+  self->state.head = ctx->store->last_event_seq();
+  self->delayed_send(self, std::chrono::minutes{1}, trim_atom::value);
+  return {
+      [=](published_atom, uint64_t last) {
+        auto& st = self->state;
+        while (st.head < last) {
+          auto page = st.ctx->store->read_events(st.head, page_size);
+          if (!page || page->empty()) break;
+          for (auto& e : *page) {
+            for (auto it = st.live.begin(); it != st.live.end();) {
+              auto& sink = it->second;
+              if (sink->finished()) {
+                it = st.live.erase(it);
+              } else if (!sink->offer(e)) {
+                sink->cut_off("fell behind: " + std::to_string(default_subscriber_queue) +
+                              " events queued and not read");
+                it = st.live.erase(it);
+              } else {
+                ++it;
+              }
+            }
+            st.head = e.seq;
+          }
+        }
+      },
+      [=](subscribe_atom, std::shared_ptr<event_sink> sink) -> uint64_t {
+        auto& st = self->state;
+        auto id = st.next_id++;
+        if (sink->cursor >= st.head) {
+          st.live.emplace(id, std::move(sink));
+        } else {
+          st.catching_up.emplace(id, std::move(sink));
+          schedule_pump(self, std::chrono::milliseconds{0});
+        }
+        return id;
+      },
+      [=](unsubscribe_atom, uint64_t id) {
+        self->state.live.erase(id);
+        self->state.catching_up.erase(id);
+      },
+      [=](pump_atom) {
+        self->state.pump_scheduled = false;
+        pump(self);
+      },
+      [=](trim_atom) {
+        auto& d = self->state.ctx->cfg.daemon;
+        int64_t min_time =
+            self->state.ctx->now_ms() - int64_t{d.event_retention_days} * 86400 * 1000;
+        self->state.ctx->store->trim_events(static_cast<size_t>(d.event_retention_count),
+                                            min_time);
+        self->delayed_send(self, std::chrono::minutes{1}, trim_atom::value);
+      },
+      [=](stop_atom) {
+        self->state.live.clear();
+        self->state.catching_up.clear();
+        self->quit();
+      },
+  };
+}
+
+class bus_subscription final : public event_subscription {
+ public:
+  bus_subscription(caf::actor bus, uint64_t id, std::shared_ptr<event_sink> sink)
+      : bus_(std::move(bus)), id_(id), sink_(std::move(sink)) {}
+  ~bus_subscription() override {
+    caf::anon_send(bus_, unsubscribe_atom::value, id_);
+    sink_->close();
+  }
+
+ private:
+  caf::actor bus_;
+  uint64_t id_;
+  std::shared_ptr<event_sink> sink_;
+};
+
+}  // namespace
+
+caf::actor spawn_event_bus(caf::actor_system& sys, context_ptr ctx) {
+  return sys.spawn(event_bus, std::move(ctx));
+}
+
+caf::expected<std::unique_ptr<event_subscription>> subscribe_events(
+    caf::actor_system& sys, const caf::actor& bus, uint64_t since, event_filter filter,
+    manager::event_fn on_event, manager::cutoff_fn on_cutoff, size_t queue_capacity) {
+  auto sink = std::make_shared<event_sink>(since, queue_capacity, std::move(filter),
+                                           std::move(on_event), std::move(on_cutoff));
+  caf::scoped_actor self{sys};
+  caf::expected<std::unique_ptr<event_subscription>> result{
+      make_error(ec::timeout, "the event bus did not answer the subscription")};
+  self->request(bus, std::chrono::seconds{10}, subscribe_atom::value, sink)
+      .receive(
+          [&](uint64_t id) {
+            result = std::unique_ptr<event_subscription>{new bus_subscription(bus, id, sink)};
+          },
+          [&](caf::error& err) {
+            result = make_error(ec::timeout, "subscribing to events failed: " +
+                                                 sys.render(err));
+          });
+  return result;
+}
+
+}  // namespace certfleet

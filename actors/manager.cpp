@@ -1,0 +1,147 @@
+#include "actors/manager.hpp"
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/atoms.hpp"
+#include "actors/context.hpp"
+#include "actors/event_bus.hpp"
+#include "actors/io_broker.hpp"
+#include "actors/supervisor.hpp"
+#include "common/fs.hpp"
+#include "config/state_layout.hpp"
+#include "crypto/certificate_store.hpp"
+
+namespace certfleet {
+namespace {
+
+class manager_impl final : public manager {
+ public:
+  manager_impl(context_ptr ctx, std::unique_ptr<caf::actor_system_config> cfg)
+      : ctx_(std::move(ctx)), sys_cfg_(std::move(cfg)) {
+    sys_ = std::make_unique<caf::actor_system>(*sys_cfg_);
+    ctx_->broker = sys_->middleman().spawn_broker(io_broker);
+    ctx_->bus = spawn_event_bus(*sys_, ctx_);
+    ctx_->supervisor = spawn_supervisor(*sys_, ctx_);
+  }
+
+  ~manager_impl() override { stop(); }
+
+  caf::expected<server_view> add_server(add_server_request req) override {
+    return ask<server_view>(add_atom::value, std::move(req));
+  }
+
+  caf::expected<server_view> trust(const std::string& id, const thumbprint& presented,
+                                   const std::string& by) override {
+    return ask<server_view>(trust_atom::value, id, presented, by);
+  }
+
+  caf::expected<server_view> reject(const std::string& id) override {
+    return ask<server_view>(reject_atom::value, id);
+  }
+
+  caf::error remove(const std::string& id) override {
+    auto r = ask<bool>(remove_atom::value, id);
+    return r ? caf::error{} : r.error();
+  }
+
+  caf::expected<server_view> set_credentials(const std::string& id, std::string account,
+                                             secret_bytes password) override {
+    return ask<server_view>(credentials_atom::value, id, std::move(account), std::move(password));
+  }
+
+  caf::expected<std::vector<server_view>> list() override {
+    return ask<std::vector<server_view>>(list_atom::value);
+  }
+
+  caf::expected<server_view> show(const std::string& id) override {
+    return ask<server_view>(show_atom::value, id);
+  }
+
+  status_view status() override {
+    auto s = ask<status_view>(status_atom::value);
+    return s ? *s : status_view{};
+  }
+
+  caf::expected<std::unique_ptr<event_subscription>> subscribe(uint64_t since, event_filter filter,
+                                                               event_fn on_event,
+                                                               cutoff_fn on_cutoff) override {
+    if (stopped_) return make_error(ec::invalid_state, "the manager is stopped");
+    return subscribe_events(*sys_, ctx_->bus, since, std::move(filter), std::move(on_event),
+                            std::move(on_cutoff));
+  }
+
+  void stop() override {
+    std::lock_guard<std::mutex> guard{stop_mtx_};
+    if (stopped_) return;
+    stopped_ = true;
+    caf::anon_send(ctx_->supervisor, stop_atom::value);
+    caf::anon_send(ctx_->bus, stop_atom::value);
+    caf::anon_send(ctx_->broker, stop_atom::value);
+    sys_->await_all_actors_done();
+    ctx_->connect.reset();  // joins the connector thread
+    ctx_->supervisor = ctx_->bus = ctx_->broker = caf::actor{};
+    sys_.reset();
+    ctx_->store.reset();  // flushes and closes the database
+    spdlog::info("manager stopped");
+  }
+
+ private:
+  template <class T, class... Ts>
+  caf::expected<T> ask(Ts&&... xs) {
+    if (stopped_) return make_error(ec::invalid_state, "the manager is stopped");
+    caf::scoped_actor self{*sys_};
+    caf::expected<T> result{make_error(ec::timeout, "the manager did not answer in time")};
+    auto timeout = std::chrono::milliseconds{ctx_->cfg.daemon.request_timeout_ms};
+    self->request(ctx_->supervisor, timeout, std::forward<Ts>(xs)...)
+        .receive([&](T& value) { result = std::move(value); },
+                 [&](caf::error& err) {
+                   if (err.category() == caf::atom("certfleet"))
+                     result = std::move(err);
+                   else
+                     result = make_error(ec::timeout, "the manager did not answer: " +
+                                                          sys_->render(err));
+                 });
+    return result;
+  }
+
+  context_ptr ctx_;
+  std::unique_ptr<caf::actor_system_config> sys_cfg_;
+  std::unique_ptr<caf::actor_system> sys_;
+  std::mutex stop_mtx_;
+  std::atomic<bool> stopped_{false};
+};
+
+}  // namespace
+
+caf::expected<std::unique_ptr<manager>> manager::start(const settings& cfg) {
+  state_layout layout{cfg.state_dir};
+  if (!std::filesystem::exists(layout.master_key_file()))
+    return make_error(ec::not_found, "state directory " + layout.root.string() +
+                                         " is not initialised; run 'certfleet --state-dir " +
+                                         layout.root.string() + " init' first");
+  if (auto err = check_private_directory(layout.root)) return err;
+  auto key = master_key::load(layout.master_key_file());
+  if (!key) return key.error();
+  auto store = certificate_store::open(layout.certs_dir(), false);
+  if (!store) return store.error();
+  auto id = store->load_current();
+  if (!id) return id.error();
+  auto db = state_store::open(layout.db_dir());
+  if (!db) return db.error();
+  auto fds = raise_fd_limit();
+  auto servers = (*db)->server_count();
+  spdlog::info("state {}: {} servers; open-file limit {}", layout.root.string(), servers, fds);
+  auto ctx = std::make_shared<daemon_context>(cfg, std::move(*key), std::move(*id));
+  ctx->store = std::move(*db);
+  ctx->sessions = std::make_shared<tls_session_cache>(std::max<size_t>(100000, 2 * servers));
+  ctx->connect = std::make_unique<connector>();
+  auto sys_cfg = std::make_unique<caf::actor_system_config>();
+  sys_cfg->load<caf::io::middleman>();
+  // CAF's own log and console output stay quiet; certfleet logs through spdlog.
+  sys_cfg->set("logger.console-verbosity", caf::atom("quiet"));
+  return std::unique_ptr<manager>{new manager_impl(std::move(ctx), std::move(sys_cfg))};
+}
+
+}  // namespace certfleet

@@ -1,0 +1,107 @@
+// The manager: certfleet's daemon core, as a C++ object an embedder (or certfleetd) owns.
+//
+// `manager::start` opens the state directory, loads the manager identity and every server from the
+// database, and spawns the actor system: one server actor per backup server, the supervisor
+// (credential retention and deletion, reconnect backoff, handshake admission, restarts), the event
+// bus and the I/O broker (see actors/README.md for the diagram). Every member function below is a
+// synchronous request to those actors with a deadline: it is safe to call from any thread except
+// an actor's, and never blocks longer than `request_timeout`.
+//
+// Errors: each call returns `caf::expected`/`caf::error` with an `ec` code and a sentence that says
+// what to do ("server s-1f3a presented 3F2A..., not 77B0...: quote the presented thumbprint").
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/error.hpp"
+#include "config/settings.hpp"
+#include "crypto/secret.hpp"
+#include "crypto/thumbprint.hpp"
+#include "storage/records.hpp"
+
+namespace certfleet {
+
+/// What `server add` asks for.
+struct add_server_request {
+  std::string host;
+  uint16_t port = 0;
+  std::string name;                  // defaults to host:port
+  std::string account;               // needs the Backup Administrator role on the server
+  secret_bytes password;             // sealed at once; never logged
+  std::optional<thumbprint> expected;
+};
+
+/// A server as the CLI shows it.
+struct server_view {
+  server_record record;
+  bool connected = false;
+  bool credentials_retained = false;
+  std::string inventory_json;  // latest collected inventory, "" when none
+};
+
+struct status_view {
+  size_t servers = 0;
+  std::vector<std::pair<std::string, size_t>> per_state;  // state name -> count
+  size_t connected = 0;
+  uint64_t handshakes = 0;          // completed since start
+  uint64_t handshake_failures = 0;
+  uint64_t collections = 0;
+  uint64_t last_event_seq = 0;
+  std::vector<std::string> last_errors;  // newest first, at most 10
+  std::string manager_thumbprint;
+  std::string manager_not_after;
+};
+
+/// Which events a subscriber wants.
+struct event_filter {
+  std::string type;       // "" = all
+  std::string server_id;  // "" = all
+};
+
+/// A live subscription; destroying it unsubscribes.
+class event_subscription {
+ public:
+  virtual ~event_subscription() = default;
+};
+
+class manager {
+ public:
+  /// Called for each event in seq order, on a bus thread: must not block. Return false to stop.
+  using event_fn = std::function<bool(const event_record&)>;
+  /// Called once when the subscriber fell too far behind and was cut off: `last_seq` is the last
+  /// seq it was given; resubscribe with `since = last_seq` to continue without loss.
+  using cutoff_fn = std::function<void(uint64_t last_seq, const std::string& why)>;
+
+  static caf::expected<std::unique_ptr<manager>> start(const settings& cfg);
+  virtual ~manager() = default;
+
+  virtual caf::expected<server_view> add_server(add_server_request req) = 0;
+  /// Validates exactly the presented thumbprint and pins it.
+  virtual caf::expected<server_view> trust(const std::string& id, const thumbprint& presented,
+                                           const std::string& by) = 0;
+  virtual caf::expected<server_view> reject(const std::string& id) = 0;
+  virtual caf::error remove(const std::string& id) = 0;
+  /// New credentials for a server in auth_failed or pending_registration; retries at once.
+  virtual caf::expected<server_view> set_credentials(const std::string& id, std::string account,
+                                                     secret_bytes password) = 0;
+  virtual caf::expected<std::vector<server_view>> list() = 0;
+  virtual caf::expected<server_view> show(const std::string& id) = 0;
+  virtual status_view status() = 0;
+
+  /// Replays stored events with seq > `since`, then follows live ones, in order, without gaps.
+  virtual caf::expected<std::unique_ptr<event_subscription>> subscribe(uint64_t since,
+                                                                       event_filter filter,
+                                                                       event_fn on_event,
+                                                                       cutoff_fn on_cutoff) = 0;
+
+  /// Stops accepting work, closes connections and flushes state. Idempotent.
+  virtual void stop() = 0;
+};
+
+}  // namespace certfleet

@@ -1,0 +1,366 @@
+#include "actors/supervisor.hpp"
+
+#include <deque>
+#include <random>
+#include <unordered_map>
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/atoms.hpp"
+#include "actors/events.hpp"
+#include "actors/server_actor.hpp"
+
+namespace certfleet {
+namespace {
+
+using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
+
+struct supervisor_data {
+  context_ptr ctx;
+  std::unordered_map<std::string, caf::actor> servers;
+  std::unordered_map<caf::actor_addr, std::string> ids;
+  std::unordered_map<std::string, server_presence> presence;
+  std::unordered_map<std::string, std::string> by_address;
+  // Handshake admission.
+  size_t in_flight = 0;
+  std::deque<caf::actor> waiting;
+  std::unordered_map<caf::actor_addr, size_t> holders;
+  std::deque<std::string> last_errors;
+  bool stopping = false;
+  static inline const char* name = "certfleet.supervisor";
+};
+
+using supervisor_actor = caf::stateful_actor<supervisor_data>;
+
+std::string address_key(const std::string& host, uint16_t port) {
+  return host + ":" + std::to_string(port);
+}
+
+void publish(supervisor_actor* self, const std::vector<event_record>& stored) {
+  if (!stored.empty()) self->send(self->state.ctx->bus, published_atom::value, stored.back().seq);
+}
+
+void spawn_server(supervisor_actor* self, const server_record& rec) {
+  auto& st = self->state;
+  auto a = spawn_server_actor(self->system(), st.ctx, rec);
+  self->monitor(a);
+  st.servers[rec.id] = a;
+  st.ids[a.address()] = rec.id;
+  st.by_address[address_key(rec.host, rec.port)] = rec.id;
+  st.presence[rec.id] = server_presence{rec.id, rec.state, false, rec.last_error};
+}
+
+/// Deletes the sealed credentials of `id` unrecoverably, with a credentials_deleted event.
+caf::error erase_credentials(supervisor_actor* self, const server_record& rec,
+                             const std::string& why) {
+  auto& st = self->state;
+  auto stored = st.ctx->store->erase_credential(
+      rec.id, {make_event(rec, "credentials_deleted", {{"reason", why}})});
+  if (!stored) {
+    spdlog::error("server {}: cannot delete its credentials: {}", rec.id,
+                  describe(stored.error()));
+    return stored.error();
+  }
+  publish(self, *stored);
+  return {};
+}
+
+void grant_slots(supervisor_actor* self) {
+  auto& st = self->state;
+  auto cap = static_cast<size_t>(st.ctx->cfg.daemon.max_concurrent_handshakes);
+  while (st.in_flight < cap && !st.waiting.empty()) {
+    auto next = std::move(st.waiting.front());
+    st.waiting.pop_front();
+    if (st.ids.count(next.address()) == 0) continue;  // died while waiting
+    ++st.in_flight;
+    ++st.holders[next.address()];
+    self->send(next, slot_atom::value);
+  }
+}
+
+void load_fleet(supervisor_actor* self) {
+  auto& st = self->state;
+  // Finish credential deletions that a crash interrupted.
+  for (auto& id : st.ctx->store->credential_ids()) {
+    auto rec = st.ctx->store->get_server(id);
+    if (rec && *rec && ((*rec)->state == server_state::pending_registration ||
+                        (*rec)->state == server_state::registering))
+      continue;
+    server_record orphan;
+    orphan.id = id;
+    if (rec && *rec) orphan = **rec;
+    spdlog::info("server {}: deleting credentials left behind by an interrupted run", id);
+    erase_credentials(self, orphan, "cleanup at start: registration already finished");
+  }
+  size_t count = 0;
+  auto err = st.ctx->store->for_each_server([&](const server_record& rec) {
+    if (rec.state != server_state::removed) {
+      spawn_server(self, rec);
+      ++count;
+    }
+    return true;
+  });
+  if (err) spdlog::error("cannot load servers: {}", describe(err));
+  spdlog::info("loaded {} servers", count);
+}
+
+caf::expected<server_record> validate_new_server(supervisor_actor* self,
+                                                 const add_server_request& req) {
+  auto& st = self->state;
+  if (req.host.empty()) return make_error(ec::invalid_argument, "the server's host is empty");
+  if (req.port == 0) return make_error(ec::invalid_argument, "the server's port must be 1..65535");
+  if (req.account.empty())
+    return make_error(ec::invalid_argument,
+                      "an account with the Backup Administrator role is required (--account)");
+  if (req.password.empty())
+    return make_error(ec::invalid_argument, "the account's password is empty");
+  auto key = address_key(req.host, req.port);
+  if (auto it = st.by_address.find(key); it != st.by_address.end())
+    return make_error(ec::already_exists,
+                      "server " + key + " is already known as " + it->second +
+                          "; remove it first or give new credentials with 'certfleet server "
+                          "credentials " + it->second + "'");
+  server_record rec;
+  thread_local std::mt19937 rng{std::random_device{}()};
+  do {
+    char buf[16];
+    std::snprintf(buf, sizeof(buf), "s-%08x", static_cast<unsigned>(rng()));
+    rec.id = buf;
+  } while (st.servers.count(rec.id) > 0);
+  rec.name = req.name.empty() ? key : req.name;
+  rec.host = req.host;
+  rec.port = req.port;
+  rec.account = req.account;
+  rec.expected = req.expected;
+  rec.state = server_state::pending_registration;
+  rec.created_ms = rec.updated_ms = st.ctx->now_ms();
+  return rec;
+}
+
+caf::result<server_view> add_server(supervisor_actor* self, const add_server_request& req) {
+  auto& st = self->state;
+  auto rec = validate_new_server(self, req);
+  if (!rec) return rec.error();
+  auto blob = seal(st.ctx->sealing_key, rec->id, req.password);
+  if (!blob) return blob.error();
+  // Credentials first: a crash before the record leaves an orphan that the next start deletes.
+  if (auto err = st.ctx->store->put_credential(rec->id, *blob)) return err;
+  nlohmann::json added{{"name", rec->name}, {"account", rec->account}};
+  if (rec->expected) added["expected_thumbprint"] = rec->expected->to_string();
+  auto stored = st.ctx->store->put_server(
+      *rec,
+      {make_event(*rec, "server_added", added),
+       make_event(*rec, "credentials_retained", {{"account", rec->account}})},
+      true);
+  if (!stored) return stored.error();
+  publish(self, *stored);
+  spdlog::info("server {} ({}:{}) added", rec->id, rec->host, rec->port);
+  spawn_server(self, *rec);
+  server_view v;
+  v.record = *rec;
+  v.credentials_retained = true;
+  return v;
+}
+
+caf::result<server_view> new_credentials(supervisor_actor* self, const std::string& id,
+                                         const std::string& account,
+                                         const secret_bytes& password) {
+  auto& st = self->state;
+  auto it = st.servers.find(id);
+  if (it == st.servers.end()) return make_error(ec::not_found, "no server with id " + id);
+  auto state = st.presence[id].state;
+  if (state != server_state::auth_failed && state != server_state::pending_registration)
+    return make_error(ec::invalid_state,
+                      "server " + id + " is " + to_string(state) +
+                          "; credentials are only needed before registration or after a denial");
+  if (account.empty() || password.empty())
+    return make_error(ec::invalid_argument, "both an account and a password are required");
+  auto blob = seal(st.ctx->sealing_key, id, password);
+  if (!blob) return blob.error();
+  if (auto err = st.ctx->store->put_credential(id, *blob)) return err;
+  auto rec = st.ctx->store->get_server(id);
+  if (rec && *rec) {
+    auto stored = st.ctx->store->append_events(
+        {make_event(**rec, "credentials_retained", {{"account", account}})});
+    if (stored) publish(self, *stored);
+  }
+  self->delegate(it->second, credentials_atom::value, account);
+  return caf::delegated<server_view>{};
+}
+
+template <class... Ts>
+caf::result<server_view> route(supervisor_actor* self, const std::string& id, Ts... xs) {
+  auto it = self->state.servers.find(id);
+  if (it == self->state.servers.end())
+    return make_error(ec::not_found,
+                      "no server with id " + id + "; 'certfleet server list' shows them");
+  self->delegate(it->second, xs...);
+  return caf::delegated<server_view>{};
+}
+
+status_view make_status(supervisor_actor* self) {
+  auto& st = self->state;
+  status_view s;
+  s.servers = st.servers.size();
+  std::map<std::string, size_t> counts;
+  for (auto& [id, p] : st.presence) {
+    counts[to_string(p.state)]++;
+    if (p.connected) s.connected++;
+  }
+  s.per_state.assign(counts.begin(), counts.end());
+  auto& c = st.ctx->counters;
+  s.handshakes = c.handshakes;
+  s.handshake_failures = c.handshake_failures;
+  s.collections = c.collections;
+  s.last_event_seq = st.ctx->store->last_event_seq();
+  s.last_errors.assign(st.last_errors.begin(), st.last_errors.end());
+  s.manager_thumbprint = st.ctx->manager_identity.sha256().to_string();
+  s.manager_not_after = st.ctx->manager_identity.summary().not_after;
+  return s;
+}
+
+std::vector<server_view> make_list(supervisor_actor* self) {
+  auto& st = self->state;
+  std::vector<server_view> out;
+  out.reserve(st.servers.size());
+  auto creds = st.ctx->store->credential_ids();
+  std::unordered_set<std::string> retained(creds.begin(), creds.end());
+  st.ctx->store->for_each_server([&](const server_record& rec) {
+    server_view v;
+    v.record = rec;
+    if (auto it = st.presence.find(rec.id); it != st.presence.end())
+      v.connected = it->second.connected;
+    v.credentials_retained = retained.count(rec.id) > 0;
+    out.push_back(std::move(v));
+    return true;
+  });
+  return out;
+}
+
+void sweep_expired_credentials(supervisor_actor* self) {
+  auto& st = self->state;
+  auto max_age = st.ctx->cfg.daemon.credential_max_age_s;
+  if (max_age > 0) {
+    auto now = st.ctx->now_ms();
+    for (auto& id : st.ctx->store->credential_ids()) {
+      auto rec = st.ctx->store->get_server(id);
+      if (!rec || !*rec || now - (*rec)->updated_ms < int64_t{max_age} * 1000) continue;
+      auto why = "credentials expired after " + std::to_string(max_age) +
+                 " s without reaching the server";
+      if (!erase_credentials(self, **rec, why))
+        if (auto it = st.servers.find(id); it != st.servers.end())
+          self->send(it->second, credentials_atom::value, remove_atom::value, why);
+    }
+  }
+  self->delayed_send(self, std::chrono::seconds{10}, sweep_atom::value);
+}
+
+caf::behavior supervisor(supervisor_actor* self, context_ptr ctx) {
+  self->state.ctx = std::move(ctx);
+  self->set_down_handler([=](const caf::down_msg& down) {
+    auto& st = self->state;
+    auto it = st.ids.find(down.source);
+    if (it == st.ids.end()) return;
+    auto id = it->second;
+    st.ids.erase(it);
+    st.servers.erase(id);
+    if (auto h = st.holders.find(down.source); h != st.holders.end()) {
+      st.in_flight -= h->second;
+      st.holders.erase(h);
+      grant_slots(self);
+    }
+    if (st.stopping) return;
+    auto rec = st.ctx->store->get_server(id);
+    if (!rec || !*rec) {  // removed
+      st.presence.erase(id);
+      for (auto a = st.by_address.begin(); a != st.by_address.end(); ++a)
+        if (a->second == id) {
+          st.by_address.erase(a);
+          break;
+        }
+      return;
+    }
+    spdlog::warn("server {}: its actor stopped ({}); restarting it in state {}", id,
+                 self->system().render(down.reason), to_string((*rec)->state));
+    spawn_server(self, **rec);
+  });
+  load_fleet(self);
+  self->delayed_send(self, std::chrono::seconds{10}, sweep_atom::value);
+  return {
+      [=](slot_atom) {
+        auto& st = self->state;
+        st.waiting.push_back(caf::actor_cast<caf::actor>(self->current_sender()));
+        grant_slots(self);
+      },
+      [=](release_atom) {
+        auto& st = self->state;
+        auto h = st.holders.find(caf::actor_cast<caf::actor_addr>(self->current_sender()));
+        if (h == st.holders.end() || h->second == 0) return;
+        if (--h->second == 0) st.holders.erase(h);
+        --st.in_flight;
+        grant_slots(self);
+      },
+      [=](state_atom, const server_presence& p) {
+        auto& st = self->state;
+        auto& old = st.presence[p.id];
+        if (!p.last_error.empty() && p.last_error != old.last_error) {
+          st.last_errors.push_front(p.id + ": " + p.last_error);
+          if (st.last_errors.size() > 10) st.last_errors.pop_back();
+        }
+        old = p;
+      },
+      [=](add_atom, const add_server_request& req) { return add_server(self, req); },
+      [=](credentials_atom, const std::string& id)
+          -> caf::result<std::string, secret_bytes> {
+        auto& st = self->state;
+        auto blob = st.ctx->store->get_credential(id);
+        if (!blob) return blob.error();
+        if (!*blob)
+          return make_error(ec::not_found, "no retained credentials for server " + id);
+        auto rec = st.ctx->store->get_server(id);
+        if (!rec || !*rec) return make_error(ec::not_found, "no server with id " + id);
+        auto password = open(st.ctx->sealing_key, id, **blob);
+        if (!password) return password.error();
+        return caf::result<std::string, secret_bytes>((*rec)->account, std::move(*password));
+      },
+      [=](credentials_atom, remove_atom, const std::string& id, const std::string& why) {
+        auto rec = self->state.ctx->store->get_server(id);
+        server_record r;
+        r.id = id;
+        if (rec && *rec) r = **rec;
+        erase_credentials(self, r, why);
+      },
+      [=](credentials_atom, const std::string& id, const std::string& account,
+          const secret_bytes& password) { return new_credentials(self, id, account, password); },
+      [=](trust_atom, const std::string& id, const thumbprint& t, const std::string& by) {
+        return route(self, id, trust_atom::value, t, by);
+      },
+      [=](reject_atom, const std::string& id) { return route(self, id, reject_atom::value); },
+      [=](show_atom, const std::string& id) { return route(self, id, show_atom::value); },
+      [=](remove_atom, const std::string& id) -> caf::result<bool> {
+        auto it = self->state.servers.find(id);
+        if (it == self->state.servers.end())
+          return make_error(ec::not_found, "no server with id " + id);
+        self->delegate(it->second, remove_atom::value);
+        return caf::delegated<bool>{};
+      },
+      [=](list_atom) { return make_list(self); },
+      [=](status_atom) { return make_status(self); },
+      [=](sweep_atom) { sweep_expired_credentials(self); },
+      [=](stop_atom) {
+        auto& st = self->state;
+        st.stopping = true;
+        for (auto& [id, a] : st.servers) self->send_exit(a, caf::exit_reason::user_shutdown);
+        self->quit();
+      },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_supervisor(caf::actor_system& sys, context_ptr ctx) {
+  return sys.spawn(supervisor, std::move(ctx));
+}
+
+}  // namespace certfleet
