@@ -21,7 +21,8 @@
 
 namespace certfleet {
 
-/// 1 MiB: large enough for an inventory of thousands of jobs, small enough to bound memory per peer.
+/// 1 MiB: large enough for an inventory of thousands of jobs, small enough to bound memory per
+/// peer.
 inline constexpr size_t default_max_frame_size = size_t{1} << 20;
 
 /// Size of the length prefix in front of every frame.

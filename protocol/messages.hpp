@@ -46,9 +46,9 @@ inline constexpr uint8_t first_reserved_rotation_type = 32;
 inline constexpr uint8_t last_reserved_rotation_type = 47;
 
 /// Caps on peer-controlled sizes, checked before anything is allocated.
-inline constexpr size_t max_name_length = 256;      // peer, account, manager, server id names
+inline constexpr size_t max_name_length = 256;  // peer, account, manager, server id names
 inline constexpr size_t max_password_length = 1024;
-inline constexpr size_t max_text_length = 4096;     // denial details, error texts
+inline constexpr size_t max_text_length = 4096;  // denial details, error texts
 inline constexpr size_t max_job_field_length = 256;
 inline constexpr size_t max_inventory_jobs = 4096;
 
