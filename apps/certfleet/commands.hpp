@@ -27,4 +27,8 @@ struct context {
 /// `init`, `cert generate`, `cert show`, `cert export`.
 void add_identity_commands(CLI::App& app, context& ctx);
 
+/// `status`, `server list|show|add|trust|reject|remove|credentials`, `events`: clients of the
+/// daemon's control socket (docs/control-api.md).
+void add_server_commands(CLI::App& app, context& ctx);
+
 }  // namespace certfleet::cli

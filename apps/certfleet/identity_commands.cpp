@@ -77,7 +77,7 @@ void add_identity_commands(CLI::App& app, context& ctx) {
   init->add_option("--friendly-name", friendly_name, "Label stored beside the certificate")
       ->capture_default_str();
   init->callback([&ctx] {
-    ctx.run = [&ctx] {
+    ctx.run = [&ctx]() -> int {
       auto cfg = ctx.load();
       if (!cfg) return report(cfg.error());
       bool created = false;
@@ -99,7 +99,7 @@ void add_identity_commands(CLI::App& app, context& ctx) {
   generate->add_option("--friendly-name", generate_name, "Label stored beside the certificate")
       ->required();
   generate->callback([&ctx] {
-    ctx.run = [&ctx] {
+    ctx.run = [&ctx]() -> int {
       auto cfg = ctx.load();
       if (!cfg) return report(cfg.error());
       auto store = open_store(*cfg);
@@ -115,7 +115,7 @@ void add_identity_commands(CLI::App& app, context& ctx) {
   auto* show = cert->add_subcommand("show", "Print the current identity's summary");
   show->add_flag("--previous", previous, "Show the identity the current one replaced");
   show->callback([&ctx] {
-    ctx.run = [&ctx] {
+    ctx.run = [&ctx]() -> int {
       auto cfg = ctx.load();
       if (!cfg) return report(cfg.error());
       auto store = open_store(*cfg);
@@ -138,7 +138,7 @@ void add_identity_commands(CLI::App& app, context& ctx) {
   auto* exp = cert->add_subcommand("export", "Print the current certificate as PEM (no key)");
   exp->add_option("-o,--out", out_file, "Write to this file (mode 0644) instead of stdout");
   exp->callback([&ctx] {
-    ctx.run = [&ctx] {
+    ctx.run = [&ctx]() -> int {
       auto cfg = ctx.load();
       if (!cfg) return report(cfg.error());
       auto store = open_store(*cfg);

@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
                  "State directory (overrides state_dir from the configuration)");
   app.add_flag("--json", ctx.json, "Print machine-readable JSON instead of text");
   add_identity_commands(app, ctx);
+  add_server_commands(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,61 @@
+// The accounts of one backup-server endpoint: user names, roles and salted slow password hashes
+// (crypto/password_hash.hpp). Only a Backup Administrator may register a manager.
+//
+// On disk (single agent: <state>/accounts.json) the book is JSON, mode 0600, written atomically:
+//   {"version": 1, "accounts": [{"name": "alice", "role": "administrator",
+//                                "password_hash": "$argon2id$v=19$..."}]}
+// Loading refuses a file that group or others can read (`check_private_file`), as ssh does for
+// keys, and a file that does not parse, naming the file. Fleet endpoints keep the same JSON in the
+// agent store instead of a file (see storage/agent_store.hpp).
+//
+// Thread-safety: a plain value; not synchronised.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/error.hpp"
+
+namespace certfleet::agent {
+
+enum class role { administrator, viewer };
+
+/// "administrator" / "viewer", the CLI spelling.
+const char* to_string(role r);
+/// "Backup Administrator" / "Backup Viewer", the product's spelling, for messages.
+const char* display_name(role r);
+/// Parses "administrator" or "viewer"; `ec::invalid_argument` otherwise.
+caf::expected<role> parse_role(const std::string& text);
+
+struct account {
+  std::string name;
+  agent::role role = role::viewer;
+  std::string password_hash;  // PHC string; never the password
+};
+
+class account_book {
+ public:
+  /// Reads and checks a book file; `ec::not_found`, `ec::insecure_permissions` or
+  /// `ec::corrupt_data` (naming the file) on failure.
+  static caf::expected<account_book> load(const std::filesystem::path& path);
+  /// Parses the JSON form; `ec::corrupt_data` naming `origin` on failure.
+  static caf::expected<account_book> from_json(const std::string& text, const std::string& origin);
+
+  std::string to_json() const;
+  /// Writes the book atomically with mode 0600.
+  caf::error save(const std::filesystem::path& path) const;
+
+  /// Adds or replaces `a`; `ec::invalid_argument` for an empty or over-long name (256 bytes).
+  caf::error put(account a);
+  /// Removes the account; `ec::not_found` when there is none.
+  caf::error remove(const std::string& name);
+  const account* find(const std::string& name) const;
+  const std::vector<account>& accounts() const { return accounts_; }
+
+ private:
+  std::vector<account> accounts_;
+};
+
+}  // namespace certfleet::agent

@@ -1,0 +1,220 @@
+#include "agent/endpoint.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "agent/inventory.hpp"
+#include "crypto/password_hash.hpp"
+
+namespace certfleet::agent {
+
+// --- lock-out ---------------------------------------------------------------------------------
+
+namespace {
+constexpr size_t max_tracked_names = 4096;
+}
+
+bool lockout_tracker::locked(const std::string& name,
+                             std::chrono::system_clock::time_point now) const {
+  auto it = entries_.find(name);
+  return it != entries_.end() && now < it->second.locked_until;
+}
+
+bool lockout_tracker::record_failure(const std::string& name,
+                                     std::chrono::system_clock::time_point now) {
+  if (entries_.size() >= max_tracked_names && entries_.count(name) == 0) {
+    // Forget names that are neither locked nor recently failing; if every slot is busy, the
+    // oldest-looking one goes, which costs an attacker nothing he could not get by waiting.
+    for (auto it = entries_.begin(); it != entries_.end();) {
+      bool stale =
+          now >= it->second.locked_until &&
+          (it->second.failures.empty() || now - it->second.failures.back() > policy_.window);
+      it = stale ? entries_.erase(it) : std::next(it);
+    }
+    if (entries_.size() >= max_tracked_names) entries_.erase(entries_.begin());
+  }
+  auto& e = entries_[name];
+  while (!e.failures.empty() && now - e.failures.front() > policy_.window) e.failures.pop_front();
+  e.failures.push_back(now);
+  if (static_cast<int>(e.failures.size()) >= policy_.max_failures) {
+    e.failures.clear();
+    e.locked_until = now + policy_.lock_duration;
+    return true;
+  }
+  return false;
+}
+
+void lockout_tracker::record_success(const std::string& name) {
+  entries_.erase(name);
+}
+
+// --- endpoint ---------------------------------------------------------------------------------
+
+endpoint::endpoint(endpoint_options options, identity id, account_book accounts,
+                   thumbprint_set managers, agent_store* store)
+    : options_(std::move(options)),
+      identity_(std::move(id)),
+      cache_(std::make_shared<tls_session_cache>(options_.session_cache_size)),
+      accounts_(std::move(accounts)),
+      managers_(std::move(managers)),
+      store_(store),
+      lockout_(options_.lockout) {}
+
+void endpoint::replace_identity(identity id) {
+  identity_ = std::move(id);
+  cache_ = std::make_shared<tls_session_cache>(options_.session_cache_size);
+}
+
+caf::expected<bool> endpoint::revoke(const thumbprint& t) {
+  auto removed = store_->remove_manager(options_.index, t);
+  if (!removed) return removed;
+  managers_.erase(t);
+  return removed;
+}
+
+wire::message endpoint::register_manager(const wire::register_request& req,
+                                         const thumbprint& tls_peer,
+                                         const std::string& peer_address) {
+  auto refuse = [&](wire::denial_reason reason, std::string detail) -> wire::message {
+    spdlog::warn("endpoint {}: registration from {} (manager '{}', account '{}') refused: {}",
+                 options_.index, peer_address, req.manager_name, req.account, detail);
+    return wire::denied{reason, std::move(detail)};
+  };
+  if (faults_.deny_registrations)
+    return refuse(wire::denial_reason::not_accepting,
+                  "this backup server does not accept registrations at the moment");
+  if (req.manager_thumbprint != tls_peer)
+    return refuse(wire::denial_reason::thumbprint_mismatch,
+                  "the message names manager certificate " + req.manager_thumbprint.to_string() +
+                      " but the TLS connection presented " + tls_peer.to_string());
+  auto now = options_.clock();
+  if (lockout_.locked(req.account, now))
+    return refuse(
+        wire::denial_reason::locked_out,
+        "account '" + req.account + "' is locked after repeated failed logins; try again later");
+  const account* acc = accounts_.find(req.account);
+  bool password_ok = false;
+  if (acc) {
+    auto ok = verify_password(req.password, acc->password_hash);
+    if (!ok) {
+      spdlog::error("endpoint {}: cannot check the password of account '{}': {}", options_.index,
+                    req.account, describe(ok.error()));
+      return refuse(wire::denial_reason::internal_error,
+                    "the backup server cannot check this account's password");
+    }
+    password_ok = *ok;
+  }
+  if (!password_ok) {
+    bool now_locked = lockout_.record_failure(req.account, now);
+    if (now_locked)
+      spdlog::warn("endpoint {}: account '{}' locked for {} s after {} failed logins",
+                   options_.index, req.account, options_.lockout.lock_duration.count(),
+                   options_.lockout.max_failures);
+    return refuse(wire::denial_reason::bad_credentials, "unknown account or wrong password");
+  }
+  lockout_.record_success(req.account);
+  if (acc->role != role::administrator)
+    return refuse(wire::denial_reason::insufficient_role,
+                  "account '" + req.account + "' has the " + display_name(acc->role) +
+                      " role; registration needs a Backup Administrator");
+  manager_record rec{
+      tls_peer, req.manager_name,
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count()};
+  if (auto err = store_->put_manager(options_.index, rec)) {
+    spdlog::error("endpoint {}: cannot store manager {}: {}", options_.index, tls_peer.to_string(),
+                  describe(err));
+    return refuse(wire::denial_reason::internal_error,
+                  "the backup server cannot store the registration");
+  }
+  bool again = !managers_.insert(tls_peer).second;
+  spdlog::info("endpoint {}: manager '{}' ({}) {} by account '{}' from {}", options_.index,
+               req.manager_name, tls_peer.to_string(), again ? "registered again" : "registered",
+               req.account, peer_address);
+  return wire::registered{identity_.sha256(), options_.server_id};
+}
+
+wire::inventory endpoint::inventory() const {
+  return synthetic_inventory(options_.server_id, options_.clock());
+}
+
+// --- connection -------------------------------------------------------------------------------
+
+connection_logic::connection_logic(endpoint& ep, std::string peer_address)
+    : ep_(ep), peer_(std::move(peer_address)) {}
+
+caf::error connection_logic::check_pin(const thumbprint& presented) {
+  presented_ = presented;
+  return {};
+}
+
+wire::hello connection_logic::own_hello() const {
+  return wire::hello{wire::protocol_version, wire::protocol_version, ep_.options().peer_name};
+}
+
+connection_logic::step connection_logic::on_message(wire::message&& m) {
+  step s;
+  auto close = [&](std::string why) {
+    s.close = true;
+    s.reason = std::move(why);
+    return s;
+  };
+  const char* type = wire::to_string(wire::type_of(m));
+  if (!presented_) return close("no client certificate was checked");
+  switch (state_) {
+    case state::awaiting_hello: {
+      auto* h = std::get_if<wire::hello>(&m);
+      if (!h) return close(std::string{"sent "} + type + " before hello");
+      if (h->min_version > wire::protocol_version || h->max_version < wire::protocol_version)
+        return close("speaks protocol versions " + std::to_string(h->min_version) + ".." +
+                     std::to_string(h->max_version) + ", this agent only version " +
+                     std::to_string(wire::protocol_version));
+      if (ep_.is_manager(*presented_)) {
+        state_ = state::trusted;
+        hello_sent_ = true;
+        s.replies.push_back(own_hello());
+      } else {
+        // Nothing is sent to an unknown certificate before it asks to register.
+        state_ = state::registration_only;
+      }
+      return s;
+    }
+    case state::registration_only: {
+      auto* r = std::get_if<wire::register_request>(&m);
+      if (!r)
+        return close(std::string{"unknown client certificate "} + presented_->to_string() +
+                     " sent " + type +
+                     " instead of register_request; only registration is "
+                     "allowed for certificates that are not a registered manager's");
+      return handle_register(*r);
+    }
+    case state::trusted: {
+      if (auto* r = std::get_if<wire::register_request>(&m)) return handle_register(*r);
+      if (std::holds_alternative<wire::collect>(m)) {
+        s.replies.push_back(ep_.inventory());
+        return s;
+      }
+      if (auto* p = std::get_if<wire::ping>(&m)) {
+        s.replies.push_back(wire::pong{p->nonce});
+        return s;
+      }
+      if (std::holds_alternative<wire::pong>(m)) return s;
+      if (auto* e = std::get_if<wire::error_message>(&m))
+        return close("the manager reported an error: " + e->text);
+      return close(std::string{"sent "} + type + ", which a manager never sends");
+    }
+  }
+  return close("internal state error");
+}
+
+connection_logic::step connection_logic::handle_register(const wire::register_request& req) {
+  step s;
+  if (!hello_sent_) {
+    hello_sent_ = true;
+    s.replies.push_back(own_hello());
+  }
+  auto answer = ep_.register_manager(req, *presented_, peer_);
+  if (std::holds_alternative<wire::registered>(answer)) state_ = state::trusted;
+  s.replies.push_back(std::move(answer));
+  return s;
+}
+
+}  // namespace certfleet::agent

@@ -1,0 +1,231 @@
+#include "storage/agent_store.hpp"
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+
+#include "common/fs.hpp"
+
+namespace certfleet {
+
+namespace {
+
+// Key layout (the first byte names the table):
+//   'm' | be32 endpoint | 32-byte thumbprint  -> be64 registered ms | manager name
+//   'v' | name | 0x00 | be32 endpoint         -> value (name first: one prefix scan per name)
+//   'x' | key                                 -> meta value
+constexpr char tag_manager = 'm';
+constexpr char tag_value = 'v';
+constexpr char tag_meta = 'x';
+
+void append_be32(std::string& s, uint32_t v) {
+  for (int shift = 24; shift >= 0; shift -= 8) s.push_back(static_cast<char>((v >> shift) & 0xff));
+}
+
+uint32_t read_be32(const char* p) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+std::string manager_prefix(uint32_t endpoint) {
+  std::string k(1, tag_manager);
+  append_be32(k, endpoint);
+  return k;
+}
+
+std::string manager_key(uint32_t endpoint, const thumbprint& t) {
+  auto k = manager_prefix(endpoint);
+  k.append(reinterpret_cast<const char*>(t.bytes().data()), t.bytes().size());
+  return k;
+}
+
+std::string value_prefix(const std::string& name) {
+  std::string k(1, tag_value);
+  k += name;
+  k.push_back('\0');
+  return k;
+}
+
+std::string encode_manager(const manager_record& r) {
+  std::string v;
+  auto ms = static_cast<uint64_t>(r.registered_unix_ms);
+  append_be32(v, static_cast<uint32_t>(ms >> 32));
+  append_be32(v, static_cast<uint32_t>(ms & 0xffffffffu));
+  v += r.manager_name;
+  return v;
+}
+
+bool decode_manager(const rocksdb::Slice& key, const rocksdb::Slice& value, uint32_t& endpoint,
+                    manager_record& r) {
+  if (key.size() != 1 + 4 + thumbprint::size || value.size() < 8) return false;
+  endpoint = read_be32(key.data() + 1);
+  auto t =
+      thumbprint::from_bytes(reinterpret_cast<const uint8_t*>(key.data() + 5), thumbprint::size);
+  if (!t) return false;
+  r.manager_thumbprint = *t;
+  uint64_t ms = (uint64_t{read_be32(value.data())} << 32) | read_be32(value.data() + 4);
+  r.registered_unix_ms = static_cast<int64_t>(ms);
+  r.manager_name.assign(value.data() + 8, value.size() - 8);
+  return true;
+}
+
+}  // namespace
+
+struct agent_store::impl {
+  std::filesystem::path dir;
+  std::unique_ptr<rocksdb::DB> db;
+
+  caf::error fail(const std::string& what, const rocksdb::Status& s) const {
+    auto text = s.ToString();
+    if (s.IsNoSpace() || text.find("No space left") != std::string::npos)
+      return make_error(ec::disk_full, "cannot " + what + " in " + dir.string() +
+                                           ": the disk is full; free space and retry");
+    return make_error(ec::storage_failure,
+                      "cannot " + what + " in the agent database " + dir.string() + ": " + text);
+  }
+
+  caf::error write(rocksdb::WriteBatch& batch, bool sync, const std::string& what) {
+    rocksdb::WriteOptions wo;
+    wo.sync = sync;
+    auto s = db->Write(wo, &batch);
+    return s.ok() ? caf::error{} : fail(what, s);
+  }
+
+  caf::expected<std::optional<std::string>> get(const std::string& key,
+                                                const std::string& what) const {
+    std::string value;
+    auto s = db->Get(rocksdb::ReadOptions{}, key, &value);
+    if (s.IsNotFound()) return std::optional<std::string>{};
+    if (!s.ok()) return fail(what, s);
+    return std::optional<std::string>{std::move(value)};
+  }
+
+  // Calls fn(key, value) for every key starting with `prefix`.
+  template <class F>
+  caf::error scan(const std::string& prefix, const std::string& what, F&& fn) const {
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions{}));
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next())
+      fn(it->key(), it->value());
+    return it->status().ok() ? caf::error{} : fail(what, it->status());
+  }
+};
+
+agent_store::agent_store(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+agent_store::~agent_store() = default;
+
+caf::expected<std::unique_ptr<agent_store>> agent_store::open(const std::filesystem::path& dir,
+                                                              bool read_only) {
+  auto p = std::make_unique<impl>();
+  p->dir = dir;
+  rocksdb::Options o;
+  o.create_if_missing = !read_only;
+  o.paranoid_checks = true;
+  // The fleet needs its descriptors for listening sockets and connections.
+  o.max_open_files = 64;
+  o.keep_log_file_num = 2;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s;
+  if (read_only) {
+    if (!std::filesystem::exists(dir))
+      return make_error(ec::not_found, "the agent database " + dir.string() +
+                                           " does not exist; start the agent once to create it");
+    s = rocksdb::DB::OpenForReadOnly(o, dir.string(), &raw);
+  } else {
+    if (auto err = ensure_directory(dir, 0700)) return err;
+    s = rocksdb::DB::Open(o, dir.string(), &raw);
+  }
+  if (!s.ok()) {
+    auto text = s.ToString();
+    if (text.find("/LOCK") != std::string::npos || text.find("lock") != std::string::npos)
+      return make_error(ec::storage_failure,
+                        "the agent database " + dir.string() +
+                            " is in use by another process (is the agent running?); stop it, or "
+                            "use a command that goes through its control socket");
+    return p->fail("open the database", s);
+  }
+  p->db.reset(raw);
+  return std::unique_ptr<agent_store>(new agent_store(std::move(p)));
+}
+
+caf::error agent_store::put_manager(uint32_t endpoint, const manager_record& r) {
+  rocksdb::WriteBatch batch;
+  batch.Put(manager_key(endpoint, r.manager_thumbprint), encode_manager(r));
+  return impl_->write(batch, true, "store a registered manager");
+}
+
+caf::expected<bool> agent_store::remove_manager(uint32_t endpoint, const thumbprint& t) {
+  auto key = manager_key(endpoint, t);
+  auto existing = impl_->get(key, "look up a manager");
+  if (!existing) return existing.error();
+  if (!*existing) return false;
+  rocksdb::WriteBatch batch;
+  batch.Delete(key);
+  if (auto err = impl_->write(batch, true, "revoke a manager")) return err;
+  return true;
+}
+
+caf::expected<std::vector<manager_record>> agent_store::managers(uint32_t endpoint) const {
+  std::vector<manager_record> out;
+  auto err = impl_->scan(manager_prefix(endpoint), "list managers",
+                         [&](const rocksdb::Slice& k, const rocksdb::Slice& v) {
+                           uint32_t ep = 0;
+                           manager_record r;
+                           if (decode_manager(k, v, ep, r)) out.push_back(std::move(r));
+                         });
+  if (err) return err;
+  return out;
+}
+
+caf::error agent_store::for_each_manager(
+    const std::function<void(uint32_t, const manager_record&)>& fn) const {
+  return impl_->scan(std::string(1, tag_manager), "list managers",
+                     [&](const rocksdb::Slice& k, const rocksdb::Slice& v) {
+                       uint32_t ep = 0;
+                       manager_record r;
+                       if (decode_manager(k, v, ep, r)) fn(ep, r);
+                     });
+}
+
+caf::error agent_store::put_values(const std::vector<endpoint_value>& values, bool sync) {
+  rocksdb::WriteBatch batch;
+  for (const auto& v : values) {
+    auto key = value_prefix(v.name);
+    append_be32(key, v.endpoint);
+    batch.Put(key, v.value);
+  }
+  return impl_->write(batch, sync, "store endpoint state");
+}
+
+caf::expected<std::optional<std::string>> agent_store::get_value(uint32_t endpoint,
+                                                                 const std::string& name) const {
+  auto key = value_prefix(name);
+  append_be32(key, endpoint);
+  return impl_->get(key, "read endpoint state '" + name + "'");
+}
+
+caf::error agent_store::for_each_value(
+    const std::string& name, const std::function<void(uint32_t, const std::string&)>& fn) const {
+  auto prefix = value_prefix(name);
+  return impl_->scan(prefix, "read endpoint state '" + name + "'",
+                     [&](const rocksdb::Slice& k, const rocksdb::Slice& v) {
+                       if (k.size() != prefix.size() + 4) return;
+                       fn(read_be32(k.data() + prefix.size()), v.ToString());
+                     });
+}
+
+caf::expected<std::optional<std::string>> agent_store::get_meta(const std::string& key) const {
+  return impl_->get(std::string(1, tag_meta) + key, "read '" + key + "'");
+}
+
+caf::error agent_store::put_meta(const std::string& key, const std::string& value) {
+  rocksdb::WriteBatch batch;
+  batch.Put(std::string(1, tag_meta) + key, value);
+  return impl_->write(batch, true, "store '" + key + "'");
+}
+
+const std::filesystem::path& agent_store::dir() const {
+  return impl_->dir;
+}
+
+}  // namespace certfleet

@@ -1,0 +1,244 @@
+// Registration against a real single agent (state dir, RocksDB, epoll server) on 127.0.0.1 port 0,
+// driven by a blocking test client built from tls_client_session.
+#include <gtest/gtest.h>
+
+#include <atomic>
+
+#include "agent/server.hpp"
+#include "agent/state.hpp"
+#include "crypto/password_hash.hpp"
+#include "tests/agent/test_support.hpp"
+
+namespace certfleet::agent {
+namespace {
+
+using namespace certfleet::testing;
+
+class registration : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    account_book book;
+    ASSERT_FALSE(book.put({"admin", role::administrator, hash("admin-pw")}));
+    ASSERT_FALSE(book.put({"viewer", role::viewer, hash("viewer-pw")}));
+    ASSERT_FALSE(book.save(dir_.path() / "accounts.json"));
+    single_agent_options so;
+    so.lockout = lockout_policy{3, std::chrono::minutes{15}, std::chrono::minutes{5}};
+    so.clock = [this] { return std::chrono::system_clock::now() + skew_.load(); };
+    auto agent = open_single_agent(dir_.path(), so);
+    ASSERT_TRUE(agent) << describe(agent.error());
+    store_ = std::move(agent->store);
+    std::vector<std::unique_ptr<endpoint>> eps;
+    eps.push_back(std::move(agent->ep));
+    server_options opts;
+    opts.handshake_timeout = 5000ms;
+    server_ = std::make_unique<agent_server>(opts, std::move(eps),
+                                             std::vector<listen_address>{{"127.0.0.1", 0}});
+    ASSERT_FALSE(server_->start());
+    port_ = server_->address(0).port;
+  }
+
+  void stop_agent() {
+    server_.reset();
+    store_.reset();
+  }
+
+  static std::string hash(const std::string& pw) {
+    return hash_password(to_secret(pw), hash_profile::simulation).value();
+  }
+
+  std::unique_ptr<test_client> connect(const identity& id) {
+    auto c = std::make_unique<test_client>(id, "127.0.0.1", port_);
+    auto err = c->connect();
+    EXPECT_FALSE(err) << describe(err);
+    return c;
+  }
+
+  // hello + register_request; returns the answer after the agent's hello.
+  wire::message register_with(test_client& c, const std::string& account, const std::string& pw,
+                              const thumbprint& claimed) {
+    EXPECT_FALSE(c.send(wire::hello{1, 1, "test manager"}));
+    EXPECT_FALSE(c.send(wire::register_request{account, to_secret(pw), claimed, "test manager"}));
+    auto first = c.receive();
+    EXPECT_TRUE(first && std::holds_alternative<wire::hello>(*first));
+    auto answer = c.receive();
+    EXPECT_TRUE(answer) << (answer ? "" : describe(answer.error()));
+    return answer ? *answer : wire::message{wire::error_message{}};
+  }
+
+  static wire::denial_reason denial_of(const wire::message& m) {
+    auto* d = std::get_if<wire::denied>(&m);
+    EXPECT_NE(d, nullptr) << "expected denied, got " << wire::to_string(wire::type_of(m));
+    return d ? d->reason : wire::denial_reason::internal_error;
+  }
+
+  std::string managers_list() {
+    auto r =
+        run_command(agent_binary() + " --state-dir " + dir_.path().string() + " managers list");
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return r.output;
+  }
+
+  temp_dir dir_;
+  std::atomic<std::chrono::seconds> skew_{std::chrono::seconds{0}};
+  identity manager_ = make_identity("manager");
+  std::unique_ptr<agent_store> store_;
+  std::unique_ptr<agent_server> server_;
+  uint16_t port_ = 0;
+};
+
+TEST_F(registration, an_administrator_is_accepted_and_the_manager_thumbprint_is_stored) {
+  auto c = connect(manager_);
+  auto answer = register_with(*c, "admin", "admin-pw", manager_.sha256());
+  auto* reg = std::get_if<wire::registered>(&answer);
+  ASSERT_NE(reg, nullptr) << wire::to_string(wire::type_of(answer));
+  EXPECT_EQ(reg->server_thumbprint, *c->server_thumbprint());
+  EXPECT_EQ(reg->server_thumbprint, server_->current_thumbprint(0));
+  EXPECT_FALSE(reg->server_id.empty());
+
+  // The same connection is now trusted: collection works.
+  ASSERT_FALSE(c->send(wire::collect{}));
+  auto inv = c->receive();
+  ASSERT_TRUE(inv && std::holds_alternative<wire::inventory>(*inv));
+  EXPECT_FALSE(std::get<wire::inventory>(*inv).jobs.empty());
+
+  // A new connection with the registered certificate is trusted without credentials.
+  auto again = connect(manager_);
+  ASSERT_FALSE(again->send(wire::hello{1, 1, "test manager"}));
+  ASSERT_FALSE(again->send(wire::ping{42}));
+  auto hello = again->receive();
+  ASSERT_TRUE(hello && std::holds_alternative<wire::hello>(*hello));
+  auto pong = again->receive();
+  ASSERT_TRUE(pong && std::holds_alternative<wire::pong>(*pong));
+  EXPECT_EQ(std::get<wire::pong>(*pong).nonce, 42u);
+
+  c.reset();
+  again.reset();
+  stop_agent();
+  EXPECT_NE(managers_list().find(manager_.sha256().to_string()), std::string::npos);
+}
+
+TEST_F(registration, registering_again_with_the_same_certificate_is_accepted_idempotently) {
+  for (int i = 0; i < 2; ++i) {
+    auto c = connect(manager_);
+    auto answer = register_with(*c, "admin", "admin-pw", manager_.sha256());
+    EXPECT_TRUE(std::holds_alternative<wire::registered>(answer)) << i;
+  }
+  stop_agent();
+  auto out = managers_list();
+  auto first = out.find(manager_.sha256().to_string());
+  ASSERT_NE(first, std::string::npos);
+  EXPECT_EQ(out.find(manager_.sha256().to_string(), first + 1), std::string::npos) << out;
+}
+
+TEST_F(registration, a_backup_viewer_gets_insufficient_role_and_nothing_is_stored) {
+  auto c = connect(manager_);
+  EXPECT_EQ(denial_of(register_with(*c, "viewer", "viewer-pw", manager_.sha256())),
+            wire::denial_reason::insufficient_role);
+  c.reset();
+  stop_agent();
+  EXPECT_EQ(managers_list().find(manager_.sha256().to_string()), std::string::npos);
+}
+
+TEST_F(registration, wrong_passwords_get_bad_credentials_and_then_lock_the_account_for_a_while) {
+  auto c = connect(manager_);
+  EXPECT_FALSE(c->send(wire::hello{1, 1, "test manager"}));
+  auto attempt = [&](const std::string& pw, bool expect_hello) {
+    EXPECT_FALSE(c->send(wire::register_request{"admin", to_secret(pw), manager_.sha256(), "m"}));
+    if (expect_hello) {
+      auto h = c->receive();
+      EXPECT_TRUE(h && std::holds_alternative<wire::hello>(*h));
+    }
+    auto answer = c->receive();
+    EXPECT_TRUE(answer);
+    return answer ? denial_of(*answer) : wire::denial_reason::internal_error;
+  };
+  EXPECT_EQ(attempt("guess-1", true), wire::denial_reason::bad_credentials);
+  EXPECT_EQ(attempt("guess-2", false), wire::denial_reason::bad_credentials);
+  EXPECT_EQ(attempt("guess-3", false), wire::denial_reason::bad_credentials);
+  // Threshold reached: even the right password is refused while locked.
+  EXPECT_EQ(attempt("admin-pw", false), wire::denial_reason::locked_out);
+
+  // An unknown account is indistinguishable from a wrong password.
+  auto other = connect(manager_);
+  EXPECT_EQ(denial_of(register_with(*other, "nobody", "x", manager_.sha256())),
+            wire::denial_reason::bad_credentials);
+
+  // Six minutes later (injected clock) the lock has expired.
+  skew_ = std::chrono::minutes{6};
+  auto later = connect(manager_);
+  EXPECT_TRUE(std::holds_alternative<wire::registered>(
+      register_with(*later, "admin", "admin-pw", manager_.sha256())));
+}
+
+TEST_F(registration, a_message_thumbprint_that_differs_from_the_tls_certificate_is_a_mismatch) {
+  auto other = make_identity("someone else");
+  auto c = connect(manager_);
+  EXPECT_EQ(denial_of(register_with(*c, "admin", "admin-pw", other.sha256())),
+            wire::denial_reason::thumbprint_mismatch);
+  c.reset();
+  stop_agent();
+  auto out = managers_list();
+  EXPECT_EQ(out.find(other.sha256().to_string()), std::string::npos);
+  EXPECT_EQ(out.find(manager_.sha256().to_string()), std::string::npos);
+}
+
+TEST_F(registration, after_registration_an_unknown_certificate_gets_no_application_data) {
+  auto c = connect(manager_);
+  ASSERT_TRUE(std::holds_alternative<wire::registered>(
+      register_with(*c, "admin", "admin-pw", manager_.sha256())));
+
+  auto stranger = make_identity("stranger");
+  for (const wire::message& request :
+       {wire::message{wire::collect{}}, wire::message{wire::ping{7}}}) {
+    auto s = connect(stranger);  // the handshake itself completes (registration must stay possible)
+    ASSERT_FALSE(s->send(wire::hello{1, 1, "stranger"}));
+    ASSERT_FALSE(s->send(request));
+    EXPECT_TRUE(s->closed_without_message()) << wire::to_string(wire::type_of(request));
+  }
+  // A message before hello is refused the same way, even with a registered certificate.
+  auto early = connect(manager_);
+  ASSERT_FALSE(early->send(wire::collect{}));
+  EXPECT_TRUE(early->closed_without_message());
+}
+
+TEST_F(registration, a_revoked_manager_is_no_longer_trusted) {
+  auto c = connect(manager_);
+  ASSERT_TRUE(std::holds_alternative<wire::registered>(
+      register_with(*c, "admin", "admin-pw", manager_.sha256())));
+  auto revoked = server_->revoke_manager(0, manager_.sha256());
+  ASSERT_TRUE(revoked && *revoked);
+  EXPECT_TRUE(c->closed_without_message());
+  auto again = connect(manager_);
+  ASSERT_FALSE(again->send(wire::hello{1, 1, "m"}));
+  ASSERT_FALSE(again->send(wire::collect{}));
+  EXPECT_TRUE(again->closed_without_message());
+}
+
+}  // namespace
+}  // namespace certfleet::agent
+
+namespace certfleet::agent {
+namespace {
+
+TEST_F(registration, a_reconnect_resumes_the_tls_session_until_the_certificate_changes) {
+  auto cache = std::make_shared<tls_session_cache>(16);
+  auto first = std::make_unique<test_client>(manager_, "127.0.0.1", port_, cache);
+  ASSERT_FALSE(first->connect());
+  EXPECT_FALSE(first->session().handshake()->resumed);
+  first.reset();
+  test_client second(manager_, "127.0.0.1", port_, cache);
+  ASSERT_FALSE(second.connect());
+  EXPECT_TRUE(second.session().handshake()->resumed);
+
+  // A new certificate comes with a new ticket key: the old session cannot hide the change.
+  auto old = server_->current_thumbprint(0);
+  ASSERT_FALSE(server_->apply_fault(0, {fault_kind::regenerate, 0}));
+  EXPECT_NE(server_->current_thumbprint(0), old);
+  test_client third(manager_, "127.0.0.1", port_, cache);
+  ASSERT_FALSE(third.connect());
+  EXPECT_FALSE(third.session().handshake()->resumed);
+  EXPECT_EQ(*third.server_thumbprint(), server_->current_thumbprint(0));
+}
+
+}  // namespace
+}  // namespace certfleet::agent
