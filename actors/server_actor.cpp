@@ -2,6 +2,9 @@
 
 #include <unistd.h>
 
+#include <csignal>
+#include <cstdlib>
+
 #include <deque>
 
 #include <caf/all.hpp>
@@ -224,6 +227,9 @@ void on_registered(server_actor* self, const wire::registered& msg) {
     on_connection_failed(self, "cannot save the registration");
     return;
   }
+  // Test seam for "kill -9 between registration and credential deletion" (tests/e2e): the
+  // process dies exactly as SIGKILL would, after the durable state change and before the deletion.
+  if (std::getenv("CERTFLEET_TEST_KILL_BEFORE_CREDENTIAL_DELETION") != nullptr) ::raise(SIGKILL);
   erase_credentials(self, "registered");
   self->become(behavior_for(self));
   if (next == server_state::trusted) {
@@ -301,6 +307,7 @@ void on_activated(server_actor* self) {
   auto& st = self->state;
   release_slot(self);
   st.attempt = 0;
+  st.rec.failed_attempts = 0;
   st.ctx->counters.handshakes++;
   if (auto info = st.tls->handshake(); info && info->resumed) st.ctx->counters.resumed_handshakes++;
   st.rec.last_seen_ms = st.ctx->now_ms();

@@ -1,0 +1,81 @@
+// Test support: real child processes and temporary directories for end-to-end tests.
+//
+// `child` starts a program with arguments, its stdout and stderr appended to a log file, and kills
+// it (SIGTERM, then SIGKILL after a grace period) when destroyed. `run` runs a command to completion
+// and captures its output and exit code. `wait_until` polls a condition with a deadline: the
+// condition observes something real (a file, a socket, a command's output), never a sleep.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace certfleet::test {
+
+/// A fresh directory under /tmp, mode 0700, removed with its contents on destruction.
+class temp_dir {
+ public:
+  explicit temp_dir(const std::string& prefix = "certfleet-test");
+  ~temp_dir();
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+struct run_result {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+/// Runs `argv` to completion, feeding `input` to its stdin.
+run_result run(const std::vector<std::string>& argv, const std::string& input = "",
+               const std::map<std::string, std::string>& env = {});
+
+class child {
+ public:
+  child(std::vector<std::string> argv, std::filesystem::path log,
+        const std::map<std::string, std::string>& env = {});
+  ~child();
+  child(const child&) = delete;
+  child& operator=(const child&) = delete;
+
+  pid_t pid() const { return pid_; }
+  bool running();
+  /// Sends `sig` and waits for the exit (up to `grace`, then SIGKILL). Returns the wait status.
+  int stop(int sig = 15, std::chrono::milliseconds grace = std::chrono::seconds{10});
+  /// The log written so far.
+  std::string log() const;
+
+ private:
+  pid_t pid_ = -1;
+  std::filesystem::path log_;
+  int status_ = 0;
+};
+
+/// Polls `condition` every 20 ms until it holds or `timeout` passes. Returns whether it held.
+bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0 and released).
+uint16_t free_port();
+
+/// `n` consecutive free ports starting at the returned one (best effort, checked by binding).
+uint16_t free_port_range(int n);
+
+/// Path of a built program ("apps/certfleet") under the build directory.
+std::string binary(const std::string& relative);
+
+/// Every regular file under `dir` whose raw bytes contain `needle`.
+std::vector<std::filesystem::path> files_containing(const std::filesystem::path& dir,
+                                                    const std::string& needle);
+
+}  // namespace certfleet::test
