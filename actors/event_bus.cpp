@@ -229,8 +229,7 @@ caf::behavior event_bus(bus_actor* self, context_ptr ctx) {
         auto& d = self->state.ctx->cfg.daemon;
         int64_t min_time =
             self->state.ctx->now_ms() - int64_t{d.event_retention_days} * 86400 * 1000;
-        self->state.ctx->store->trim_events(static_cast<size_t>(d.event_retention_count),
-                                            min_time);
+        self->state.ctx->store->trim_events(static_cast<size_t>(d.event_retention_count), min_time);
         self->delayed_send(self, std::chrono::minutes{1}, trim_atom::value);
       },
       [=](stop_atom) {
@@ -276,8 +275,7 @@ caf::expected<std::unique_ptr<event_subscription>> subscribe_events(
             result = std::unique_ptr<event_subscription>{new bus_subscription(bus, id, sink)};
           },
           [&](caf::error& err) {
-            result = make_error(ec::timeout, "subscribing to events failed: " +
-                                                 sys.render(err));
+            result = make_error(ec::timeout, "subscribing to events failed: " + sys.render(err));
           });
   return result;
 }

@@ -6,11 +6,11 @@
 // (write_atom, handle, bytes) and (close_atom, handle). No TLS, no parsing: crypto runs in the
 // server actors on the scheduler's threads, so handshakes use both cores.
 //
-//   (adopt_atom, fd, owner)        -> owner receives (adopted_atom, handle)  or (connect_failed_atom)
-//   new data on handle             -> owner receives (bytes_atom, handle, std::vector<char>)
-//   (write_atom, handle, bytes)    -> written and flushed
-//   (close_atom, handle)           -> closed; the owner is not told again
-//   peer closed / read error       -> owner receives (disconnected_atom, handle)
+//   (adopt_atom, fd, owner)        -> owner receives (adopted_atom, handle)  or
+//   (connect_failed_atom) new data on handle             -> owner receives (bytes_atom, handle,
+//   std::vector<char>) (write_atom, handle, bytes)    -> written and flushed (close_atom, handle)
+//   -> closed; the owner is not told again peer closed / read error       -> owner receives
+//   (disconnected_atom, handle)
 #pragma once
 
 #include <caf/io/broker.hpp>

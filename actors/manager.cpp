@@ -1,8 +1,8 @@
 #include "actors/manager.hpp"
 
+#include <spdlog/spdlog.h>
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
-#include <spdlog/spdlog.h>
 
 #include "actors/atoms.hpp"
 #include "actors/context.hpp"
@@ -100,8 +100,8 @@ class manager_impl final : public manager {
                    if (err.category() == caf::atom("certfleet"))
                      result = std::move(err);
                    else
-                     result = make_error(ec::timeout, "the manager did not answer: " +
-                                                          sys_->render(err));
+                     result = make_error(ec::timeout,
+                                         "the manager did not answer: " + sys_->render(err));
                  });
     return result;
   }

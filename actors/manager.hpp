@@ -31,9 +31,9 @@ namespace certfleet {
 struct add_server_request {
   std::string host;
   uint16_t port = 0;
-  std::string name;                  // defaults to host:port
-  std::string account;               // needs the Backup Administrator role on the server
-  secret_bytes password;             // sealed at once; never logged
+  std::string name;       // defaults to host:port
+  std::string account;    // needs the Backup Administrator role on the server
+  secret_bytes password;  // sealed at once; never logged
   std::optional<thumbprint> expected;
 };
 
@@ -49,7 +49,7 @@ struct status_view {
   size_t servers = 0;
   std::vector<std::pair<std::string, size_t>> per_state;  // state name -> count
   size_t connected = 0;
-  uint64_t handshakes = 0;          // completed since start
+  uint64_t handshakes = 0;  // completed since start
   uint64_t handshake_failures = 0;
   uint64_t collections = 0;
   uint64_t last_event_seq = 0;

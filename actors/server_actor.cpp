@@ -7,10 +7,10 @@
 
 #include <deque>
 
+#include <spdlog/spdlog.h>
 #include <caf/all.hpp>
 #include <caf/io/connection_handle.hpp>
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 
 #include "actors/atoms.hpp"
 #include "actors/events.hpp"
@@ -145,9 +145,10 @@ void on_pin_rejected(server_actor* self, const thumbprint& presented) {
                         pinned + "; validate it with 'certfleet server trust " + st.rec.id +
                         " --thumbprint " + presented.to_string() + "'";
     spdlog::warn("server {} ({}): {}", st.rec.id, address_of(st.rec), st.rec.last_error);
-    transition(self, server_state::certificate_changed,
-               {make_event(st.rec, "certificate_changed",
-                           {{"old_thumbprint", pinned}, {"new_thumbprint", presented.to_string()}})});
+    transition(
+        self, server_state::certificate_changed,
+        {make_event(st.rec, "certificate_changed",
+                    {{"old_thumbprint", pinned}, {"new_thumbprint", presented.to_string()}})});
     return;
   }
   // Registration: the certificate differs from the one given in advance. The credentials were
@@ -216,8 +217,8 @@ void on_registered(server_actor* self, const wire::registered& msg) {
   } else {
     st.rec.pinned = *presented;
     st.rec.validated_by = by;
-    events.push_back(make_event(st.rec, "validated",
-                                {{"thumbprint", presented->to_string()}, {"by", by}}));
+    events.push_back(
+        make_event(st.rec, "validated", {{"thumbprint", presented->to_string()}, {"by", by}}));
   }
   st.rec.state = next;
   // The new state is durable before the credentials go: a crash in between is finished by the
@@ -380,8 +381,8 @@ void create_session(server_actor* self, caf::io::connection_handle hdl) {
     auto pinned = *st.rec.pinned;
     check = [pinned](const thumbprint& presented) -> caf::error {
       if (presented == pinned) return {};
-      return make_error(ec::tls_failure, "presented " + presented.to_string() + ", pinned " +
-                                             pinned.to_string());
+      return make_error(ec::tls_failure,
+                        "presented " + presented.to_string() + ", pinned " + pinned.to_string());
     };
   } else {
     auto expected = st.rec.expected;
@@ -425,14 +426,14 @@ void on_slot(server_actor* self) {
   // The handshake deadline counts from the start of the connect (config/settings.hpp).
   self->delayed_send(self, milliseconds{st.ctx->cfg.daemon.handshake_timeout_ms},
                      deadline_atom::value, gen);
-  st.ctx->connect->connect(
-      st.rec.host, st.rec.port, milliseconds{st.ctx->cfg.daemon.connect_timeout_ms},
-      [me, gen](int fd, const caf::error& err) {
-        if (fd >= 0)
-          caf::anon_send(me, connected_atom::value, gen, fd);
-        else
-          caf::anon_send(me, connect_failed_atom::value, gen, describe(err));
-      });
+  st.ctx->connect->connect(st.rec.host, st.rec.port,
+                           milliseconds{st.ctx->cfg.daemon.connect_timeout_ms},
+                           [me, gen](int fd, const caf::error& err) {
+                             if (fd >= 0)
+                               caf::anon_send(me, connected_atom::value, gen, fd);
+                             else
+                               caf::anon_send(me, connect_failed_atom::value, gen, describe(err));
+                           });
 }
 
 caf::message_handler connection_behavior(server_actor* self) {
@@ -469,8 +470,8 @@ caf::message_handler connection_behavior(server_actor* self) {
         auto& st = self->state;
         if (!st.hdl || *st.hdl != hdl) return;
         st.hdl.reset();  // the broker has already forgotten it
-        on_connection_failed(self, st.activated ? "connection lost"
-                                                : "connection closed during the TLS handshake");
+        on_connection_failed(
+            self, st.activated ? "connection lost" : "connection closed during the TLS handshake");
       },
       [=](deadline_atom, uint64_t gen) {
         auto& st = self->state;
@@ -509,8 +510,7 @@ caf::result<server_view> trust(server_actor* self, const thumbprint& t, const st
   if (st.rec.state == server_state::trusted && st.rec.pinned && *st.rec.pinned == t)
     return view_of(self);
   if (!st.rec.presented)
-    return make_error(ec::invalid_state, "server " + st.rec.id + " is " +
-                                             to_string(st.rec.state) +
+    return make_error(ec::invalid_state, "server " + st.rec.id + " is " + to_string(st.rec.state) +
                                              " and has not presented a certificate yet");
   if (*st.rec.presented != t)
     return make_error(ec::invalid_argument,
@@ -533,15 +533,13 @@ caf::result<server_view> reject(server_actor* self) {
   auto& st = self->state;
   if (st.rec.state != server_state::awaiting_validation &&
       st.rec.state != server_state::certificate_changed)
-    return make_error(ec::invalid_state, "server " + st.rec.id + " is " +
-                                             to_string(st.rec.state) +
+    return make_error(ec::invalid_state, "server " + st.rec.id + " is " + to_string(st.rec.state) +
                                              "; only a presented thumbprint awaiting validation "
                                              "can be rejected");
   auto presented = st.rec.presented ? st.rec.presented->to_string() : std::string{};
   st.rec.last_error = "thumbprint " + presented + " rejected by an admin";
-  auto next = st.rec.state == server_state::awaiting_validation
-                  ? server_state::certificate_mismatch
-                  : server_state::certificate_changed;
+  auto next = st.rec.state == server_state::awaiting_validation ? server_state::certificate_mismatch
+                                                                : server_state::certificate_changed;
   transition(self, next, {make_event(st.rec, "rejected", {{"thumbprint", presented}})});
   return view_of(self);
 }
@@ -554,7 +552,8 @@ caf::message_handler admin_behavior(server_actor* self) {
       [=](remove_atom) -> caf::result<bool> {
         auto& st = self->state;
         drop_connection(self);
-        auto stored = st.ctx->store->remove_server(st.rec.id, {make_event(st.rec, "server_removed", {})});
+        auto stored =
+            st.ctx->store->remove_server(st.rec.id, {make_event(st.rec, "server_removed", {})});
         if (!stored) return stored.error();
         if (!stored->empty()) self->send(st.ctx->bus, published_atom::value, stored->back().seq);
         st.rec.state = server_state::removed;

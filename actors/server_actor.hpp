@@ -8,12 +8,10 @@
 //        |  (credentials sealed,                         |  registered          |  denied
 //        |   deleted on leaving)                         v                      v
 //        |                          expected matches / tofu?   auth_failed <-- credentials(new)
-//        |                            yes |        | no                  \----> pending_registration
-//        |                                v        v
-//        |                          trusted <-- awaiting_validation
-//        |                            |  ^   trust(presented)
-//        | expected differs           |  |
-//        v                            |  +-- trust(presented) --+
+//        |                            yes |        | no                  \---->
+//        pending_registration |                                v        v | trusted <--
+//        awaiting_validation |                            |  ^   trust(presented) | expected
+//        differs           |  | v                            |  +-- trust(presented) --+
 //   certificate_mismatch              +-- pin differs --> certificate_changed
 //   (trust(presented) by an admin only)
 //

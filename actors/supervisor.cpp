@@ -4,8 +4,8 @@
 #include <random>
 #include <unordered_map>
 
-#include <caf/all.hpp>
 #include <spdlog/spdlog.h>
+#include <caf/all.hpp>
 
 #include "actors/atoms.hpp"
 #include "actors/events.hpp"
@@ -58,8 +58,7 @@ caf::error erase_credentials(supervisor_actor* self, const server_record& rec,
   auto stored = st.ctx->store->erase_credential(
       rec.id, {make_event(rec, "credentials_deleted", {{"reason", why}})});
   if (!stored) {
-    spdlog::error("server {}: cannot delete its credentials: {}", rec.id,
-                  describe(stored.error()));
+    spdlog::error("server {}: cannot delete its credentials: {}", rec.id, describe(stored.error()));
     return stored.error();
   }
   publish(self, *stored);
@@ -84,8 +83,9 @@ void load_fleet(supervisor_actor* self) {
   // Finish credential deletions that a crash interrupted.
   for (auto& id : st.ctx->store->credential_ids()) {
     auto rec = st.ctx->store->get_server(id);
-    if (rec && *rec && ((*rec)->state == server_state::pending_registration ||
-                        (*rec)->state == server_state::registering))
+    if (rec && *rec &&
+        ((*rec)->state == server_state::pending_registration ||
+         (*rec)->state == server_state::registering))
       continue;
     server_record orphan;
     orphan.id = id;
@@ -120,7 +120,8 @@ caf::expected<server_record> validate_new_server(supervisor_actor* self,
     return make_error(ec::already_exists,
                       "server " + key + " is already known as " + it->second +
                           "; remove it first or give new credentials with 'certfleet server "
-                          "credentials " + it->second + "'");
+                          "credentials " +
+                          it->second + "'");
   server_record rec;
   thread_local std::mt19937 rng{std::random_device{}()};
   do {
@@ -164,8 +165,7 @@ caf::result<server_view> add_server(supervisor_actor* self, const add_server_req
 }
 
 caf::result<server_view> new_credentials(supervisor_actor* self, const std::string& id,
-                                         const std::string& account,
-                                         const secret_bytes& password) {
+                                         const std::string& account, const secret_bytes& password) {
   auto& st = self->state;
   auto it = st.servers.find(id);
   if (it == st.servers.end()) return make_error(ec::not_found, "no server with id " + id);
@@ -246,8 +246,8 @@ void sweep_expired_credentials(supervisor_actor* self) {
     for (auto& id : st.ctx->store->credential_ids()) {
       auto rec = st.ctx->store->get_server(id);
       if (!rec || !*rec || now - (*rec)->updated_ms < int64_t{max_age} * 1000) continue;
-      auto why = "credentials expired after " + std::to_string(max_age) +
-                 " s without reaching the server";
+      auto why =
+          "credentials expired after " + std::to_string(max_age) + " s without reaching the server";
       if (!erase_credentials(self, **rec, why))
         if (auto it = st.servers.find(id); it != st.servers.end())
           self->send(it->second, credentials_atom::value, remove_atom::value, why);
@@ -311,13 +311,11 @@ caf::behavior supervisor(supervisor_actor* self, context_ptr ctx) {
         old = p;
       },
       [=](add_atom, const add_server_request& req) { return add_server(self, req); },
-      [=](credentials_atom, const std::string& id)
-          -> caf::result<std::string, secret_bytes> {
+      [=](credentials_atom, const std::string& id) -> caf::result<std::string, secret_bytes> {
         auto& st = self->state;
         auto blob = st.ctx->store->get_credential(id);
         if (!blob) return blob.error();
-        if (!*blob)
-          return make_error(ec::not_found, "no retained credentials for server " + id);
+        if (!*blob) return make_error(ec::not_found, "no retained credentials for server " + id);
         auto rec = st.ctx->store->get_server(id);
         if (!rec || !*rec) return make_error(ec::not_found, "no server with id " + id);
         auto password = open(st.ctx->sealing_key, id, **blob);

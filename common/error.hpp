@@ -1,8 +1,8 @@
 // certfleet's one error vocabulary.
 //
 // Every module returns `caf::expected<T>` or `caf::error` across its boundary; the error carries an
-// `ec` code and a sentence for the user that says what happened and what to do. Botan exceptions and
-// RocksDB statuses are translated into these at the edge of crypto/ and storage/.
+// `ec` code and a sentence for the user that says what happened and what to do. Botan exceptions
+// and RocksDB statuses are translated into these at the edge of crypto/ and storage/.
 //
 // Thread-safety: all functions here are pure and safe to call from any thread.
 #pragma once

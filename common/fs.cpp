@@ -46,7 +46,9 @@ std::string temp_suffix() {
 
 }  // namespace
 
-std::string errno_text(int err) { return std::strerror(err); }
+std::string errno_text(int err) {
+  return std::strerror(err);
+}
 
 caf::error sync_directory(const std::filesystem::path& dir) {
   fd_guard fd{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
@@ -81,8 +83,8 @@ caf::error write_file_atomically(const std::filesystem::path& path, const void* 
   }
   if (::fsync(fd.get()) != 0) return fail("sync", tmp, errno);
   if (::close(fd.release()) != 0) return fail("close", tmp, errno);
-  int rc = hooks.rename ? hooks.rename(tmp.c_str(), path.c_str())
-                        : ::rename(tmp.c_str(), path.c_str());
+  int rc =
+      hooks.rename ? hooks.rename(tmp.c_str(), path.c_str()) : ::rename(tmp.c_str(), path.c_str());
   if (rc != 0) return fail("rename a temporary file over", path, errno);
   return sync_directory(dir);
 }
@@ -151,9 +153,8 @@ caf::error check_private_directory(const std::filesystem::path& dir) {
                           ", not by the service account; run chown on it");
   if (st.st_mode & (S_IWGRP | S_IWOTH)) {
     std::string who = (st.st_mode & S_IWGRP) ? "group" : "others";
-    return make_error(ec::insecure_permissions, "directory " + dir.string() +
-                                                    " is writable by " + who + "; run chmod 700 " +
-                                                    dir.string());
+    return make_error(ec::insecure_permissions, "directory " + dir.string() + " is writable by " +
+                                                    who + "; run chmod 700 " + dir.string());
   }
   return {};
 }

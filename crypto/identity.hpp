@@ -47,10 +47,9 @@ class identity {
   /// Generates a new key and self-signed certificate valid from `now` for `validity`.
   /// Fails with `ec::invalid_argument` on an empty common name or non-positive validity, and
   /// `ec::crypto_failure` if Botan fails.
-  static caf::expected<identity> generate(const identity_subject& subject,
-                                          std::chrono::hours validity, std::string friendly_name,
-                                          std::chrono::system_clock::time_point now =
-                                              std::chrono::system_clock::now());
+  static caf::expected<identity> generate(
+      const identity_subject& subject, std::chrono::hours validity, std::string friendly_name,
+      std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
 
   /// Rebuilds an identity from PEM text (PKCS#8 private key, X.509 certificate). Fails with
   /// `ec::corrupt_data` when either does not parse or the key does not belong to the certificate.

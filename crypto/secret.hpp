@@ -1,7 +1,7 @@
 // The one container for secrets in memory: passwords, master keys, plaintext credentials.
 //
-// `secret_bytes` is Botan's secure_vector: its allocator locks pages where it can and zeroes memory on
-// release. Code outside crypto/ uses the alias and never names Botan.
+// `secret_bytes` is Botan's secure_vector: its allocator locks pages where it can and zeroes memory
+// on release. Code outside crypto/ uses the alias and never names Botan.
 #pragma once
 
 #include <string_view>

@@ -4,8 +4,8 @@
 // A thumbprint holds raw digest bytes. `to_string` prints uppercase hex without separators
 // ("3F2A..."); `to_colon_string` prints "3F:2A:..." as openssl does. `parse` accepts either form in
 // any case, with spaces, and with an optional "SHA256:" (or "SHA1:") prefix, and rejects a wrong
-// length or a non-hex character with `ec::bad_thumbprint` naming what is wrong. Equality compares in
-// constant time.
+// length or a non-hex character with `ec::bad_thumbprint` naming what is wrong. Equality compares
+// in constant time.
 //
 // Thread-safety: value type; immutable after construction.
 #pragma once

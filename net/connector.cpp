@@ -63,8 +63,8 @@ struct connector::impl {
     while (!stopping) {
       int timeout_ms = 1000;
       if (!deadlines.empty()) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-            deadlines.begin()->first - steady::now());
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadlines.begin()->first -
+                                                                          steady::now());
         timeout_ms = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(left.count(), 1000)));
       }
       int n = ::epoll_wait(epoll_fd, events, 256, timeout_ms);
@@ -120,9 +120,9 @@ struct connector::impl {
     if (fd < 0) {
       int err = errno;
       ::freeaddrinfo(res);
-      fail(r.done, make_error(ec::io_error, "cannot create a socket for " + address + ": " +
-                                                errno_text(err) +
-                                                (err == EMFILE ? " (raise the open-file limit)" : "")));
+      fail(r.done, make_error(ec::io_error,
+                              "cannot create a socket for " + address + ": " + errno_text(err) +
+                                  (err == EMFILE ? " (raise the open-file limit)" : "")));
       return;
     }
     int one = 1;
@@ -132,7 +132,8 @@ struct connector::impl {
     ::freeaddrinfo(res);
     if (rc != 0 && err != EINPROGRESS) {
       ::close(fd);
-      fail(r.done, make_error(ec::timeout, "cannot connect to " + address + ": " + errno_text(err)));
+      fail(r.done,
+           make_error(ec::timeout, "cannot connect to " + address + ": " + errno_text(err)));
       return;
     }
     epoll_event ev{};
@@ -156,8 +157,8 @@ struct connector::impl {
     ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &len);
     if (so_error != 0) {
       ::close(fd);
-      fail(p.done, make_error(ec::timeout, "cannot connect to " + p.address + ": " +
-                                               errno_text(so_error)));
+      fail(p.done,
+           make_error(ec::timeout, "cannot connect to " + p.address + ": " + errno_text(so_error)));
       return;
     }
     --in_flight;
@@ -218,7 +219,9 @@ void connector::connect(std::string host, uint16_t port, std::chrono::millisecon
   [[maybe_unused]] auto r = ::write(impl_->wake_fd, &one, sizeof(one));
 }
 
-size_t connector::in_flight() const { return impl_->in_flight; }
+size_t connector::in_flight() const {
+  return impl_->in_flight;
+}
 
 uint64_t raise_fd_limit() {
   rlimit lim{};

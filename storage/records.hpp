@@ -15,7 +15,8 @@
 
 namespace certfleet {
 
-/// The persisted lifecycle state of one backup server (see actors/server_actor.hpp for the diagram).
+/// The persisted lifecycle state of one backup server (see actors/server_actor.hpp for the
+/// diagram).
 enum class server_state : uint8_t {
   pending_registration = 1,  // credentials retained (sealed), waiting to reach the server
   registering = 2,           // credentials sent, waiting for the answer
@@ -37,12 +38,12 @@ struct server_record {
   std::string host;
   uint16_t port = 0;
   server_state state = server_state::pending_registration;
-  std::string account;                   // the registration account's name (not a secret)
-  std::optional<thumbprint> expected;    // given in advance, verified out of band
-  std::optional<thumbprint> presented;   // what the server last presented
-  std::optional<thumbprint> pinned;      // validated by an admin, the expected value, or tofu
-  std::string validated_by;              // "admin", "expected", "tofu"
-  std::string remote_id;                 // the id the backup server reported at registration
+  std::string account;                  // the registration account's name (not a secret)
+  std::optional<thumbprint> expected;   // given in advance, verified out of band
+  std::optional<thumbprint> presented;  // what the server last presented
+  std::optional<thumbprint> pinned;     // validated by an admin, the expected value, or tofu
+  std::string validated_by;             // "admin", "expected", "tofu"
+  std::string remote_id;                // the id the backup server reported at registration
   std::string last_error;
   int64_t created_ms = 0;
   int64_t updated_ms = 0;
@@ -58,10 +59,10 @@ caf::expected<server_record> decode_server_record(const std::vector<uint8_t>& by
 struct event_record {
   uint64_t seq = 0;
   int64_t time_ms = 0;
-  std::string type;       // "server_added", "certificate_changed", ... (docs/control-api.md)
+  std::string type;  // "server_added", "certificate_changed", ... (docs/control-api.md)
   std::string server_id;
-  std::string address;    // "host:port"
-  std::string details;    // a JSON object as text; never holds secrets
+  std::string address;  // "host:port"
+  std::string details;  // a JSON object as text; never holds secrets
 };
 
 std::vector<uint8_t> encode(const event_record& e);

@@ -45,8 +45,8 @@ class state_store {
   state_store& operator=(const state_store&) = delete;
 
   // -- servers ------------------------------------------------------------------------------
-  /// Writes `r` and appends `events` (their seq and, when 0, time are assigned) in one atomic batch.
-  /// Returns the events as stored. `sync` makes it durable before returning.
+  /// Writes `r` and appends `events` (their seq and, when 0, time are assigned) in one atomic
+  /// batch. Returns the events as stored. `sync` makes it durable before returning.
   caf::expected<std::vector<event_record>> put_server(const server_record& r,
                                                       std::vector<event_record> events, bool sync);
   caf::expected<std::optional<server_record>> get_server(const std::string& id) const;

@@ -1,7 +1,8 @@
 // The `certfleet` command line: global options and the registration of each command group.
 //
 // Each group adds its subcommands to the CLI11 app and sets `ctx.run` in their callbacks; main()
-// parses, then calls `ctx.run` once, so every command returns an exit code from apps/cli/output.hpp.
+// parses, then calls `ctx.run` once, so every command returns an exit code from
+// apps/cli/output.hpp.
 #pragma once
 
 #include <functional>

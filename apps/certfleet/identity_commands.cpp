@@ -72,8 +72,9 @@ caf::expected<certificate_store> open_store(const settings& cfg) {
 void add_identity_commands(CLI::App& app, context& ctx) {
   static std::string friendly_name = default_friendly_name;
   auto* init = app.add_subcommand(
-      "init", "Create the state directory, the sealing master key and the manager identity, "
-              "then print the identity summary. Safe to repeat: nothing existing is replaced.");
+      "init",
+      "Create the state directory, the sealing master key and the manager identity, "
+      "then print the identity summary. Safe to repeat: nothing existing is replaced.");
   init->add_option("--friendly-name", friendly_name, "Label stored beside the certificate")
       ->capture_default_str();
   init->callback([&ctx] {
@@ -94,8 +95,9 @@ void add_identity_commands(CLI::App& app, context& ctx) {
 
   static std::string generate_name;
   auto* generate = cert->add_subcommand(
-      "generate", "Generate a new self-signed identity and make it current; the old one is kept "
-                  "as the previous identity");
+      "generate",
+      "Generate a new self-signed identity and make it current; the old one is kept "
+      "as the previous identity");
   generate->add_option("--friendly-name", generate_name, "Label stored beside the certificate")
       ->required();
   generate->callback([&ctx] {
@@ -107,7 +109,8 @@ void add_identity_commands(CLI::App& app, context& ctx) {
       auto id = generate_identity(*cfg, generate_name);
       if (!id) return report(id.error());
       if (auto err = store->install(*id)) return report(err);
-      return print_identity(ctx, *id, "New manager certificate (verify these thumbprints out of band)");
+      return print_identity(ctx, *id,
+                            "New manager certificate (verify these thumbprints out of band)");
     };
   });
 
@@ -124,8 +127,8 @@ void add_identity_commands(CLI::App& app, context& ctx) {
         auto id = store->load_previous();
         if (!id) return report(id.error());
         if (!*id)
-          return report(make_error(ec::not_found, "there is no previous identity in " +
-                                                      store->dir().string()));
+          return report(make_error(ec::not_found,
+                                   "there is no previous identity in " + store->dir().string()));
         return print_identity(ctx, **id, "Previous manager certificate");
       }
       auto id = store->load_current();

@@ -17,14 +17,16 @@ caf::expected<settings> context::load() const {
 
 int main(int argc, char** argv) {
   using namespace certfleet::cli;
-  CLI::App app{"certfleet: manage certificate-based trust between this manager and its backup "
-               "servers.\nExit codes: 0 ok, 1 unexpected failure, 2 usage, 3 not found, 4 insecure "
-               "permissions, 5 bad configuration, 6 storage failure, 7 unreachable, 8 refused.",
-               "certfleet"};
+  CLI::App app{
+      "certfleet: manage certificate-based trust between this manager and its backup "
+      "servers.\nExit codes: 0 ok, 1 unexpected failure, 2 usage, 3 not found, 4 insecure "
+      "permissions, 5 bad configuration, 6 storage failure, 7 unreachable, 8 refused.",
+      "certfleet"};
   app.require_subcommand(1);
   context ctx;
-  app.add_option("-c,--config", ctx.config_file, "TOML configuration file (default: built-in "
-                                                 "defaults, see config/certfleet.example.toml)")
+  app.add_option("-c,--config", ctx.config_file,
+                 "TOML configuration file (default: built-in "
+                 "defaults, see config/certfleet.example.toml)")
       ->check(CLI::ExistingFile);
   app.add_option("-s,--state-dir", ctx.state_dir,
                  "State directory (overrides state_dir from the configuration)");

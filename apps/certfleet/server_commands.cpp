@@ -6,6 +6,7 @@
 #include <chrono>
 #include <ctime>
 #include <fstream>
+#include <initializer_list>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
@@ -359,6 +360,9 @@ caf::expected<std::vector<json>> load_bulk_file(const std::string& file) {
   if (first != std::string::npos && (text[first] == '[' || text[first] == '{')) {
     auto doc = json::parse(text, nullptr, false);
     if (doc.is_object() && doc.contains("servers")) doc = doc["servers"];
+    // An agent fleet manifest (docs/agent.md) is accepted as it is: its thumbprints were published
+    // out of band, so they become the expected thumbprints.
+    if (doc.is_object() && doc.contains("endpoints")) doc = doc["endpoints"];
     if (doc.is_discarded() || !doc.is_array())
       return make_error(ec::invalid_argument, file +
                                                   " is not a JSON array of {host, port, account, "
@@ -368,9 +372,15 @@ caf::expected<std::vector<json>> load_bulk_file(const std::string& file) {
       std::string where = file + " entry " + std::to_string(i);
       if (!e.is_object()) return make_error(ec::invalid_argument, where + " is not an object");
       auto get = [&](const char* k) { return str(e, k); };
-      auto entry = bulk_entry(where, get("host").empty() ? get("address") : get("host"),
-                              e.value("port", json()), get("account"), get("expected_thumbprint"),
-                              get("name"));
+      auto first_of = [&](std::initializer_list<const char*> keys) {
+        for (auto k : keys)
+          if (!get(k).empty()) return get(k);
+        return std::string{};
+      };
+      auto entry =
+          bulk_entry(where, first_of({"host", "address"}), e.value("port", json()),
+                     first_of({"account", "admin_account"}),
+                     first_of({"expected_thumbprint", "thumbprint", "sha256"}), get("name"));
       if (!entry) return entry.error();
       out.push_back(std::move(*entry));
     }

@@ -15,10 +15,18 @@ class json_message_flag final : public spdlog::custom_flag_formatter {
     static constexpr char hex[] = "0123456789abcdef";
     for (char c : std::string_view{msg.payload.data(), msg.payload.size()}) {
       switch (c) {
-        case '"': dest.append(std::string_view{"\\\""}); break;
-        case '\\': dest.append(std::string_view{"\\\\"}); break;
-        case '\n': dest.append(std::string_view{"\\n"}); break;
-        case '\t': dest.append(std::string_view{"\\t"}); break;
+        case '"':
+          dest.append(std::string_view{"\\\""});
+          break;
+        case '\\':
+          dest.append(std::string_view{"\\\\"});
+          break;
+        case '\n':
+          dest.append(std::string_view{"\\n"});
+          break;
+        case '\t':
+          dest.append(std::string_view{"\\t"});
+          break;
         default:
           if (static_cast<unsigned char>(c) < 0x20) {
             char esc[7] = {'\\', 'u', '0', '0', hex[(c >> 4) & 0xF], hex[c & 0xF], 0};

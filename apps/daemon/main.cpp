@@ -3,8 +3,8 @@
 #include <csignal>
 #include <iostream>
 
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include "actors/manager.hpp"
 #include "apps/cli/logging.hpp"
@@ -24,9 +24,10 @@ caf::expected<settings> load(const std::string& config_file, const std::string& 
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"certfleetd: the certfleet manager daemon. Runs in the foreground; stop it with "
-               "SIGTERM. Initialise the state directory first with 'certfleet init'.",
-               "certfleetd"};
+  CLI::App app{
+      "certfleetd: the certfleet manager daemon. Runs in the foreground; stop it with "
+      "SIGTERM. Initialise the state directory first with 'certfleet init'.",
+      "certfleetd"};
   std::string config_file, state_dir;
   app.add_option("-c,--config", config_file, "TOML configuration file (default: built-in defaults)")
       ->check(CLI::ExistingFile);
@@ -70,9 +71,10 @@ int main(int argc, char** argv) {
       if (auto err = cli::setup_logging(fresh->log))
         spdlog::error("reload refused: {}", describe(err));
       else
-        spdlog::info("configuration reloaded (log level {}, format {}); other settings apply at "
-                     "the next start",
-                     fresh->log.level, fresh->log.format);
+        spdlog::info(
+            "configuration reloaded (log level {}, format {}); other settings apply at "
+            "the next start",
+            fresh->log.level, fresh->log.format);
       continue;
     }
     spdlog::info("signal {} received: draining", sig);

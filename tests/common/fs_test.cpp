@@ -86,8 +86,7 @@ TEST(private_file, group_readable_file_is_refused_with_the_chmod_fix) {
   ASSERT_FALSE(write_file_atomically(file, v.data(), v.size(), 0644));
   auto err = check_private_file(file);
   EXPECT_EQ(code_of(err), ec::insecure_permissions);
-  EXPECT_NE(describe(err).find("chmod 600 " + file.string()), std::string::npos)
-      << describe(err);
+  EXPECT_NE(describe(err).find("chmod 600 " + file.string()), std::string::npos) << describe(err);
   ::chmod(file.c_str(), 0600);
   EXPECT_FALSE(check_private_file(file));
 }

@@ -43,16 +43,16 @@ class daemon_flow : public ::testing::Test {
 
   void start_fleet(int count) {
     std::ofstream{dir / "admin.pw"} << fleet_password << '\n';
-    std::filesystem::permissions(dir / "admin.pw", std::filesystem::perms::owner_read |
-                                                       std::filesystem::perms::owner_write);
+    std::filesystem::permissions(
+        dir / "admin.pw", std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
     fleet = std::make_unique<child>(
         std::vector<std::string>{binary("apps/agent/certfleet-agent"), "--state-dir",
                                  fleet_dir().string(), "fleet", "--count", std::to_string(count),
                                  "--admin-password-file", (dir / "admin.pw").string(),
                                  "--handshake-timeout-ms", "3000"},
         dir / "fleet.log");
-    ASSERT_TRUE(wait_until([&] { return std::filesystem::exists(fleet_dir() / "manifest.json"); },
-                           60s))
+    ASSERT_TRUE(
+        wait_until([&] { return std::filesystem::exists(fleet_dir() / "manifest.json"); }, 60s))
         << fleet->log();
     std::ifstream in{fleet_dir() / "manifest.json"};
     auto manifest = json::parse(in);
@@ -77,8 +77,7 @@ class daemon_flow : public ::testing::Test {
         std::vector<std::string>{binary("apps/daemon/certfleetd"), "--config",
                                  (dir / "certfleet.toml").string()},
         dir / "daemon.log", env);
-    ASSERT_TRUE(wait_until([&] { return cli({"status"}).exit_code == 0; }, 30s))
-        << daemon->log();
+    ASSERT_TRUE(wait_until([&] { return cli({"status"}).exit_code == 0; }, 30s)) << daemon->log();
   }
 
   int stop_daemon() {
@@ -105,7 +104,7 @@ class daemon_flow : public ::testing::Test {
   std::string add(size_t i, const std::string& password = fleet_password, bool expect = false,
                   const std::string& account = "admin") {
     auto& e = endpoints.at(i);
-    std::vector<std::string> args{"server", "add", e.address + ":" + std::to_string(e.port),
+    std::vector<std::string> args{"server",    "add",   e.address + ":" + std::to_string(e.port),
                                   "--account", account, "--password-stdin"};
     if (expect) args.insert(args.end(), {"--expect-thumbprint", e.thumbprint});
     auto v = cli_json(args, password + "\n");
@@ -170,7 +169,8 @@ TEST_F(daemon_flow, online_add_registers_deletes_credentials_and_collects_once_t
   auto v = show(id);
   EXPECT_EQ(v["presented_thumbprint"], endpoints[0].thumbprint);
   EXPECT_FALSE(v["credentials_retained"].get<bool>());
-  EXPECT_EQ(v.value("last_collection_ms", int64_t{0}), 0) << "nothing is collected before validation";
+  EXPECT_EQ(v.value("last_collection_ms", int64_t{0}), 0)
+      << "nothing is collected before validation";
 
   // No blind trust: a thumbprint other than the presented one is refused.
   auto wrong = cli({"server", "trust", id, "--thumbprint", endpoints[1].thumbprint});
@@ -179,14 +179,15 @@ TEST_F(daemon_flow, online_add_registers_deletes_credentials_and_collects_once_t
 
   auto ok = cli({"server", "trust", id, "--thumbprint", endpoints[0].thumbprint});
   ASSERT_EQ(ok.exit_code, 0) << ok.err;
-  ASSERT_TRUE(wait_until([&] { return show(id).value("last_collection_ms", int64_t{0}) > 0; }, 20s));
+  ASSERT_TRUE(
+      wait_until([&] { return show(id).value("last_collection_ms", int64_t{0}) > 0; }, 20s));
   auto inventory = show(id)["inventory"];
   ASSERT_TRUE(inventory.is_object()) << show(id).dump(2);
   EXPECT_FALSE(inventory["jobs"].empty()) << show(id).dump(2);
 
   auto types = event_types(id);
-  std::vector<std::string> expected{"server_added", "credentials_retained", "registered",
-                                    "validation_required", "credentials_deleted", "validated",
+  std::vector<std::string> expected{"server_added",        "credentials_retained", "registered",
+                                    "validation_required", "credentials_deleted",  "validated",
                                     "connection_up"};
   EXPECT_EQ(types, expected);
 
@@ -198,8 +199,8 @@ TEST_F(daemon_flow, online_add_registers_deletes_credentials_and_collects_once_t
 TEST_F(daemon_flow, offline_server_keeps_sealed_credentials_across_restart_until_registered) {
   start_fleet(1);
   init_manager();
-  ASSERT_EQ(run({binary("apps/agent/certfleet-agent"), "--state-dir", fleet_dir().string(),
-                 "fault", "--endpoint", "0", "offline"})
+  ASSERT_EQ(run({binary("apps/agent/certfleet-agent"), "--state-dir", fleet_dir().string(), "fault",
+                 "--endpoint", "0", "offline"})
                 .exit_code,
             0);
   start_daemon();
@@ -219,8 +220,8 @@ TEST_F(daemon_flow, offline_server_keeps_sealed_credentials_across_restart_until
 
   start_daemon();
   EXPECT_EQ(show(id)["state"], "pending_registration");
-  ASSERT_EQ(run({binary("apps/agent/certfleet-agent"), "--state-dir", fleet_dir().string(),
-                 "fault", "--endpoint", "0", "online"})
+  ASSERT_EQ(run({binary("apps/agent/certfleet-agent"), "--state-dir", fleet_dir().string(), "fault",
+                 "--endpoint", "0", "online"})
                 .exit_code,
             0);
   ASSERT_TRUE(reaches(id, "trusted")) << show(id).dump(2);
@@ -296,8 +297,8 @@ TEST_F(daemon_flow, denied_registrations_fail_with_the_reason_and_delete_the_cre
 TEST_F(daemon_flow, viewer_account_is_denied_with_insufficient_role) {
   auto agent_dir = dir / "agent";
   auto port = free_port();
-  auto r = run({binary("apps/agent/certfleet-agent"), "--state-dir", agent_dir.string(),
-                "accounts", "add", "viewer", "--role", "viewer", "--password-stdin"},
+  auto r = run({binary("apps/agent/certfleet-agent"), "--state-dir", agent_dir.string(), "accounts",
+                "add", "viewer", "--role", "viewer", "--password-stdin"},
                "viewer-pw\n");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   child agent{{binary("apps/agent/certfleet-agent"), "--state-dir", agent_dir.string(), "run",
@@ -307,11 +308,10 @@ TEST_F(daemon_flow, viewer_account_is_denied_with_insufficient_role) {
   start_daemon();
   endpoints.push_back({"127.0.0.1", port, ""});
   std::string id;
-  ASSERT_TRUE(wait_until([&] { return !(id = add(0, "viewer-pw", false, "viewer")).empty(); },
-                         10s));
+  ASSERT_TRUE(
+      wait_until([&] { return !(id = add(0, "viewer-pw", false, "viewer")).empty(); }, 10s));
   ASSERT_TRUE(reaches(id, "auth_failed")) << show(id).dump(2) << agent.log();
-  EXPECT_NE(show(id)["last_error"].get<std::string>().find("insufficient_role"),
-            std::string::npos);
+  EXPECT_NE(show(id)["last_error"].get<std::string>().find("insufficient_role"), std::string::npos);
 }
 
 TEST_F(daemon_flow, expected_thumbprint_mismatch_is_never_trusted_and_sends_no_credentials) {
@@ -335,9 +335,10 @@ TEST_F(daemon_flow, expected_thumbprint_mismatch_is_never_trusted_and_sends_no_c
   fleet->stop();
   auto managers = run({binary("apps/agent/certfleet-agent"), "--state-dir", fleet_dir().string(),
                        "managers", "list"});
-  EXPECT_EQ(managers.out.find(json::parse(cli({"--json", "status"}).out)["manager_thumbprint"]
-                                  .get<std::string>()),
-            std::string::npos)
+  EXPECT_EQ(
+      managers.out.find(
+          json::parse(cli({"--json", "status"}).out)["manager_thumbprint"].get<std::string>()),
+      std::string::npos)
       << managers.out << managers.err;
 }
 
@@ -346,10 +347,15 @@ TEST_F(daemon_flow, changed_certificate_blocks_collection_until_the_new_thumbpri
   init_manager();
   start_daemon();
   auto id = add(0, fleet_password, true);
-  ASSERT_TRUE(wait_until([&] { return show(id).value("last_collection_ms", int64_t{0}) > 0; }, 20s));
+  ASSERT_TRUE(
+      wait_until([&] { return show(id).value("last_collection_ms", int64_t{0}) > 0; }, 20s));
   auto agent = [&](std::vector<std::string> args) {
-    std::vector<std::string> argv{binary("apps/agent/certfleet-agent"), "--state-dir",
-                                  fleet_dir().string(), "fault", "--endpoint", "0"};
+    std::vector<std::string> argv{binary("apps/agent/certfleet-agent"),
+                                  "--state-dir",
+                                  fleet_dir().string(),
+                                  "fault",
+                                  "--endpoint",
+                                  "0"};
     argv.insert(argv.end(), args.begin(), args.end());
     return run(argv).exit_code;
   };
@@ -368,19 +374,19 @@ TEST_F(daemon_flow, changed_certificate_blocks_collection_until_the_new_thumbpri
   EXPECT_EQ((*changed)["details"]["old_thumbprint"], endpoints[0].thumbprint);
   EXPECT_EQ((*changed)["details"]["new_thumbprint"], fresh);
   // Blocked: nothing is collected while the change waits for an admin (collect interval is 1 s).
-  EXPECT_FALSE(wait_until([&] { return show(id).value("last_collection_ms", int64_t{0}) > blocked_at; },
-                          2500ms));
+  EXPECT_FALSE(wait_until(
+      [&] { return show(id).value("last_collection_ms", int64_t{0}) > blocked_at; }, 2500ms));
   ASSERT_EQ(cli({"server", "trust", id, "--thumbprint", fresh}).exit_code, 0);
-  EXPECT_TRUE(wait_until([&] { return show(id).value("last_collection_ms", int64_t{0}) > blocked_at; },
-                         20s));
+  EXPECT_TRUE(wait_until(
+      [&] { return show(id).value("last_collection_ms", int64_t{0}) > blocked_at; }, 20s));
   EXPECT_EQ(show(id)["pinned_thumbprint"], fresh);
 }
 
 TEST_F(daemon_flow, stalled_endpoint_and_dead_port_do_not_delay_a_hundred_healthy_registrations) {
   start_fleet(101);
   init_manager();
-  ASSERT_EQ(run({binary("apps/agent/certfleet-agent"), "--state-dir", fleet_dir().string(),
-                 "fault", "--endpoint", "100", "stall"})
+  ASSERT_EQ(run({binary("apps/agent/certfleet-agent"), "--state-dir", fleet_dir().string(), "fault",
+                 "--endpoint", "100", "stall"})
                 .exit_code,
             0);
   start_daemon();
@@ -391,7 +397,8 @@ TEST_F(daemon_flow, stalled_endpoint_and_dead_port_do_not_delay_a_hundred_health
   };
   row(endpoints[100], "stalled");
   row({"127.0.0.1", free_port(), endpoints[0].thumbprint}, "dead");
-  for (int i = 0; i < 100; ++i) row(endpoints[static_cast<size_t>(i)], "healthy-" + std::to_string(i));
+  for (int i = 0; i < 100; ++i)
+    row(endpoints[static_cast<size_t>(i)], "healthy-" + std::to_string(i));
   csv.close();
   auto r = cli({"server", "add", "--from", (dir / "servers.csv").string(), "--password-stdin"},
                std::string{fleet_password} + "\n");
@@ -419,12 +426,14 @@ int never_reading_subscriber(const std::filesystem::path& socket) {
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) return -1;
   int tiny = 4096;
   ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &tiny, sizeof(tiny));
-  std::string line = R"({"id":1,"op":"events.subscribe","args":{"since":0,"follow":true}})" "\n";
+  std::string line = R"({"id":1,"op":"events.subscribe","args":{"since":0,"follow":true}})"
+                     "\n";
   if (::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) return -1;
   return fd;
 }
 
-TEST_F(daemon_flow, events_resume_without_loss_across_restart_and_a_stalled_subscriber_stops_nothing) {
+TEST_F(daemon_flow,
+       events_resume_without_loss_across_restart_and_a_stalled_subscriber_stops_nothing) {
   start_fleet(40);
   init_manager();
   start_daemon();

@@ -40,8 +40,9 @@ struct listener {
 std::future<outcome> start(connector& c, uint16_t port, std::chrono::milliseconds deadline) {
   auto promise = std::make_shared<std::promise<outcome>>();
   auto result = promise->get_future();
-  c.connect("127.0.0.1", port, deadline,
-            [promise](int fd, const caf::error& err) { promise->set_value({fd, err}); });
+  c.connect("127.0.0.1", port, deadline, [promise](int fd, const caf::error& err) {
+    promise->set_value({fd, err});
+  });
   return result;
 }
 
@@ -102,8 +103,10 @@ TEST(connector, destruction_abandons_pending_connects_with_a_reason) {
   }
   for (auto& f : results) {
     auto r = f.get();
-    if (r.fd >= 0) ::close(r.fd);
-    else EXPECT_NE(describe(r.err).find("shutting down"), std::string::npos) << describe(r.err);
+    if (r.fd >= 0)
+      ::close(r.fd);
+    else
+      EXPECT_NE(describe(r.err).find("shutting down"), std::string::npos) << describe(r.err);
   }
 }
 

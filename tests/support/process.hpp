@@ -1,9 +1,9 @@
 // Test support: real child processes and temporary directories for end-to-end tests.
 //
 // `child` starts a program with arguments, its stdout and stderr appended to a log file, and kills
-// it (SIGTERM, then SIGKILL after a grace period) when destroyed. `run` runs a command to completion
-// and captures its output and exit code. `wait_until` polls a condition with a deadline: the
-// condition observes something real (a file, a socket, a command's output), never a sleep.
+// it (SIGTERM, then SIGKILL after a grace period) when destroyed. `run` runs a command to
+// completion and captures its output and exit code. `wait_until` polls a condition with a deadline:
+// the condition observes something real (a file, a socket, a command's output), never a sleep.
 #pragma once
 
 #include <sys/types.h>
