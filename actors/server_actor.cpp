@@ -560,6 +560,16 @@ caf::message_handler admin_behavior(server_actor* self) {
         self->quit();
         return true;
       },
+      [=](credentials_atom, remove_atom, const std::string& why) {
+        // The supervisor destroyed the retained credentials (credential_max_age_s).
+        auto& st = self->state;
+        if (st.rec.state != server_state::pending_registration &&
+            st.rec.state != server_state::registering)
+          return;
+        st.rec.last_error = why;
+        transition(self, server_state::auth_failed,
+                   {make_event(st.rec, "auth_failed", {{"reason", why}})});
+      },
       [=](credentials_atom, const std::string& account) -> caf::result<server_view> {
         // The supervisor has sealed and stored the new credentials; register again.
         auto& st = self->state;

@@ -1,5 +1,6 @@
 #include "actors/supervisor.hpp"
 
+#include <algorithm>
 #include <deque>
 #include <random>
 #include <unordered_map>
@@ -238,6 +239,11 @@ std::vector<server_view> make_list(supervisor_actor* self) {
   return out;
 }
 
+/// Half the credential lifetime, between 1 and 10 seconds: an expiry is acted on promptly.
+std::chrono::seconds sweep_period(const daemon_settings& cfg) {
+  return std::chrono::seconds{std::clamp(cfg.credential_max_age_s / 2, 1, 10)};
+}
+
 void sweep_expired_credentials(supervisor_actor* self) {
   auto& st = self->state;
   auto max_age = st.ctx->cfg.daemon.credential_max_age_s;
@@ -253,7 +259,7 @@ void sweep_expired_credentials(supervisor_actor* self) {
           self->send(it->second, credentials_atom::value, remove_atom::value, why);
     }
   }
-  self->delayed_send(self, std::chrono::seconds{10}, sweep_atom::value);
+  self->delayed_send(self, sweep_period(st.ctx->cfg.daemon), sweep_atom::value);
 }
 
 caf::behavior supervisor(supervisor_actor* self, context_ptr ctx) {
@@ -286,7 +292,7 @@ caf::behavior supervisor(supervisor_actor* self, context_ptr ctx) {
     spawn_server(self, **rec);
   });
   load_fleet(self);
-  self->delayed_send(self, std::chrono::seconds{10}, sweep_atom::value);
+  self->delayed_send(self, sweep_period(self->state.ctx->cfg.daemon), sweep_atom::value);
   return {
       [=](slot_atom) {
         auto& st = self->state;

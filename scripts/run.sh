@@ -49,7 +49,9 @@ for _ in $(seq 300); do "${cf[@]}" status > /dev/null 2>&1 && break; sleep 0.1; 
 
 echo
 echo "== 3. Adding all $count servers with their expected thumbprints"
-"${cf[@]}" server add --from "$demo/fleet/manifest.json" --password-file "$demo/admin.pw" | tail -n 1
+"${cf[@]}" server add --from "$demo/fleet/manifest.json" --password-file "$demo/admin.pw" \
+  > "$demo/added.txt"
+tail -n 1 "$demo/added.txt"
 
 echo
 echo "== 4. Waiting until every server is trusted and collected"
@@ -64,8 +66,9 @@ done
 echo
 "${cf[@]}" status
 echo
-"${cf[@]}" server list | head -n 6
-echo "  ..."
+"${cf[@]}" server list > "$demo/servers.txt"
+head -n 6 "$demo/servers.txt"
+echo "  ... ($demo/servers.txt has them all)"
 cat <<MSG
 
 All $count servers are trusted and collected. Try, in another terminal:

@@ -61,14 +61,15 @@ class daemon_flow : public ::testing::Test {
       endpoints.push_back({e["address"], e["port"].get<uint16_t>(), e["thumbprint"]});
   }
 
-  void init_manager() {
+  void init_manager(const std::string& extra_daemon_settings = "") {
     auto r = run({binary("apps/certfleet"), "--state-dir", state().string(), "init"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     std::ofstream{dir / "certfleet.toml"}
         << "state_dir = \"" << state().string() << "\"\n"
         << "[daemon]\nconnect_timeout_ms = 1000\nhandshake_timeout_ms = 2000\n"
         << "backoff_initial_ms = 100\nbackoff_max_ms = 500\ncollect_interval_s = 1\n"
-        << "max_concurrent_handshakes = 8\n";
+        << "max_concurrent_handshakes = 8\n"
+        << extra_daemon_settings;
   }
 
   void start_daemon(const std::map<std::string, std::string>& env = {}) {
@@ -290,6 +291,22 @@ TEST_F(daemon_flow, denied_registrations_fail_with_the_reason_and_delete_the_cre
   auto types = event_types(id);
   EXPECT_EQ(std::count(types.begin(), types.end(), "credentials_deleted"),
             std::count(types.begin(), types.end(), "credentials_retained"));
+  stop_daemon();
+  EXPECT_TRUE(ldb_values(ldb_credentials()).empty());
+}
+
+TEST_F(daemon_flow, credentials_older_than_their_maximum_age_are_destroyed) {
+  start_fleet(1);
+  init_manager("credential_max_age_s = 2\n");
+  ASSERT_EQ(run({binary("apps/agent/certfleet-agent"), "--state-dir", fleet_dir().string(), "fault",
+                 "--endpoint", "0", "offline"})
+                .exit_code,
+            0);
+  start_daemon();
+  auto id = add(0);
+  ASSERT_TRUE(reaches(id, "auth_failed", 20s)) << show(id).dump(2);
+  EXPECT_NE(show(id)["last_error"].get<std::string>().find("expired"), std::string::npos);
+  EXPECT_FALSE(show(id)["credentials_retained"].get<bool>());
   stop_daemon();
   EXPECT_TRUE(ldb_values(ldb_credentials()).empty());
 }

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Connection storms over the real binaries (issue 5, part 2): a simulated fleet
+# (certfleet-agent fleet) and certfleetd on this machine, loopback only. Registration, connect
+# (daemon restart, full handshakes) and resumed (fleet connections dropped, daemon kept) storms,
+# the single-core handshake limit right before each connect storm, and daemon RSS / load time with
+# many idle servers. Results: a table on stdout, JSON in build-bench/bench-results/storm-<UTC>.json,
+# a PNG of the largest connect storm in benchmarks/plots/ (needs gnuplot-nox).
+#
+# Usage: scripts/bench-storm.sh [storm.py options]   (benchmarks/storm.py --help lists them)
+#   e.g. scripts/bench-storm.sh --counts 1000,2000 --runs 3 --scale 10000
+# Needs build-lead/ (certfleet, certfleetd, certfleet-agent; --build-dir to change) and
+# build-bench/benchmarks/certfleet-handshake-limit (scripts/bench-micro.sh builds it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+exec python3 benchmarks/storm.py "$@"
