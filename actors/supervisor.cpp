@@ -116,6 +116,10 @@ caf::expected<server_record> validate_new_server(supervisor_actor* self,
                       "an account with the Backup Administrator role is required (--account)");
   if (req.password.empty())
     return make_error(ec::invalid_argument, "the account's password is empty");
+  if (!req.expected && st.ctx->cfg.daemon.trust_policy == "expected-only")
+    return make_error(ec::invalid_argument,
+                      "trust_policy is expected-only: give the thumbprint verified out of band "
+                      "with --expect-thumbprint SHA256");
   auto key = address_key(req.host, req.port);
   if (auto it = st.by_address.find(key); it != st.by_address.end())
     return make_error(ec::already_exists,

@@ -136,7 +136,7 @@ struct tls_session::impl final : Botan::TLS::Callbacks {
     // A resumed handshake carries no certificate and skips tls_verify_cert_chain; check the
     // remembered one so that a peer whose pin was withdrawn cannot come back through resumption.
     bool resumed = !certificate_verified;
-    if (resumed) verify_peer(session.peer_certs());
+    if (resumed) verify_peer(session.peer_certs(), true);
     tls_handshake_info hs;
     hs.version = session.version().to_string();
     hs.ciphersuite = session.ciphersuite().to_string();
@@ -168,7 +168,10 @@ struct tls_session::impl final : Botan::TLS::Callbacks {
     throw Botan::TLS::TLS_Exception(alert, why);
   }
 
-  void verify_peer(const std::vector<Botan::X509_Certificate>& chain) {
+  /// `resumed`: the certificate comes from a session this side established after a full check, so
+  /// its key type and self-signature (an ECDSA verify, most of a resumed handshake's cost) are not
+  /// checked again; validity and the pin are, because both can change.
+  void verify_peer(const std::vector<Botan::X509_Certificate>& chain, bool resumed = false) {
     if (chain.empty())
       reject(Botan::TLS::Alert::BAD_CERTIFICATE, peer_label + " presented no certificate");
     const auto& leaf = chain.front();
@@ -186,6 +189,15 @@ struct tls_session::impl final : Botan::TLS::Callbacks {
                                                          leaf.not_after().readable_string() +
                                                          "; the peer must renew its certificate");
 
+    if (!resumed) check_key_and_signature(leaf, named);
+
+    if (auto why = check(presented_now)) {
+      rejection = why;
+      reject(Botan::TLS::Alert::BAD_CERTIFICATE, named + " was refused: " + describe(why));
+    }
+  }
+
+  void check_key_and_signature(const Botan::X509_Certificate& leaf, const std::string& named) {
     std::unique_ptr<Botan::Public_Key> key(leaf.subject_public_key());
     auto* ecdsa = dynamic_cast<Botan::ECDSA_PublicKey*>(key.get());
     if (ecdsa == nullptr || ecdsa->domain().get_curve_oid() != p256_oid())
@@ -194,11 +206,6 @@ struct tls_session::impl final : Botan::TLS::Callbacks {
     if (!leaf.check_signature(*key))
       reject(Botan::TLS::Alert::BAD_CERTIFICATE,
              named + " is not validly self-signed by its own key");
-
-    if (auto why = check(presented_now)) {
-      rejection = why;
-      reject(Botan::TLS::Alert::BAD_CERTIFICATE, named + " was refused: " + describe(why));
-    }
   }
 
   void fail(caf::error err) {

@@ -311,6 +311,30 @@ TEST_F(daemon_flow, credentials_older_than_their_maximum_age_are_destroyed) {
   EXPECT_TRUE(ldb_values(ldb_credentials()).empty());
 }
 
+TEST_F(daemon_flow, expected_only_policy_refuses_a_server_without_a_thumbprint) {
+  start_fleet(1);
+  init_manager("trust_policy = \"expected-only\"\n");
+  start_daemon();
+  auto& e = endpoints[0];
+  auto address = e.address + ":" + std::to_string(e.port);
+  auto refused = cli({"server", "add", address, "--account", "admin", "--password-stdin"},
+                     std::string{fleet_password} + "\n");
+  EXPECT_EQ(refused.exit_code, 2) << refused.err;
+  EXPECT_NE(refused.err.find("--expect-thumbprint"), std::string::npos) << refused.err;
+  auto id = add(0, fleet_password, true);
+  EXPECT_TRUE(reaches(id, "trusted")) << show(id).dump(2);
+}
+
+TEST_F(daemon_flow, tofu_policy_trusts_the_first_thumbprint_and_says_so) {
+  start_fleet(1);
+  init_manager("trust_policy = \"tofu\"\n");
+  start_daemon();
+  auto id = add(0);
+  ASSERT_TRUE(reaches(id, "trusted")) << show(id).dump(2);
+  EXPECT_EQ(show(id)["validated_by"], "tofu");
+  EXPECT_EQ(show(id)["pinned_thumbprint"], endpoints[0].thumbprint);
+}
+
 TEST_F(daemon_flow, viewer_account_is_denied_with_insufficient_role) {
   auto agent_dir = dir / "agent";
   auto port = free_port();
