@@ -11,9 +11,7 @@
 
 namespace certfleet {
 
-caf::behavior io_broker(caf::io::broker* self) {
-  // 16 KiB matches one TLS record, so a read never splits more than it must.
-  constexpr size_t read_chunk = 16384;
+caf::behavior io_broker(caf::io::broker* self, size_t read_chunk) {
   auto owners = std::make_shared<std::unordered_map<caf::io::connection_handle, caf::actor>>();
   // An owner that dies without closing its connection must not leak the socket.
   self->set_down_handler([=](const caf::down_msg& down) {

@@ -17,7 +17,13 @@
 
 namespace certfleet {
 
-/// The broker's behavior; spawn with `system.middleman().spawn_broker(io_broker)`.
-caf::behavior io_broker(caf::io::broker* self);
+/// 16 KiB matches one TLS record, so a read never splits more than it must.
+inline constexpr size_t default_read_chunk = 16384;
+
+/// The broker's behavior; spawn with
+/// `system.middleman().spawn_broker(io_broker, default_read_chunk)`. (The argument also avoids a
+/// CAF 0.17 defect: spawning a function without arguments dereferences a null tuple pointer, which
+/// UndefinedBehaviorSanitizer reports.)
+caf::behavior io_broker(caf::io::broker* self, size_t read_chunk);
 
 }  // namespace certfleet

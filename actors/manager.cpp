@@ -21,7 +21,7 @@ class manager_impl final : public manager {
   manager_impl(context_ptr ctx, std::unique_ptr<caf::actor_system_config> cfg)
       : ctx_(std::move(ctx)), sys_cfg_(std::move(cfg)) {
     sys_ = std::make_unique<caf::actor_system>(*sys_cfg_);
-    ctx_->broker = sys_->middleman().spawn_broker(io_broker);
+    ctx_->broker = sys_->middleman().spawn_broker(io_broker, default_read_chunk);
     ctx_->bus = spawn_event_bus(*sys_, ctx_);
     ctx_->supervisor = spawn_supervisor(*sys_, ctx_);
   }

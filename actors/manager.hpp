@@ -51,6 +51,7 @@ struct status_view {
   size_t connected = 0;
   uint64_t handshakes = 0;  // completed since start
   uint64_t handshake_failures = 0;
+  uint64_t resumed_handshakes = 0;  // of `handshakes`, those that resumed a TLS session
   uint64_t collections = 0;
   uint64_t last_event_seq = 0;
   std::vector<std::string> last_errors;  // newest first, at most 10

@@ -217,6 +217,7 @@ status_view make_status(supervisor_actor* self) {
   auto& c = st.ctx->counters;
   s.handshakes = c.handshakes;
   s.handshake_failures = c.handshake_failures;
+  s.resumed_handshakes = c.resumed_handshakes;
   s.collections = c.collections;
   s.last_event_seq = st.ctx->store->last_event_seq();
   s.last_errors.assign(st.last_errors.begin(), st.last_errors.end());

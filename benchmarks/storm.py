@@ -646,8 +646,8 @@ def print_table(rows, scale):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--build-dir", default=os.path.join(REPO, "build-lead"))
-    ap.add_argument("--bench-dir", default=os.path.join(REPO, "build-bench"))
+    ap.add_argument("--build-dir", default=os.path.join(REPO, "build"))
+    ap.add_argument("--bench-dir", default=os.path.join(REPO, "build"))
     ap.add_argument("--counts", default="1000,2000", help="fleet sizes, comma-separated")
     ap.add_argument("--runs", type=int, default=3, help="runs per fleet size (medians reported)")
     ap.add_argument("--scale", type=int, default=100000,
@@ -676,6 +676,11 @@ def main():
     root = args.workdir or tempfile.mkdtemp(prefix="certfleet-storm-", dir="/tmp")
     os.makedirs(root, exist_ok=True)
     os.chmod(root, 0o700)
+    # Snapshot the binaries: a rebuild of the build directory during a run (it happened) would
+    # otherwise fail the next daemon restart or mix two builds in one result.
+    os.makedirs(os.path.join(root, "bin"), exist_ok=True)
+    for k, p in list(bins.items()):
+        bins[k] = shutil.copy2(p, os.path.join(root, "bin", os.path.basename(p)))
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out_path = args.out or os.path.join(REPO, "build-bench", "bench-results", f"storm-{stamp}.json")
     os.makedirs(os.path.dirname(out_path), exist_ok=True)

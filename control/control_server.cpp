@@ -71,6 +71,7 @@ json status_json(const status_view& s) {
           {"connected", s.connected},
           {"handshakes", s.handshakes},
           {"handshake_failures", s.handshake_failures},
+          {"resumed_handshakes", s.resumed_handshakes},
           {"collections", s.collections},
           {"last_event_seq", s.last_event_seq},
           {"last_errors", s.last_errors},

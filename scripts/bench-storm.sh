@@ -8,8 +8,9 @@
 #
 # Usage: scripts/bench-storm.sh [storm.py options]   (benchmarks/storm.py --help lists them)
 #   e.g. scripts/bench-storm.sh --counts 1000,2000 --runs 3 --scale 10000
-# Needs build-lead/ (certfleet, certfleetd, certfleet-agent; --build-dir to change) and
-# build-bench/benchmarks/certfleet-handshake-limit (scripts/bench-micro.sh builds it).
+# Installs what is missing (with python3 and gnuplot-nox) and builds into build/ first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec python3 benchmarks/storm.py "$@"
+CERTFLEET_WITH_BENCH=1 scripts/install-deps.sh
+build_dir=$(scripts/build.sh | tail -n 1)
+exec python3 benchmarks/storm.py --build-dir "$build_dir" --bench-dir "$build_dir" "$@"

@@ -10,6 +10,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   openssl socat
 )
+# The storm benchmark (benchmarks/storm.py) and its plot: scripts/bench-storm.sh asks for them.
+if [[ "${CERTFLEET_WITH_BENCH:-0}" == 1 ]]; then packages+=(python3 gnuplot-nox); fi
 if [[ "${CERTFLEET_WITH_FUZZ:-0}" == 1 ]]; then packages+=(clang libclang-rt-14-dev); fi
 
 missing=()

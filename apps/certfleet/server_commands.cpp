@@ -216,10 +216,10 @@ int run_status(const context& ctx) {
     for (auto& [state, count] : (*s)["per_state"].items())
       rows.push_back({"  " + state, std::to_string(count.get<int64_t>())});
     print_table(rows);
-    std::cout << "Handshakes: " << num(*s, "handshakes") << " completed, "
-              << num(*s, "handshake_failures") << " failed; collections: " << num(*s, "collections")
-              << "\nLast event: #" << num(*s, "last_event_seq")
-              << " (certfleet events --since N to read them)\n"
+    std::cout << "Handshakes: " << num(*s, "handshakes") << " completed ("
+              << num(*s, "resumed_handshakes") << " resumed), " << num(*s, "handshake_failures")
+              << " failed; collections: " << num(*s, "collections") << "\nLast event: #"
+              << num(*s, "last_event_seq") << " (certfleet events --since N to read them)\n"
               << "Manager certificate: SHA-256 " << str(*s, "manager_thumbprint")
               << ", valid until " << str(*s, "manager_not_after") << '\n';
     const auto& errors = (*s)["last_errors"];
