@@ -62,8 +62,10 @@ TEST(password_hash, a_tampered_encoded_hash_is_refused_as_corrupt_not_as_a_wrong
     EXPECT_EQ(code_of(r.error()), ec::corrupt_data) << t;
   }
   // A changed digit of the hash itself is well-formed: it simply no longer matches.
+  // (Not the last character: for a 32-byte hash its two low bits are padding and may not matter.)
   std::string flipped = h;
-  flipped.back() = flipped.back() == 'A' ? 'B' : 'A';
+  auto& c = flipped[flipped.size() - 10];
+  c = c == 'A' ? 'B' : 'A';
   auto r = verify_password(to_secret("pw"), flipped);
   ASSERT_TRUE(r);
   EXPECT_FALSE(*r);
