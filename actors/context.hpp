@@ -14,6 +14,7 @@
 
 #include <caf/actor.hpp>
 
+#include "actors/latency_histogram.hpp"
 #include "config/settings.hpp"
 #include "crypto/identity.hpp"
 #include "crypto/sealing.hpp"
@@ -30,6 +31,10 @@ struct daemon_counters {
   std::atomic<uint64_t> resumed_handshakes{0};
   std::atomic<uint64_t> collections{0};
   std::atomic<uint64_t> registrations{0};
+  /// From the start of the TCP connect (handshake slot granted) to TLS established.
+  latency_histogram handshake_latency;
+  /// From sending `collect` to storing the inventory, on established connections.
+  latency_histogram collection_latency;
 };
 
 struct daemon_context {

@@ -1,10 +1,13 @@
 #include "actors/event_bus.hpp"
 
+#include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include <caf/all.hpp>
 
@@ -20,7 +23,16 @@ constexpr size_t page_size = 4096;
 
 }  // namespace
 
+/// Events read from the store once and shared, read-only, by every sink they are offered to: the
+/// bus copies no event per subscriber.
+using event_page = std::shared_ptr<const std::vector<event_record>>;
+
 /// One subscriber's bounded queue and delivery thread (see the header comment).
+///
+/// The queue holds slices of shared pages, so offering a page costs one lock and no copy, and the
+/// delivery thread takes the lock once per slice rather than once per event. `queued_` counts the
+/// events not yet delivered (including the slice being delivered), which is what `capacity`
+/// bounds.
 class event_sink {
  public:
   event_sink(uint64_t since, size_t capacity, event_filter filter, manager::event_fn on_event,
@@ -39,21 +51,46 @@ class event_sink {
   /// Bus thread only: the last seq offered to this sink.
   uint64_t cursor;
 
-  /// Bus thread: queues `e` if it matches the filter. False when the queue is full.
-  bool offer(const event_record& e) {
-    std::lock_guard<std::mutex> guard{mtx_};
-    if (matches(e)) {
-      if (queue_.size() >= capacity_) return false;
-      queue_.push_back(e);
-      cv_.notify_one();
+  /// Bus thread: queues the events of `page` in [begin, end) that match the filter, in order.
+  /// False when they do not all fit: those that fit are queued, the rest are not, and `cursor`
+  /// stays at the last one queued.
+  bool offer(const event_page& page, size_t begin, size_t end) {
+    if (begin >= end) return true;
+    slice s{page, begin, end};
+    if (!filter_.type.empty() || !filter_.server_id.empty()) {
+      // A filtering subscriber gets copies of the few events it wants: sharing the page would let
+      // one wanted event keep thousands of unwanted ones in memory for as long as it is queued.
+      std::vector<event_record> picked;
+      for (size_t i = begin; i < end; ++i)
+        if (matches((*page)[i])) picked.push_back((*page)[i]);
+      s = slice{std::make_shared<const std::vector<event_record>>(std::move(picked)), 0, 0};
+      s.end = s.page->size();
     }
-    cursor = e.seq;
-    return true;
+    uint64_t last_seq = (*page)[end - 1].seq;
+    std::lock_guard<std::mutex> guard{mtx_};
+    size_t room = capacity_ > queued_ ? capacity_ - queued_ : 0;
+    size_t count = s.end - s.begin;
+    bool fits = count <= room;
+    if (!fits) {
+      // Keep the prefix that fits so the subscriber is told exactly where its stream stopped.
+      s.end = s.begin + room;
+      count = room;
+      last_seq = room == 0 ? cursor : (*s.page)[s.end - 1].seq;
+    }
+    if (count > 0) {
+      queued_ += count;
+      queue_.push_back(std::move(s));
+      if (waiting_) cv_.notify_one();
+    }
+    cursor = last_seq;
+    return fits;
   }
+
+  size_t capacity() const { return capacity_; }
 
   size_t room() const {
     std::lock_guard<std::mutex> guard{mtx_};
-    return capacity_ > queue_.size() ? capacity_ - queue_.size() : 0;
+    return capacity_ > queued_ ? capacity_ - queued_ : 0;
   }
 
   /// Stops accepting events; the delivery thread drains what is queued, then reports the cutoff.
@@ -81,15 +118,36 @@ class event_sink {
   }
 
  private:
+  /// Events [begin, end) of `page`.
+  struct slice {
+    event_page page;
+    size_t begin;
+    size_t end;
+  };
+
   bool matches(const event_record& e) const {
     return (filter_.type.empty() || filter_.type == e.type) &&
            (filter_.server_id.empty() || filter_.server_id == e.server_id);
   }
 
+  /// Delivery thread: calls the callback for each event of `s` until it returns false or the sink
+  /// is closed. Returns false when delivery must end.
+  bool deliver(const slice& s) {
+    for (size_t i = s.begin; i < s.end; ++i) {
+      const auto& e = (*s.page)[i];
+      bool more = on_event_(e);
+      last_delivered_ = e.seq;
+      if (!more || closed_.load(std::memory_order_relaxed)) return false;
+    }
+    return true;
+  }
+
   void run() {
     std::unique_lock<std::mutex> lock{mtx_};
     for (;;) {
+      waiting_ = true;
       cv_.wait(lock, [this] { return closed_ || cut_ || !queue_.empty(); });
+      waiting_ = false;
       if (closed_) return;
       if (queue_.empty() && cut_) {
         auto last = last_delivered_;
@@ -98,12 +156,13 @@ class event_sink {
         if (on_cutoff_) on_cutoff_(last, why);
         return;
       }
-      auto e = std::move(queue_.front());
+      auto s = std::move(queue_.front());
       queue_.pop_front();
       lock.unlock();
-      bool more = on_event_(e);
+      bool more = deliver(s);
       lock.lock();
-      last_delivered_ = e.seq;
+      queued_ -= s.end - s.begin;
+      if (closed_) return;
       if (!more) {
         stopped_ = true;
         return;
@@ -113,14 +172,18 @@ class event_sink {
 
   mutable std::mutex mtx_;
   std::condition_variable cv_;
-  std::deque<event_record> queue_;
+  std::deque<slice> queue_;
+  size_t queued_ = 0;
   size_t capacity_;
   event_filter filter_;
   manager::event_fn on_event_;
   manager::cutoff_fn on_cutoff_;
-  uint64_t last_delivered_;
+  uint64_t last_delivered_;  // delivery thread only
+  bool waiting_ = false;     // the delivery thread sleeps on cv_ and needs a notify
   bool cut_ = false;
-  bool closed_ = false;
+  // Atomic so that a closing subscriber stops delivery between two events, not only between
+  // slices; written under mtx_ so the delivery thread cannot miss the wake-up.
+  std::atomic<bool> closed_{false};
   bool stopped_ = false;
   std::string why_;
   std::thread thread_;
@@ -151,9 +214,20 @@ void schedule_pump(bus_actor* self, std::chrono::milliseconds delay) {
   self->delayed_send(self, delay, pump_atom::value);
 }
 
+/// The index of the first event of `page` with a seq above `seq`.
+size_t first_after(const std::vector<event_record>& page, uint64_t seq) {
+  return static_cast<size_t>(
+      std::partition_point(page.begin(), page.end(),
+                           [seq](const event_record& e) { return e.seq <= seq; }) -
+      page.begin());
+}
+
 /// Moves subscribers that are replaying history forward by as much as their queues hold.
 void pump(bus_actor* self) {
   auto& st = self->state;
+  // A subscriber whose queue had room for a whole page is reading as fast as we can fill it:
+  // pump again at once rather than capping its replay at one page per timer tick.
+  bool keeping_up = false;
   for (auto it = st.catching_up.begin(); it != st.catching_up.end();) {
     auto& sink = it->second;
     if (sink->finished()) {
@@ -162,12 +236,18 @@ void pump(bus_actor* self) {
     }
     auto room = std::min(sink->room(), page_size);
     if (room > 0 && sink->cursor < st.head) {
-      auto page = st.ctx->store->read_events(sink->cursor, room);
-      if (page)
-        for (auto& e : *page)
-          if (e.seq <= st.head) sink->offer(e);
-      // Seqs below the oldest kept event were trimmed by retention: skip the gap.
-      if (page && page->empty()) sink->cursor = st.head;
+      auto read = st.ctx->store->read_events(sink->cursor, room);
+      if (read && !read->empty()) {
+        auto n = first_after(*read, st.head);
+        auto page = std::make_shared<const std::vector<event_record>>(std::move(*read));
+        sink->offer(page, 0, n);
+        keeping_up = keeping_up || room == page_size;
+        // Nothing at or below the head is left after the cursor (trimmed): the sink is current.
+        if (n == 0) sink->cursor = st.head;
+      } else if (read) {
+        // Seqs below the oldest kept event were trimmed by retention: skip the gap.
+        sink->cursor = st.head;
+      }
     }
     if (sink->cursor >= st.head) {
       st.live.emplace(it->first, std::move(sink));
@@ -176,7 +256,23 @@ void pump(bus_actor* self) {
       ++it;
     }
   }
-  if (!st.catching_up.empty()) schedule_pump(self, std::chrono::milliseconds{5});
+  if (!st.catching_up.empty()) schedule_pump(self, std::chrono::milliseconds{keeping_up ? 0 : 5});
+}
+
+/// Offers a page read at the head to every live subscriber; one that cannot take it is cut off.
+void publish(bus_state& st, const event_page& page) {
+  for (auto it = st.live.begin(); it != st.live.end();) {
+    auto& sink = it->second;
+    if (sink->finished()) {
+      it = st.live.erase(it);
+    } else if (!sink->offer(page, first_after(*page, sink->cursor), page->size())) {
+      sink->cut_off("fell behind: " + std::to_string(sink->capacity()) +
+                    " events queued and not read");
+      it = st.live.erase(it);
+    } else {
+      ++it;
+    }
+  }
 }
 
 caf::behavior event_bus(bus_actor* self, context_ptr ctx) {
@@ -187,23 +283,11 @@ caf::behavior event_bus(bus_actor* self, context_ptr ctx) {
       [=](published_atom, uint64_t last) {
         auto& st = self->state;
         while (st.head < last) {
-          auto page = st.ctx->store->read_events(st.head, page_size);
-          if (!page || page->empty()) break;
-          for (auto& e : *page) {
-            for (auto it = st.live.begin(); it != st.live.end();) {
-              auto& sink = it->second;
-              if (sink->finished()) {
-                it = st.live.erase(it);
-              } else if (!sink->offer(e)) {
-                sink->cut_off("fell behind: " + std::to_string(default_subscriber_queue) +
-                              " events queued and not read");
-                it = st.live.erase(it);
-              } else {
-                ++it;
-              }
-            }
-            st.head = e.seq;
-          }
+          auto read = st.ctx->store->read_events(st.head, page_size);
+          if (!read || read->empty()) break;
+          auto page = std::make_shared<const std::vector<event_record>>(std::move(*read));
+          publish(st, page);
+          st.head = page->back().seq;
         }
       },
       [=](subscribe_atom, std::shared_ptr<event_sink> sink) -> uint64_t {

@@ -32,6 +32,15 @@ class manager_impl final : public manager {
     return ask<server_view>(add_atom::value, std::move(req));
   }
 
+  std::vector<caf::expected<server_view>> add_servers(
+      std::vector<add_server_request> reqs) override {
+    auto n = reqs.size();
+    if (n == 0) return {};
+    auto r = ask<add_server_results>(add_atom::value, std::move(reqs));
+    if (r) return std::move(*r);
+    return std::vector<caf::expected<server_view>>(n, r.error());
+  }
+
   caf::expected<server_view> trust(const std::string& id, const thumbprint& presented,
                                    const std::string& by) override {
     return ask<server_view>(trust_atom::value, id, presented, by);
@@ -83,6 +92,10 @@ class manager_impl final : public manager {
     ctx_->connect.reset();  // joins the connector thread
     ctx_->supervisor = ctx_->bus = ctx_->broker = caf::actor{};
     sys_.reset();
+    if (auto err = ctx_->sessions->save(state_layout{ctx_->cfg.state_dir}.tls_sessions_file(),
+                                        ctx_->sealing_key))
+      spdlog::warn("TLS sessions not saved, the next start does full handshakes: {}",
+                   describe(err));
     ctx_->store.reset();  // flushes and closes the database
     spdlog::info("manager stopped");
   }
@@ -136,6 +149,10 @@ caf::expected<std::unique_ptr<manager>> manager::start(const settings& cfg) {
   auto ctx = std::make_shared<daemon_context>(cfg, std::move(*key), std::move(*id));
   ctx->store = std::move(*db);
   ctx->sessions = std::make_shared<tls_session_cache>(std::max<size_t>(100000, 2 * servers));
+  if (auto n = ctx->sessions->load(layout.tls_sessions_file(), ctx->sealing_key); !n)
+    spdlog::warn("{}", describe(n.error()));
+  else if (*n > 0)
+    spdlog::info("{} TLS sessions restored from the last orderly stop", *n);
   ctx->connect = std::make_unique<connector>();
   auto sys_cfg = std::make_unique<caf::actor_system_config>();
   sys_cfg->load<caf::io::middleman>();

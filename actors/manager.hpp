@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "actors/latency_histogram.hpp"
 #include "common/error.hpp"
 #include "config/settings.hpp"
 #include "crypto/secret.hpp"
@@ -53,6 +54,8 @@ struct status_view {
   uint64_t handshake_failures = 0;
   uint64_t resumed_handshakes = 0;  // of `handshakes`, those that resumed a TLS session
   uint64_t collections = 0;
+  latency_histogram::summary handshake_latency;   // connect start to TLS established
+  latency_histogram::summary collection_latency;  // `collect` sent to inventory stored
   uint64_t last_event_seq = 0;
   std::vector<std::string> last_errors;  // newest first, at most 10
   std::string manager_thumbprint;
@@ -83,6 +86,13 @@ class manager {
   virtual ~manager() = default;
 
   virtual caf::expected<server_view> add_server(add_server_request req) = 0;
+  /// Adds many servers at once: one result per request, in order, each what `add_server` would
+  /// have answered had the requests been made one after the other (a duplicate address within the
+  /// batch fails as already known). All accepted entries are stored with one credential flush and
+  /// one fsync, so this is the way to add hundreds per second. When the manager does not answer in
+  /// time (`request_timeout`), every entry carries that error, and some may have been added.
+  virtual std::vector<caf::expected<server_view>> add_servers(
+      std::vector<add_server_request> reqs) = 0;
   /// Validates exactly the presented thumbprint and pins it.
   virtual caf::expected<server_view> trust(const std::string& id, const thumbprint& presented,
                                            const std::string& by) = 0;

@@ -35,6 +35,9 @@ struct server_data {
   bool collecting = false;
   bool connected = false;  // TLS up and hello exchanged
   uint32_t attempt = 0;
+  // For the latency histograms in `status`.
+  steady_clock::time_point handshake_started;
+  steady_clock::time_point collect_sent;
   static inline const char* name = "certfleet.server";
 };
 
@@ -90,6 +93,19 @@ void send_message(server_actor* self, const wire::message& m) {
   if (auto err = st.tls->send(m))
     spdlog::warn("server {}: cannot send {}: {}", st.rec.id, wire::to_string(wire::type_of(m)),
                  describe(err));
+}
+
+/// Asks the server for its inventory; `on_inventory` completes it.
+void begin_collection(server_actor* self) {
+  auto& st = self->state;
+  st.collecting = true;
+  st.collect_sent = steady_clock::now();
+  send_message(self, wire::collect{});
+}
+
+template <class Clock>
+microseconds since(typename Clock::time_point t) {
+  return duration_cast<microseconds>(Clock::now() - t);
 }
 
 void schedule_retry(server_actor* self, const std::string& why) {
@@ -236,8 +252,7 @@ void on_registered(server_actor* self, const wire::registered& msg) {
   if (next == server_state::trusted) {
     st.connected = true;
     persist(self, {make_event(st.rec, "connection_up", {})}, false);
-    st.collecting = true;
-    send_message(self, wire::collect{});
+    begin_collection(self);
   } else {
     drop_connection(self);
   }
@@ -270,6 +285,7 @@ void on_inventory(server_actor* self, const wire::inventory& inv) {
   if (auto err = st.ctx->store->put_inventory(st.rec.id, doc.dump()))
     spdlog::error("server {}: cannot store inventory: {}", st.rec.id, describe(err));
   st.ctx->counters.collections++;
+  st.ctx->counters.collection_latency.record(since<steady_clock>(st.collect_sent));
   st.rec.last_collection_ms = now;
   st.rec.last_seen_ms = now;
   st.collecting = false;
@@ -310,6 +326,7 @@ void on_activated(server_actor* self) {
   st.attempt = 0;
   st.rec.failed_attempts = 0;
   st.ctx->counters.handshakes++;
+  st.ctx->counters.handshake_latency.record(since<steady_clock>(st.handshake_started));
   if (auto info = st.tls->handshake(); info && info->resumed) st.ctx->counters.resumed_handshakes++;
   st.rec.last_seen_ms = st.ctx->now_ms();
   send_message(self, wire::hello{wire::protocol_version, wire::protocol_version,
@@ -318,8 +335,7 @@ void on_activated(server_actor* self) {
     st.connected = true;
     st.rec.last_error.clear();
     persist(self, {make_event(st.rec, "connection_up", {})}, false);
-    st.collecting = true;
-    send_message(self, wire::collect{});
+    begin_collection(self);
     return;
   }
   // Registration: fetch the sealed credentials from the supervisor, send them, and forget them.
@@ -423,6 +439,7 @@ void on_slot(server_actor* self) {
   }
   auto me = caf::actor_cast<caf::actor>(self);
   auto gen = st.generation;
+  st.handshake_started = steady_clock::now();
   // The handshake deadline counts from the start of the connect (config/settings.hpp).
   self->delayed_send(self, milliseconds{st.ctx->cfg.daemon.handshake_timeout_ms},
                      deadline_atom::value, gen);
@@ -486,8 +503,7 @@ caf::message_handler connection_behavior(server_actor* self) {
       [=](collect_atom, uint64_t gen) {
         auto& st = self->state;
         if (gen != st.generation || !st.connected || st.collecting) return;
-        st.collecting = true;
-        send_message(self, wire::collect{});
+        begin_collection(self);
       },
   };
 }

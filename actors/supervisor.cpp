@@ -4,6 +4,7 @@
 #include <deque>
 #include <random>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <spdlog/spdlog.h>
 #include <caf/all.hpp>
@@ -16,6 +17,18 @@ namespace certfleet {
 namespace {
 
 using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
+using erase_atom = caf::atom_constant<caf::atom("erase")>;
+
+// One scrub rewrites the whole credentials family, so its cost barely depends on how many ids it
+// erases; the cap only bounds how long one batch holds up the supervisor.
+constexpr size_t max_erase_batch = 256;
+constexpr auto erase_retry_delay = std::chrono::seconds{1};
+
+/// A credential deletion waiting for the next batch, with the event it will produce.
+struct pending_erasure {
+  std::string id;
+  event_record event;
+};
 
 struct supervisor_data {
   context_ptr ctx;
@@ -28,6 +41,10 @@ struct supervisor_data {
   std::deque<caf::actor> waiting;
   std::unordered_map<caf::actor_addr, size_t> holders;
   std::deque<std::string> last_errors;
+  // Batched credential deletion: the queue, the ids in it, and whether an erase_atom is on its way.
+  std::vector<pending_erasure> erasures;
+  std::unordered_set<std::string> erasing;
+  bool erase_scheduled = false;
   bool stopping = false;
   static inline const char* name = "certfleet.supervisor";
 };
@@ -52,18 +69,79 @@ void spawn_server(supervisor_actor* self, const server_record& rec) {
   st.presence[rec.id] = server_presence{rec.id, rec.state, false, rec.last_error};
 }
 
-/// Deletes the sealed credentials of `id` unrecoverably, with a credentials_deleted event.
-caf::error erase_credentials(supervisor_actor* self, const server_record& rec,
-                             const std::string& why) {
+/// Deletes the queued credentials unrecoverably, `max_erase_batch` ids per scrub, publishing their
+/// credentials_deleted events. On failure the rest stays queued and a retry is scheduled.
+void erase_queued(supervisor_actor* self) {
   auto& st = self->state;
-  auto stored = st.ctx->store->erase_credential(
-      rec.id, {make_event(rec, "credentials_deleted", {{"reason", why}})});
-  if (!stored) {
-    spdlog::error("server {}: cannot delete its credentials: {}", rec.id, describe(stored.error()));
-    return stored.error();
+  while (!st.erasures.empty()) {
+    auto n = std::min(st.erasures.size(), max_erase_batch);
+    std::vector<std::string> ids;
+    std::vector<event_record> events;
+    ids.reserve(n);
+    events.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+      ids.push_back(st.erasures[i].id);
+      events.push_back(st.erasures[i].event);
+    }
+    auto stored = st.ctx->store->erase_credentials(ids, std::move(events));
+    if (!stored) {
+      spdlog::error("cannot delete the credentials of {} servers (first {}); retrying in {} s: {}",
+                    n, ids.front(), erase_retry_delay.count(), describe(stored.error()));
+      if (!st.erase_scheduled && !st.stopping) {
+        st.erase_scheduled = true;
+        self->delayed_send(self, erase_retry_delay, erase_atom::value);
+      }
+      return;
+    }
+    publish(self, *stored);
+    for (auto& id : ids) st.erasing.erase(id);
+    st.erasures.erase(st.erasures.begin(), st.erasures.begin() + static_cast<std::ptrdiff_t>(n));
   }
-  publish(self, *stored);
-  return {};
+}
+
+/// Queues the deletion of the sealed credentials of `id`, with a credentials_deleted event. The
+/// batch runs once the requests already in the mailbox are handled (they join it).
+void queue_erasure(supervisor_actor* self, const std::string& id, const std::string& why) {
+  auto& st = self->state;
+  if (st.erasing.count(id) > 0) return;
+  server_record r;
+  r.id = id;
+  if (auto rec = st.ctx->store->get_server(id); rec && *rec) r = **rec;
+  st.erasures.push_back({id, make_event(r, "credentials_deleted", {{"reason", why}})});
+  st.erasing.insert(id);
+  if (st.erasures.size() >= max_erase_batch) {
+    erase_queued(self);
+  } else if (!st.erase_scheduled) {
+    st.erase_scheduled = true;
+    self->send(self, erase_atom::value);
+  }
+}
+
+/// Deletes the sealed credentials of `records` unrecoverably at once, in batches, with a
+/// credentials_deleted event each. Returns the ids whose deletion failed.
+std::unordered_set<std::string> erase_now(supervisor_actor* self,
+                                          const std::vector<server_record>& records,
+                                          const std::string& why) {
+  auto& st = self->state;
+  std::unordered_set<std::string> failed;
+  for (size_t first = 0; first < records.size(); first += max_erase_batch) {
+    auto last = std::min(records.size(), first + max_erase_batch);
+    std::vector<std::string> ids;
+    std::vector<event_record> events;
+    for (size_t i = first; i < last; ++i) {
+      ids.push_back(records[i].id);
+      events.push_back(make_event(records[i], "credentials_deleted", {{"reason", why}}));
+    }
+    auto stored = st.ctx->store->erase_credentials(ids, std::move(events));
+    if (!stored) {
+      spdlog::error("cannot delete the credentials of {} servers (first {}): {}", ids.size(),
+                    ids.front(), describe(stored.error()));
+      failed.insert(ids.begin(), ids.end());
+      continue;
+    }
+    publish(self, *stored);
+  }
+  return failed;
 }
 
 void grant_slots(supervisor_actor* self) {
@@ -82,6 +160,7 @@ void grant_slots(supervisor_actor* self) {
 void load_fleet(supervisor_actor* self) {
   auto& st = self->state;
   // Finish credential deletions that a crash interrupted.
+  std::vector<server_record> orphans;
   for (auto& id : st.ctx->store->credential_ids()) {
     auto rec = st.ctx->store->get_server(id);
     if (rec && *rec &&
@@ -92,8 +171,9 @@ void load_fleet(supervisor_actor* self) {
     orphan.id = id;
     if (rec && *rec) orphan = **rec;
     spdlog::info("server {}: deleting credentials left behind by an interrupted run", id);
-    erase_credentials(self, orphan, "cleanup at start: registration already finished");
+    orphans.push_back(std::move(orphan));
   }
+  erase_now(self, orphans, "cleanup at start: registration already finished");
   size_t count = 0;
   auto err = st.ctx->store->for_each_server([&](const server_record& rec) {
     if (rec.state != server_state::removed) {
@@ -106,8 +186,16 @@ void load_fleet(supervisor_actor* self) {
   spdlog::info("loaded {} servers", count);
 }
 
+/// Addresses and ids taken by earlier entries of the batch being added: a batch must give the same
+/// answers as the same adds one after the other.
+struct batch_claims {
+  std::unordered_map<std::string, std::string> by_address;
+  std::unordered_set<std::string> ids;
+};
+
 caf::expected<server_record> validate_new_server(supervisor_actor* self,
-                                                 const add_server_request& req) {
+                                                 const add_server_request& req,
+                                                 const batch_claims& batch) {
   auto& st = self->state;
   if (req.host.empty()) return make_error(ec::invalid_argument, "the server's host is empty");
   if (req.port == 0) return make_error(ec::invalid_argument, "the server's port must be 1..65535");
@@ -121,19 +209,24 @@ caf::expected<server_record> validate_new_server(supervisor_actor* self,
                       "trust_policy is expected-only: give the thumbprint verified out of band "
                       "with --expect-thumbprint SHA256");
   auto key = address_key(req.host, req.port);
+  const std::string* owner = nullptr;
   if (auto it = st.by_address.find(key); it != st.by_address.end())
+    owner = &it->second;
+  else if (auto b = batch.by_address.find(key); b != batch.by_address.end())
+    owner = &b->second;
+  if (owner != nullptr)
     return make_error(ec::already_exists,
-                      "server " + key + " is already known as " + it->second +
+                      "server " + key + " is already known as " + *owner +
                           "; remove it first or give new credentials with 'certfleet server "
                           "credentials " +
-                          it->second + "'");
+                          *owner + "'");
   server_record rec;
   thread_local std::mt19937 rng{std::random_device{}()};
   do {
     char buf[16];
     std::snprintf(buf, sizeof(buf), "s-%08x", static_cast<unsigned>(rng()));
     rec.id = buf;
-  } while (st.servers.count(rec.id) > 0);
+  } while (st.servers.count(rec.id) > 0 || batch.ids.count(rec.id) > 0);
   rec.name = req.name.empty() ? key : req.name;
   rec.host = req.host;
   rec.port = req.port;
@@ -144,29 +237,66 @@ caf::expected<server_record> validate_new_server(supervisor_actor* self,
   return rec;
 }
 
-caf::result<server_view> add_server(supervisor_actor* self, const add_server_request& req) {
+add_server_results add_servers(supervisor_actor* self, const add_server_requests& reqs) {
   auto& st = self->state;
-  auto rec = validate_new_server(self, req);
-  if (!rec) return rec.error();
-  auto blob = seal(st.ctx->sealing_key, rec->id, req.password);
-  if (!blob) return blob.error();
-  // Credentials first: a crash before the record leaves an orphan that the next start deletes.
-  if (auto err = st.ctx->store->put_credential(rec->id, *blob)) return err;
-  nlohmann::json added{{"name", rec->name}, {"account", rec->account}};
-  if (rec->expected) added["expected_thumbprint"] = rec->expected->to_string();
-  auto stored = st.ctx->store->put_server(
-      *rec,
-      {make_event(*rec, "server_added", added),
-       make_event(*rec, "credentials_retained", {{"account", rec->account}})},
-      true);
-  if (!stored) return stored.error();
+  add_server_results results;
+  results.reserve(reqs.size());
+  batch_claims batch;
+  std::vector<size_t> accepted;  // indexes into `reqs` (and `results`) of the valid entries
+  std::vector<server_record> records;
+  std::vector<std::pair<std::string, sealed_blob>> credentials;
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    auto rec = validate_new_server(self, reqs[i], batch);
+    if (!rec) {
+      results.emplace_back(rec.error());
+      continue;
+    }
+    auto blob = seal(st.ctx->sealing_key, rec->id, reqs[i].password);
+    if (!blob) {
+      results.emplace_back(blob.error());
+      continue;
+    }
+    batch.by_address[address_key(rec->host, rec->port)] = rec->id;
+    batch.ids.insert(rec->id);
+    results.emplace_back(make_error(ec::storage_failure, "not stored yet"));
+    accepted.push_back(i);
+    credentials.emplace_back(rec->id, std::move(*blob));
+    records.push_back(std::move(*rec));
+  }
+  if (records.empty()) return results;
+  auto fail_all = [&](const caf::error& err) {
+    for (auto i : accepted) results[i] = err;
+    return results;
+  };
+  // Credentials first: a crash before the records leaves orphans that the next start deletes.
+  if (auto err = st.ctx->store->put_credentials(credentials)) return fail_all(err);
+  std::vector<event_record> events;
+  events.reserve(2 * records.size());
+  for (const auto& rec : records) {
+    nlohmann::json added{{"name", rec.name}, {"account", rec.account}};
+    if (rec.expected) added["expected_thumbprint"] = rec.expected->to_string();
+    events.push_back(make_event(rec, "server_added", added));
+    events.push_back(make_event(rec, "credentials_retained", {{"account", rec.account}}));
+  }
+  auto stored = st.ctx->store->put_servers(records, std::move(events));
+  if (!stored) return fail_all(stored.error());
   publish(self, *stored);
-  spdlog::info("server {} ({}:{}) added", rec->id, rec->host, rec->port);
-  spawn_server(self, *rec);
-  server_view v;
-  v.record = *rec;
-  v.credentials_retained = true;
-  return v;
+  for (size_t k = 0; k < records.size(); ++k) {
+    const auto& rec = records[k];
+    spdlog::info("server {} ({}:{}) added", rec.id, rec.host, rec.port);
+    spawn_server(self, rec);
+    server_view v;
+    v.record = rec;
+    v.credentials_retained = true;
+    results[accepted[k]] = std::move(v);
+  }
+  return results;
+}
+
+caf::result<server_view> add_server(supervisor_actor* self, const add_server_request& req) {
+  auto results = add_servers(self, {req});
+  if (!results.front()) return std::move(results.front().error());
+  return std::move(*results.front());
 }
 
 caf::result<server_view> new_credentials(supervisor_actor* self, const std::string& id,
@@ -181,6 +311,14 @@ caf::result<server_view> new_credentials(supervisor_actor* self, const std::stri
                           "; credentials are only needed before registration or after a denial");
   if (account.empty() || password.empty())
     return make_error(ec::invalid_argument, "both an account and a password are required");
+  // A queued deletion of the old credentials must not hit the new ones.
+  if (st.erasing.count(id) > 0) {
+    erase_queued(self);
+    if (st.erasing.count(id) > 0)
+      return make_error(ec::storage_failure,
+                        "the old credentials of server " + id +
+                            " could not be deleted yet (see the daemon log); retry shortly");
+  }
   auto blob = seal(st.ctx->sealing_key, id, password);
   if (!blob) return blob.error();
   if (auto err = st.ctx->store->put_credential(id, *blob)) return err;
@@ -219,6 +357,8 @@ status_view make_status(supervisor_actor* self) {
   s.handshake_failures = c.handshake_failures;
   s.resumed_handshakes = c.resumed_handshakes;
   s.collections = c.collections;
+  s.handshake_latency = c.handshake_latency.summarize();
+  s.collection_latency = c.collection_latency.summarize();
   s.last_event_seq = st.ctx->store->last_event_seq();
   s.last_errors.assign(st.last_errors.begin(), st.last_errors.end());
   s.manager_thumbprint = st.ctx->manager_identity.sha256().to_string();
@@ -254,15 +394,20 @@ void sweep_expired_credentials(supervisor_actor* self) {
   auto max_age = st.ctx->cfg.daemon.credential_max_age_s;
   if (max_age > 0) {
     auto now = st.ctx->now_ms();
+    std::vector<server_record> expired;
     for (auto& id : st.ctx->store->credential_ids()) {
+      if (st.erasing.count(id) > 0) continue;  // already on its way out
       auto rec = st.ctx->store->get_server(id);
       if (!rec || !*rec || now - (*rec)->updated_ms < int64_t{max_age} * 1000) continue;
-      auto why =
-          "credentials expired after " + std::to_string(max_age) + " s without reaching the server";
-      if (!erase_credentials(self, **rec, why))
-        if (auto it = st.servers.find(id); it != st.servers.end())
-          self->send(it->second, credentials_atom::value, remove_atom::value, why);
+      expired.push_back(std::move(**rec));
     }
+    auto why =
+        "credentials expired after " + std::to_string(max_age) + " s without reaching the server";
+    auto failed = erase_now(self, expired, why);
+    for (const auto& rec : expired)
+      if (failed.count(rec.id) == 0)
+        if (auto it = st.servers.find(rec.id); it != st.servers.end())
+          self->send(it->second, credentials_atom::value, remove_atom::value, why);
   }
   self->delayed_send(self, sweep_period(st.ctx->cfg.daemon), sweep_atom::value);
 }
@@ -322,8 +467,11 @@ caf::behavior supervisor(supervisor_actor* self, context_ptr ctx) {
         old = p;
       },
       [=](add_atom, const add_server_request& req) { return add_server(self, req); },
+      [=](add_atom, const add_server_requests& reqs) { return add_servers(self, reqs); },
       [=](credentials_atom, const std::string& id) -> caf::result<std::string, secret_bytes> {
         auto& st = self->state;
+        if (st.erasing.count(id) > 0)
+          return make_error(ec::not_found, "no retained credentials for server " + id);
         auto blob = st.ctx->store->get_credential(id);
         if (!blob) return blob.error();
         if (!*blob) return make_error(ec::not_found, "no retained credentials for server " + id);
@@ -334,11 +482,11 @@ caf::behavior supervisor(supervisor_actor* self, context_ptr ctx) {
         return caf::result<std::string, secret_bytes>((*rec)->account, std::move(*password));
       },
       [=](credentials_atom, remove_atom, const std::string& id, const std::string& why) {
-        auto rec = self->state.ctx->store->get_server(id);
-        server_record r;
-        r.id = id;
-        if (rec && *rec) r = **rec;
-        erase_credentials(self, r, why);
+        queue_erasure(self, id, why);
+      },
+      [=](erase_atom) {
+        self->state.erase_scheduled = false;
+        erase_queued(self);
       },
       [=](credentials_atom, const std::string& id, const std::string& account,
           const secret_bytes& password) { return new_credentials(self, id, account, password); },
@@ -360,6 +508,8 @@ caf::behavior supervisor(supervisor_actor* self, context_ptr ctx) {
       [=](stop_atom) {
         auto& st = self->state;
         st.stopping = true;
+        // Queued deletions are finished now rather than by the next start's cleanup.
+        erase_queued(self);
         for (auto& [id, a] : st.servers) self->send_exit(a, caf::exit_reason::user_shutdown);
         self->quit();
       },

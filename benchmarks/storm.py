@@ -6,11 +6,15 @@ daemon through its control socket (JSON lines, docs/control-api.md) and to the f
 fault socket (docs/agent.md), and measures:
 
   registration  N servers added with expected thumbprints until all are `trusted`
-  connect       daemon restart until all N are connected and collected (full handshakes: the
-                manager's session cache lives in memory only, so a restart cannot resume)
-  resumed       every fleet connection dropped (fault offline + online) without restarting the
-                daemon, until all N are connected and collected again (resumed from the daemon's
-                in-memory session cache)
+  connect       daemon restart until all N are connected and collected, full handshakes (the
+                persisted TLS sessions are deleted before the start); handshake and collection
+                latency p50/p99 from the daemon's `status`, RSS with N connected
+  resumed       the same after a plain restart: SIGTERM saved the TLS sessions, the new daemon
+                loads them and resumes (`resumed_handshakes` counts how many did)
+  reconnect     every fleet connection dropped (fault offline + online) without restarting the
+                daemon, until all N are connected and collected again
+  stalled       (--stalled-subscriber) the connect storm again with an events subscriber on the
+                control socket that never reads
   limit         certfleet-handshake-limit --seconds S (full), right before each connect storm
   scale         daemon RSS with M registered idle servers (addresses where nothing listens) and the
                 time from daemon start to its "loaded M servers" log line
@@ -24,6 +28,7 @@ import datetime
 import json
 import os
 import shutil
+import shlex
 import signal
 import socket
 import statistics
@@ -159,7 +164,10 @@ class Sampler(threading.Thread):
                 st = conn.call("status")
                 cpu = {p: cpu_seconds(p) for p in self.pids}
                 self.samples.append((t, st, cpu))
-                progress(f"[{self.label}] connected {st['connected']}/{self.target}  trusted "
+                done = min(1.0, st["connected"] / self.target) if self.target else 1.0
+                bar = "#" * int(done * 30) + "-" * (30 - int(done * 30))
+                progress(f"[{self.label}] [{bar}] {done * 100:3.0f}%  connected "
+                         f"{st['connected']}/{self.target}  trusted "
                          f"{per_state(st).get('trusted', 0)}  handshakes {st['handshakes']}  "
                          f"collections {st['collections']}  failures {st['handshake_failures']}")
                 self.stop_flag.wait(max(0.0, self.period - (time.monotonic() - t)))
@@ -280,10 +288,20 @@ class Daemon:
         out = open(self.log_path, "ab")
         wall = time.time()
         self.start_mono = time.monotonic()
-        self.proc = subprocess.Popen([self.bins["daemon"], "-c", self.config],
+        wrapper = shlex.split(os.environ.get("CERTFLEET_BENCH_DAEMON_WRAPPER", ""))
+        self.proc = subprocess.Popen(wrapper + [self.bins["daemon"], "-c", self.config],
                                      stdout=out, stderr=subprocess.STDOUT)
         self.start_wall = wall
         return wall
+
+    def forget_tls_sessions(self):
+        """Removes the persisted TLS sessions so that the next start does full handshakes."""
+        removed = []
+        for name in os.listdir(self.state):
+            if "session" in name and name.startswith("tls"):
+                os.unlink(os.path.join(self.state, name))
+                removed.append(name)
+        return removed
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -355,7 +373,8 @@ def add_bulk(conn, entries, label):
 
 
 def storm_settings(args):
-    return {"max_concurrent_handshakes": args.max_handshakes, "collect_interval_s": 3600,
+    return {"max_concurrent_handshakes": args.max_handshakes,
+            "collect_interval_s": args.collect_interval,
             "backoff_initial_ms": 100, "backoff_max_ms": 5000, "trust_policy": "expected-only",
             "handshake_timeout_ms": 30000, "connect_timeout_ms": 10000}
 
@@ -399,6 +418,95 @@ def percentile(xs, q):
     return xs[min(len(xs) - 1, max(0, int(round(q / 100.0 * len(xs) + 0.5)) - 1))]
 
 
+def latency(status, kind, key):
+    return ((status.get("latency") or {}).get(kind) or {}).get(key)
+
+
+class StalledSubscriber:
+    """An events.subscribe --follow connection that never reads after the request."""
+
+    def __init__(self, sock_path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                self.sock.connect(sock_path)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.005)
+        self.sock.sendall(json.dumps({"id": 1, "op": "events.subscribe",
+                                      "args": {"since": 0, "follow": True}}).encode() + b"\n")
+
+    def finish(self):
+        """Reads what the daemon sent; returns how the subscription ended (cut off or open)."""
+        self.sock.settimeout(5)
+        buf, total = b"", 0
+        try:
+            while True:
+                chunk = self.sock.recv(1 << 20)
+                if not chunk:
+                    break
+                total += len(chunk)
+                buf = (buf + chunk)[-4096:]
+        except OSError:
+            pass
+        self.sock.close()
+        cut = [ln for ln in buf.split(b"\n") if b'"cutoff"' in ln]
+        if cut:
+            return {"bytes": total, "cutoff": json.loads(cut[-1])["cutoff"]}
+        return {"bytes": total, "cutoff": None}
+
+
+def restart_storm(args, d, fleet, n, label, seq_before, stalled=False):
+    """Starts the (stopped) daemon and waits for all n servers connected and collected.
+
+    Returns (result dict, sampler, last event seq)."""
+    fpids = fleet.pids()
+    la = loadavg()
+    cpu_f0 = fleet_cpu(fpids)
+    d.start()
+    stall = StalledSubscriber(d.sock) if stalled else None
+    s = Sampler(d.sock, [d.proc.pid] + fpids, args.poll, label, n)
+    s.start()
+    end = s.wait_until(lambda st: st["connected"] >= n and st["collections"] >= n, args.timeout)
+    s.finish()
+    t = end[0] - d.start_mono
+    st = end[1]
+    cpu_d = end[2][d.proc.pid]
+    cpu_f = sum(end[2][p] for p in fpids) - cpu_f0
+    ready_wall, _ = d.log_time_of("certfleetd ready", 10)
+    loaded_wall, _ = d.log_time_of("loaded ", 10)
+    ups = connection_up_times(d.sock, seq_before)
+    ups = [u / 1000.0 - d.start_wall for u in ups if u / 1000.0 >= d.start_wall]
+    res = {
+        "seconds": t, "handshakes_per_second": n / t, "handshakes": st["handshakes"],
+        "resumed_handshakes": st.get("resumed_handshakes"),
+        "handshake_failures": st["handshake_failures"], "collections": st["collections"],
+        "handshake_p50_ms": latency(st, "handshake", "p50_ms"),
+        "handshake_p99_ms": latency(st, "handshake", "p99_ms"),
+        "collection_p50_ms": latency(st, "collection", "p50_ms"),
+        "collection_p99_ms": latency(st, "collection", "p99_ms"),
+        "latency": st.get("latency"),
+        "daemon_cpu_s": cpu_d, "fleet_cpu_s": cpu_f,
+        "daemon_cpu_share": cpu_d / t if cpu_d is not None else None,
+        "fleet_cpu_share": cpu_f / t if cpu_f else None,
+        "daemon_rss_kib": rss_kib(d.proc.pid),
+        "ready_after_s": ready_wall - d.start_wall, "loaded_after_s": loaded_wall - d.start_wall,
+        "time_to_connection_up_p50_s": percentile(ups, 50),
+        "time_to_connection_up_p99_s": percentile(ups, 99),
+        "connection_up_events": len(ups),
+        "load_before": la, "load_after": loadavg(),
+        "curve": [(round(x[0] - d.start_mono, 3), x[1]["connected"], x[1]["collections"])
+                  for x in s.samples],
+        "connection_up_s": [round(u, 4) for u in ups]}
+    if stall:
+        res["stalled_subscriber"] = stall.finish()
+    return res, s, st["last_event_seq"]
+
+
 def one_run(args, bins, root, fleet, n, run_no):
     """Registration, connect and resumed storms for one fresh daemon state directory."""
     res = {"n": n, "run": run_no, "fleet_processes": len(fleet.parts)}
@@ -439,49 +547,57 @@ def one_run(args, bins, root, fleet, n, run_no):
     seq_before = settled[1]["last_event_seq"]
     conn.close()
 
-    # 5. + 2. The limit right before the connect storm, then the connect storm.
+    # 5. + 2. The limit right before the connect storm, then the connect storm (full handshakes:
+    # the persisted TLS sessions are removed first).
     rc = d.stop()
     if rc != 0:
         log(f"[daemon] exit code {rc} after SIGTERM (expected 0)")
     progress(f"[N={n} run {run_no}] handshake limit, {args.limit_seconds} s ...")
     limit = run_handshake_limit(bins, args.limit_seconds)
     res["limit"] = limit
-    la = loadavg()
-    cpu_f0 = fleet_cpu(fpids)
-    d.start()
-    s = Sampler(d.sock, [d.proc.pid] + fpids, args.poll, f"N={n} run {run_no} connect", n)
-    s.start()
-    end = s.wait_until(lambda st: st["connected"] >= n and st["collections"] >= n, args.timeout)
-    s.finish()
-    t = end[0] - d.start_mono
-    cpu_d = end[2][d.proc.pid]
-    cpu_f = sum(end[2][p] for p in fpids) - cpu_f0
-    ready_wall, _ = d.log_time_of("certfleetd ready", 10)
-    loaded_wall, _ = d.log_time_of("loaded ", 10)
-    ups = connection_up_times(d.sock, seq_before)
-    ups = [u / 1000.0 - d.start_wall for u in ups if u / 1000.0 >= d.start_wall]
-    res["connect"] = {
-        "seconds": t, "handshakes_per_second": n / t, "handshakes": end[1]["handshakes"],
-        "handshake_failures": end[1]["handshake_failures"], "collections": end[1]["collections"],
-        "daemon_cpu_s": cpu_d, "fleet_cpu_s": cpu_f,
-        "daemon_cpu_share": cpu_d / t if cpu_d is not None else None,
-        "fleet_cpu_share": cpu_f / t if cpu_f else None,
-        "ready_after_s": ready_wall - d.start_wall, "loaded_after_s": loaded_wall - d.start_wall,
-        "time_to_connection_up_p50_s": percentile(ups, 50),
-        "time_to_connection_up_p99_s": percentile(ups, 99),
-        "connection_up_events": len(ups),
-        "ratio_to_limit": (n / t) / limit["handshakes_per_second"],
-        "load_before": la, "load_after": loadavg(),
-        "curve": [(round(x[0] - d.start_mono, 3), x[1]["connected"], x[1]["collections"])
-                  for x in s.samples],
-        "connection_up_s": [round(u, 4) for u in ups]}
-    log(f"[N={n} run {run_no}] connect storm: {n} in {t:.2f} s = {n / t:.0f}/s, limit "
-        f"{limit['handshakes_per_second']:.0f}/s, ratio {res['connect']['ratio_to_limit']:.2f}; "
-        f"CPU daemon {cpu_d:.1f} s fleet {cpu_f:.1f} s; load {la} -> {loadavg()}")
+    removed = d.forget_tls_sessions()
+    res["connect"], s, seq_after = restart_storm(args, d, fleet, n, f"N={n} run {run_no} connect",
+                                                 seq_before)
+    res["connect"]["tls_session_files_removed"] = removed
+    res["connect"]["ratio_to_limit"] = (res["connect"]["handshakes_per_second"] /
+                                        limit["handshakes_per_second"])
+    c = res["connect"]
+    log(f"[N={n} run {run_no}] connect storm: {n} in {c['seconds']:.2f} s = "
+        f"{c['handshakes_per_second']:.0f}/s, limit {limit['handshakes_per_second']:.0f}/s, ratio "
+        f"{c['ratio_to_limit']:.2f}; handshake p50/p99 {fmt(c['handshake_p50_ms'])}/"
+        f"{fmt(c['handshake_p99_ms'])} ms, collection p99 {fmt(c['collection_p99_ms'])} ms; "
+        f"CPU daemon {c['daemon_cpu_s']:.1f} s fleet {c['fleet_cpu_s']:.1f} s; "
+        f"load {c['load_before']} -> {c['load_after']}")
 
-    # 3. Resumed storm: drop every connection without restarting the daemon.
+    # 4. Resumed storm after a daemon restart: SIGTERM saves the TLS sessions, the next start
+    # loads them and resumes.
+    rc = d.stop()
+    if rc != 0:
+        log(f"[daemon] exit code {rc} after SIGTERM (expected 0)")
+    res["restart_resumed"], s, seq_after = restart_storm(
+        args, d, fleet, n, f"N={n} run {run_no} resumed after restart", seq_after)
+    r = res["restart_resumed"]
+    r["ratio_to_connect"] = r["handshakes_per_second"] / c["handshakes_per_second"]
+    log(f"[N={n} run {run_no}] resumed storm after a daemon restart: {n} in {r['seconds']:.2f} s = "
+        f"{r['handshakes_per_second']:.0f}/s ({r['resumed_handshakes']} resumed), "
+        f"{r['ratio_to_connect']:.2f}x the connect storm")
+
+    # 6. The connect storm again with an events subscriber that never reads.
+    if args.stalled_subscriber:
+        rc = d.stop()
+        d.forget_tls_sessions()
+        res["connect_stalled"], s, seq_after = restart_storm(
+            args, d, fleet, n, f"N={n} run {run_no} connect, stalled subscriber", seq_after,
+            stalled=True)
+        r = res["connect_stalled"]
+        r["ratio_to_connect"] = r["handshakes_per_second"] / c["handshakes_per_second"]
+        log(f"[N={n} run {run_no}] connect storm with a stalled subscriber: "
+            f"{r['handshakes_per_second']:.0f}/s = {r['ratio_to_connect']:.2f}x the clean one; "
+            f"subscriber: {r['stalled_subscriber']}")
+
+    # 3. Reconnect storm: drop every connection without restarting the daemon.
     base = s.samples[-1][1]
-    s = Sampler(d.sock, [d.proc.pid] + fpids, args.poll, f"N={n} run {run_no} resumed", n)
+    s = Sampler(d.sock, [d.proc.pid] + fpids, args.poll, f"N={n} run {run_no} reconnect", n)
     s.start()
     time.sleep(args.poll * 2)
     base = s.samples[-1][1]
@@ -496,16 +612,17 @@ def one_run(args, bins, root, fleet, n, run_no):
         st["handshakes"] >= base["handshakes"] + n and st["connected"] >= n, args.timeout)
     s.finish()
     t = end[0] - t0
-    res["resumed"] = {
+    res["reconnect"] = {
         "seconds": t, "handshakes_per_second": n / t, "fault_seconds": t_fault,
         "handshakes": end[1]["handshakes"] - base["handshakes"],
         "handshake_failures": end[1]["handshake_failures"] - base["handshake_failures"],
         "daemon_cpu_s": end[2][d.proc.pid] - cpu_d0,
         "fleet_cpu_s": sum(end[2][p] for p in fpids) - cpu_f0,
+        "resumed_handshakes": end[1]["resumed_handshakes"] - base["resumed_handshakes"],
         "ratio_to_connect": (n / t) / res["connect"]["handshakes_per_second"],
         "load_before": la, "load_after": loadavg()}
-    log(f"[N={n} run {run_no}] resumed storm: {n} in {t:.2f} s = {n / t:.0f}/s "
-        f"({res['resumed']['ratio_to_connect']:.2f}x the connect storm); load {la} -> {loadavg()}")
+    log(f"[N={n} run {run_no}] reconnect storm (daemon kept): {n} in {t:.2f} s = {n / t:.0f}/s "
+        f"({res['reconnect']['ratio_to_connect']:.2f}x the connect storm); load {la} -> {loadavg()}")
     res["unusual_log_lines"] = d.unusual_log_lines()
     rc = d.stop()
     res["daemon_exit_code"] = rc
@@ -602,20 +719,31 @@ def summarise(results):
         by_n.setdefault(r["n"], []).append(r)
     for n, rs in sorted(by_n.items()):
         def med(section, key):
-            return median([r[section][key] for r in rs if section in r])
+            return median([r[section][key] for r in rs
+                           if section in r and r[section].get(key) is not None])
         rows.append({
             "n": n, "runs": len(rs),
             "registration_per_s": med("registration", "servers_per_second"),
+            "registration_daemon_cpu_ms": median([
+                1000 * r["registration"]["daemon_cpu_s"] / n for r in rs
+                if r.get("registration", {}).get("daemon_cpu_s") is not None]),
             "connect_per_s": med("connect", "handshakes_per_second"),
             "connect_s": med("connect", "seconds"),
             "limit_per_s": med("limit", "handshakes_per_second"),
             "ratio_to_limit": med("connect", "ratio_to_limit"),
             "daemon_cpu_share": med("connect", "daemon_cpu_share"),
             "fleet_cpu_share": med("connect", "fleet_cpu_share"),
+            "handshake_p50_ms": med("connect", "handshake_p50_ms"),
+            "handshake_p99_ms": med("connect", "handshake_p99_ms"),
+            "collection_p99_ms": med("connect", "collection_p99_ms"),
+            "rss_connected_kib": med("connect", "daemon_rss_kib"),
             "up_p50_s": med("connect", "time_to_connection_up_p50_s"),
             "up_p99_s": med("connect", "time_to_connection_up_p99_s"),
-            "resumed_per_s": med("resumed", "handshakes_per_second"),
-            "resumed_ratio": med("resumed", "ratio_to_connect"),
+            "resumed_per_s": med("restart_resumed", "handshakes_per_second"),
+            "resumed_ratio": med("restart_resumed", "ratio_to_connect"),
+            "resumed_count": med("restart_resumed", "resumed_handshakes"),
+            "reconnect_per_s": med("reconnect", "handshakes_per_second"),
+            "stalled_ratio": med("connect_stalled", "ratio_to_connect"),
         })
     return rows
 
@@ -625,16 +753,20 @@ def fmt(x, spec=".0f"):
 
 
 def print_table(rows, scale):
-    hdr = ("N", "runs", "reg/s", "connect/s", "limit/s", "ratio", "cpu d/f", "up p50/p99 s",
-           "resumed/s", "res/conn")
+    hdr = ("N", "runs", "reg/s", "connect/s", "limit/s", "ratio", "cpu d/f", "hs p50/p99 ms",
+           "coll p99 ms", "RSS MiB", "resumed/s (n)", "res/conn", "reconnect/s", "stalled")
     lines = [" | ".join(hdr)]
     for r in rows:
+        rss = r["rss_connected_kib"] / 1024 if r["rss_connected_kib"] else None
         lines.append(" | ".join([
             str(r["n"]), str(r["runs"]), fmt(r["registration_per_s"]), fmt(r["connect_per_s"]),
             fmt(r["limit_per_s"]), fmt(r["ratio_to_limit"], ".2f"),
             f"{fmt(r['daemon_cpu_share'], '.2f')}/{fmt(r['fleet_cpu_share'], '.2f')}",
-            f"{fmt(r['up_p50_s'], '.2f')}/{fmt(r['up_p99_s'], '.2f')}",
-            fmt(r["resumed_per_s"]), fmt(r["resumed_ratio"], ".2f")]))
+            f"{fmt(r['handshake_p50_ms'])}/{fmt(r['handshake_p99_ms'])}",
+            fmt(r["collection_p99_ms"]), fmt(rss),
+            f"{fmt(r['resumed_per_s'])} ({fmt(r['resumed_count'])})",
+            fmt(r["resumed_ratio"], ".2f"), fmt(r["reconnect_per_s"]),
+            fmt(r["stalled_ratio"], ".2f")]))
     if scale:
         lines.append(f"scale: {scale['servers']} idle servers: RSS "
                      f"{fmt(scale['rss_kib_median'] / 1024 if scale['rss_kib_median'] else None)}"
@@ -658,6 +790,12 @@ def main():
     ap.add_argument("--max-handshakes", type=int, default=256,
                     help="daemon.max_concurrent_handshakes")
     ap.add_argument("--limit-seconds", type=int, default=10)
+    ap.add_argument("--collect-interval", type=int, default=5,
+                    help="daemon.collect_interval_s during the storms: established servers keep "
+                    "collecting while the others connect (their latency is the p99 target)")
+    ap.add_argument("--stalled-subscriber", action="store_true",
+                    help="run the connect storm once more with an events subscriber that never "
+                    "reads")
     ap.add_argument("--poll", type=float, default=0.1, help="status poll period, s")
     ap.add_argument("--timeout", type=float, default=600.0, help="per-phase timeout, s")
     ap.add_argument("--out", default=None, help="JSON results file")

@@ -63,6 +63,14 @@ json view_json(const server_view& v, bool with_inventory) {
   return j;
 }
 
+json latency_json(const latency_histogram::summary& l) {
+  return {{"count", l.count},
+          {"p50_ms", l.p50_ms},
+          {"p90_ms", l.p90_ms},
+          {"p99_ms", l.p99_ms},
+          {"max_ms", l.max_ms}};
+}
+
 json status_json(const status_view& s) {
   json per_state = json::object();
   for (const auto& [state, count] : s.per_state) per_state[state] = count;
@@ -73,6 +81,9 @@ json status_json(const status_view& s) {
           {"handshake_failures", s.handshake_failures},
           {"resumed_handshakes", s.resumed_handshakes},
           {"collections", s.collections},
+          {"latency",
+           {{"handshake", latency_json(s.handshake_latency)},
+            {"collection", latency_json(s.collection_latency)}}},
           {"last_event_seq", s.last_event_seq},
           {"last_errors", s.last_errors},
           {"manager_thumbprint", s.manager_thumbprint},
@@ -451,18 +462,36 @@ class server_impl final : public control_server {
     if (it == req.args.end() || !it->is_array())
       return make_error(ec::invalid_argument,
                         "server.add_bulk: argument \"servers\" must be an array of objects");
-    json results = json::array();
-    size_t added = 0;
+    // Entries that parse go to the manager as one batch (one credential flush, one fsync); the
+    // others keep their own error. Results stay in entry order.
+    std::vector<caf::expected<server_view>> outcome;
+    std::vector<add_server_request> batch;
+    std::vector<size_t> batch_index;  // entry index of each batch element
     for (size_t i = 0; i < it->size(); ++i) {
       auto& entry = (*it)[i];
-      json result{{"index", i}};
-      caf::expected<server_view> v =
+      outcome.emplace_back(
           make_error(ec::invalid_argument,
-                     "server.add_bulk: entry " + std::to_string(i) + " is not an object");
-      if (entry.is_object()) {
-        auto add = add_request_from(entry, "server.add_bulk entry " + std::to_string(i));
-        v = add ? manager_.add_server(std::move(*add)) : caf::expected<server_view>{add.error()};
+                     "server.add_bulk: entry " + std::to_string(i) + " is not an object"));
+      if (!entry.is_object()) continue;
+      auto add = add_request_from(entry, "server.add_bulk entry " + std::to_string(i));
+      if (!add) {
+        outcome.back() = add.error();
+        continue;
       }
+      outcome.back() = make_error(ec::timeout, "server.add_bulk entry " + std::to_string(i) +
+                                                   ": the manager gave no answer for it; check "
+                                                   "'certfleet server list' and retry");
+      batch.push_back(std::move(*add));
+      batch_index.push_back(i);
+    }
+    auto added_views = manager_.add_servers(std::move(batch));
+    for (size_t k = 0; k < added_views.size() && k < batch_index.size(); ++k)
+      outcome[batch_index[k]] = std::move(added_views[k]);
+    json results = json::array();
+    size_t added = 0;
+    for (size_t i = 0; i < outcome.size(); ++i) {
+      json result{{"index", i}};
+      auto& v = outcome[i];
       if (v) {
         ++added;
         result["ok"] = true;

@@ -3,10 +3,13 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <mutex>
 #include <set>
 #include <shared_mutex>
 #include <thread>
+#include <unordered_map>
+#include <unordered_set>
 
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
@@ -102,6 +105,9 @@ rocksdb::DBOptions make_db_options() {
   o.recycle_log_file_num = 0;
   o.WAL_ttl_seconds = 0;
   o.WAL_size_limit_MB = 0;
+  // Recovery keeps the log up to its first missing or torn record: what survives a power loss is
+  // a prefix, which is what keeps events gap-free without an fsync per event (docs/storage.md).
+  o.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
   // The manager needs its descriptors for connections (ENGINEERING-NOTES pitfall 11).
   o.max_open_files = 256;
   o.keep_log_file_num = 4;
@@ -145,11 +151,105 @@ struct state_store::impl {
   // Lock order: credential_mutex before write_mutex.
   mutable std::shared_mutex credential_mutex;
 
+  // The log syncer. `logged` counts unsynced WAL writes that have returned; `durable` is how many
+  // of them are known to be fsynced. Counting returned writes is what makes a synced write's mark
+  // sound: every write counted before it started is earlier in the (sequential) log, so its fsync
+  // covers them too. Never held while calling RocksDB.
+  std::mutex sync_mutex;
+  std::condition_variable wake_syncer;
+  std::condition_variable synced;
+  uint64_t logged = 0;
+  uint64_t durable = 0;
+  bool stop_syncer = false;
+  caf::error sync_error;  // the last background fsync failure, cleared by a success
+  std::thread syncer;
+
   ~impl() {
     if (db == nullptr) return;
+    if (syncer.joinable()) {
+      {
+        std::lock_guard<std::mutex> lock(sync_mutex);
+        stop_syncer = true;
+      }
+      wake_syncer.notify_all();
+      syncer.join();
+    }
+    // Close does not fsync the log; unsynced connectivity writes get their fsync here.
+    db->SyncWAL();
     for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
     db->Close();
     delete db;
+  }
+
+  uint64_t log_mark() {
+    std::lock_guard<std::mutex> lock(sync_mutex);
+    return logged;
+  }
+
+  void mark_durable(uint64_t mark) {
+    {
+      std::lock_guard<std::mutex> lock(sync_mutex);
+      if (mark <= durable) return;
+      durable = mark;
+    }
+    synced.notify_all();
+  }
+
+  void mark_logged() {
+    {
+      std::lock_guard<std::mutex> lock(sync_mutex);
+      ++logged;
+    }
+    wake_syncer.notify_one();
+  }
+
+  /// Writes `batch` through the WAL; `sync` fsyncs it (and everything logged before) first.
+  rocksdb::Status write_logged(rocksdb::WriteBatch& batch, bool sync) {
+    auto mark = sync ? log_mark() : 0;
+    auto s = db->Write(wal_options(sync), &batch);
+    if (!s.ok()) return s;
+    if (sync)
+      mark_durable(mark);
+    else
+      mark_logged();
+    return s;
+  }
+
+  caf::error sync_now(const std::string& op) {
+    auto mark = log_mark();
+    auto s = db->SyncWAL();
+    if (!s.ok()) return fail(s, op);
+    mark_durable(mark);
+    return {};
+  }
+
+  void run_syncer() {
+    std::unique_lock<std::mutex> lock(sync_mutex);
+    for (;;) {
+      wake_syncer.wait(lock, [this] { return stop_syncer || logged > durable; });
+      if (stop_syncer) return;
+      // Lets a burst of writes gather so that one fsync covers all of them.
+      if (wake_syncer.wait_for(lock, state_store::wal_sync_delay, [this] { return stop_syncer; }))
+        return;                         // the destructor syncs after joining
+      if (logged <= durable) continue;  // a synced write covered them meanwhile
+      lock.unlock();
+      caf::error err;
+      try {
+        err = sync_now("fsync the write-ahead log");
+      } catch (const std::exception& e) {
+        err = fail_exception("fsync the write-ahead log", e);
+      }
+      lock.lock();
+      if (err) {
+        sync_error = std::move(err);
+        synced.notify_all();
+        // Retry after another delay rather than spinning on a failing disk.
+        if (wake_syncer.wait_for(lock, state_store::wal_sync_delay, [this] { return stop_syncer; }))
+          return;
+      } else {
+        sync_error = caf::error{};
+      }
+    }
   }
 
   caf::error fail(const rocksdb::Status& s, const std::string& op) const {
@@ -205,7 +305,7 @@ struct state_store::impl {
     std::lock_guard<std::mutex> guard(write_mutex);
     rocksdb::WriteBatch batch;
     auto seq = stage_events(batch, evs);
-    auto s = db->Write(wal_options(true), &batch);
+    auto s = write_logged(batch, true);
     if (!s.ok()) return fail(s, op);
     commit_seq(seq);
     return evs;
@@ -284,10 +384,43 @@ struct state_store::impl {
   }
 
   caf::error erase_credential_locked(const std::string& server_id, const std::string& op) {
+    return erase_credentials_locked({server_id}, op);
+  }
+
+  // The caller holds `credential_mutex` exclusively.
+  caf::error erase_credentials_locked(const std::vector<std::string>& ids, const std::string& op) {
     rocksdb::WriteBatch batch;
-    batch.Delete(credentials, server_id);
+    for (const auto& id : ids) batch.Delete(credentials, id);
     if (auto err = write_credential_batch(batch, op)) return err;
     return scrub_credentials(op);
+  }
+
+  caf::error put_credentials(const std::vector<std::pair<std::string, sealed_blob>>& creds,
+                             const std::string& op) {
+    if (creds.empty()) return {};
+    // Last one wins, and an earlier duplicate is never written at all: it cannot linger anywhere.
+    std::unordered_map<std::string, size_t> last;
+    for (size_t i = 0; i < creds.size(); ++i) last[creds[i].first] = i;
+    std::unique_lock<std::shared_mutex> lock(credential_mutex);
+    rocksdb::WriteBatch batch;
+    bool replaced = false;
+    std::string old;
+    for (size_t i = 0; i < creds.size(); ++i) {
+      const auto& [id, blob] = creds[i];
+      if (last[id] != i) continue;
+      auto existing = db->Get(rocksdb::ReadOptions(), credentials, id, &old);
+      if (!existing.ok() && !existing.IsNotFound()) return fail(existing, op);
+      if (existing.ok() &&
+          (old.size() != blob.bytes.size() ||
+           !std::equal(old.begin(), old.end(), blob.bytes.begin(),
+                       [](char a, uint8_t b) { return static_cast<uint8_t>(a) == b; })))
+        replaced = true;
+      batch.Put(credentials, id, as_slice(blob.bytes));
+    }
+    if (auto err = write_credential_batch(batch, op)) return err;
+    // A replaced credential is as secret as an erased one.
+    if (replaced) return scrub_credentials(op);
+    return {};
   }
 
   caf::error load_state() {
@@ -398,6 +531,7 @@ caf::expected<std::unique_ptr<state_store>> state_store::open(const fs::path& di
       if (names[i] == cf_meta) p->meta = p->handles[i];
     }
     if (auto err = p->load_state()) return err;
+    p->syncer = std::thread([raw = p.get()] { raw->run_syncer(); });
     return std::unique_ptr<state_store>(new state_store(std::move(p)));
   } catch (const std::exception& e) {
     return p->fail_exception("open the database", e);
@@ -427,10 +561,36 @@ caf::expected<std::vector<event_record>> state_store::put_server(const server_re
     rocksdb::WriteBatch batch;
     batch.Put(p.servers, r.id, as_slice(encode(r)));
     auto seq = p.stage_events(batch, events);
-    auto s = p.db->Write(p.wal_options(sync || !events.empty()), &batch);
+    auto s = p.write_logged(batch, sync);
     if (!s.ok()) return p.fail(s, op);
     p.commit_seq(seq);
     if (existing.IsNotFound()) ++p.server_count;
+    return events;
+  } catch (const std::exception& e) {
+    return p.fail_exception(op, e);
+  }
+}
+
+caf::expected<std::vector<event_record>> state_store::put_servers(
+    const std::vector<server_record>& records, std::vector<event_record> events) {
+  auto& p = *impl_;
+  const std::string op = "store " + std::to_string(records.size()) + " servers";
+  try {
+    std::lock_guard<std::mutex> guard(p.write_mutex);
+    rocksdb::WriteBatch batch;
+    std::unordered_set<std::string> fresh;  // ids not in the database yet
+    std::string ignored;
+    for (const auto& r : records) {
+      auto existing = p.db->Get(rocksdb::ReadOptions(), p.servers, r.id, &ignored);
+      if (!existing.ok() && !existing.IsNotFound()) return p.fail(existing, op);
+      if (existing.IsNotFound()) fresh.insert(r.id);
+      batch.Put(p.servers, r.id, as_slice(encode(r)));
+    }
+    auto seq = p.stage_events(batch, events);
+    auto s = p.write_logged(batch, true);
+    if (!s.ok()) return p.fail(s, op);
+    p.commit_seq(seq);
+    p.server_count += fresh.size();
     return events;
   } catch (const std::exception& e) {
     return p.fail_exception(op, e);
@@ -470,7 +630,7 @@ caf::expected<std::vector<event_record>> state_store::remove_server(
     batch.Delete(p.servers, id);
     batch.Delete(p.inventory, id);
     auto seq = p.stage_events(batch, events);
-    auto s = p.db->Write(p.wal_options(true), &batch);
+    auto s = p.write_logged(batch, true);
     if (!s.ok()) return p.fail(s, op);
     p.commit_seq(seq);
     if (existing.ok()) --p.server_count;
@@ -512,20 +672,19 @@ caf::error state_store::put_credential(const std::string& server_id, const seale
   auto& p = *impl_;
   const std::string op = "store the credential of server " + server_id;
   try {
-    std::unique_lock<std::shared_mutex> lock(p.credential_mutex);
-    std::string old;
-    auto existing = p.db->Get(rocksdb::ReadOptions(), p.credentials, server_id, &old);
-    if (!existing.ok() && !existing.IsNotFound()) return p.fail(existing, op);
-    rocksdb::WriteBatch batch;
-    batch.Put(p.credentials, server_id, as_slice(blob.bytes));
-    if (auto err = p.write_credential_batch(batch, op)) return err;
-    // A replaced credential is as secret as an erased one.
-    if (existing.ok() &&
-        (old.size() != blob.bytes.size() ||
-         !std::equal(old.begin(), old.end(), blob.bytes.begin(),
-                     [](char a, uint8_t b) { return static_cast<uint8_t>(a) == b; })))
-      return p.scrub_credentials(op);
-    return {};
+    return p.put_credentials({{server_id, blob}}, op);
+  } catch (const std::exception& e) {
+    return p.fail_exception(op, e);
+  }
+}
+
+caf::error state_store::put_credentials(
+    const std::vector<std::pair<std::string, sealed_blob>>& credentials) {
+  auto& p = *impl_;
+  const std::string op =
+      "store the credentials of " + std::to_string(credentials.size()) + " servers";
+  try {
+    return p.put_credentials(credentials, op);
   } catch (const std::exception& e) {
     return p.fail_exception(op, e);
   }
@@ -563,6 +722,22 @@ caf::expected<std::vector<event_record>> state_store::erase_credential(
   }
 }
 
+caf::expected<std::vector<event_record>> state_store::erase_credentials(
+    const std::vector<std::string>& server_ids, std::vector<event_record> events) {
+  auto& p = *impl_;
+  const std::string op =
+      "erase the credentials of " + std::to_string(server_ids.size()) + " servers";
+  try {
+    {
+      std::unique_lock<std::shared_mutex> lock(p.credential_mutex);
+      if (auto err = p.erase_credentials_locked(server_ids, op)) return err;
+    }
+    return p.write_events(std::move(events), op);
+  } catch (const std::exception& e) {
+    return p.fail_exception(op, e);
+  }
+}
+
 std::vector<std::string> state_store::credential_ids() const {
   auto& p = *impl_;
   std::vector<std::string> ids;
@@ -583,7 +758,9 @@ caf::error state_store::put_inventory(const std::string& server_id, const std::s
   const std::string op = "store the inventory of server " + server_id;
   try {
     // The latest inventory is collected again after a crash; no fsync needed.
-    auto s = p.db->Put(p.wal_options(false), p.inventory, server_id, json);
+    rocksdb::WriteBatch batch;
+    batch.Put(p.inventory, server_id, json);
+    auto s = p.write_logged(batch, false);
     if (!s.ok()) return p.fail(s, op);
     return {};
   } catch (const std::exception& e) {
@@ -680,7 +857,7 @@ caf::error state_store::trim_events(size_t keep, int64_t min_time_ms) {
     rocksdb::WriteBatch batch;
     batch.DeleteRange(p.events, seq_key(p.first_seq), seq_key(new_first));
     batch.Put(p.meta, key_first_event_seq, std::to_string(new_first));
-    auto s = p.db->Write(p.wal_options(true), &batch);
+    auto s = p.write_logged(batch, true);
     if (!s.ok()) return p.fail(s, "trim the events");
     p.first_seq = new_first;
     p.first_seq_view.store(new_first);
@@ -712,12 +889,38 @@ caf::error state_store::put_meta(const std::string& key, const std::string& valu
                       "meta key '" + key + "' is reserved: keys starting with '" + internal_prefix +
                           "' belong to the store itself; choose another key");
   try {
-    auto s = p.db->Put(p.wal_options(true), p.meta, key, value);
+    rocksdb::WriteBatch batch;
+    batch.Put(p.meta, key, value);
+    auto s = p.write_logged(batch, true);
     if (!s.ok()) return p.fail(s, "write meta key " + key);
     return {};
   } catch (const std::exception& e) {
     return p.fail_exception("write meta key " + key, e);
   }
+}
+
+// -- durability -----------------------------------------------------------------------------
+
+caf::error state_store::sync_wal() {
+  auto& p = *impl_;
+  try {
+    return p.sync_now("fsync the write-ahead log");
+  } catch (const std::exception& e) {
+    return p.fail_exception("fsync the write-ahead log", e);
+  }
+}
+
+caf::error state_store::wait_for_wal_sync(std::chrono::milliseconds timeout) {
+  auto& p = *impl_;
+  std::unique_lock<std::mutex> lock(p.sync_mutex);
+  auto mark = p.logged;
+  p.synced.wait_for(lock, timeout,
+                    [&] { return p.durable >= mark || static_cast<bool>(p.sync_error); });
+  if (p.durable >= mark) return {};
+  if (p.sync_error) return p.sync_error;
+  return make_error(ec::timeout, "the write-ahead log of database " + p.dir_text +
+                                     " was not fsynced within " + std::to_string(timeout.count()) +
+                                     " ms; check that the disk holding it is responsive");
 }
 
 }  // namespace certfleet

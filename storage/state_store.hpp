@@ -6,18 +6,29 @@
 // `meta` (schema version, event counter).
 //
 // Durability: trust decisions, server records written with `sync`, credential writes and deletions
-// and every event are fsynced before the call returns. Credentials never reach the write-ahead log;
-// they are flushed straight to their own table file, and `erase_credential` rewrites that column
-// family so that after it returns no byte of the sealed blob remains in any file under the
-// database directory (see docs/storage.md).
+// and their events are fsynced before the call returns. Credentials never reach the write-ahead
+// log; they are flushed straight to their own table file, and `erase_credential(s)` rewrites that
+// column family so that after it returns no byte of any erased sealed blob remains in any file
+// under the database directory (see docs/storage.md).
 //
+// Unsynced writes (`put_server(..., sync=false)`, which the server actors use for connectivity
+// events, and inventory) reach the write-ahead log, i.e. the OS, before the call returns, so they
+// survive a crash of the process; a background thread fsyncs the log at most `wal_sync_delay`
+// later, so a power loss or kernel crash can lose only that window. Events stay gap-free even then:
+// every event and the event counter go into the log in seq order, and a power loss can only cut
+// a suffix of a sequential log, so what survives is a prefix of the events with the counter that
+// matches it. Any later synced write also makes every earlier unsynced one durable. The one
+// visible consequence: an event published from an unsynced write and then lost to a power cut
+// may have its seq reused after restart (docs/storage.md, "Durability").
 // Errors: RocksDB statuses become `ec::storage_failure` (or `ec::disk_full` for no space), naming
 // the operation and the database path; nothing is half-applied: each call is one atomic batch.
 //
 // Thread-safety: all member functions may be called concurrently. Event sequence numbers are
-// assigned under an internal mutex so they are gap-free and monotonic.
+// assigned under an internal mutex so they are gap-free and monotonic. The store owns one
+// background thread (the log syncer), joined by the destructor after a last fsync.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -37,6 +48,11 @@ class state_store {
   /// The schema version this build writes; opening a newer database fails with `ec::corrupt_data`.
   static constexpr uint32_t schema_version = 1;
 
+  /// How long an unsynced write may stay in the OS page cache before the log syncer fsyncs it.
+  /// Short enough that a power cut loses at most a blink of connectivity events, long enough that
+  /// a connect storm of thousands of events per second costs a few fsyncs, not thousands.
+  static constexpr std::chrono::milliseconds wal_sync_delay{50};
+
   /// Opens (creating when missing) the database at `dir`.
   static caf::expected<std::unique_ptr<state_store>> open(const std::filesystem::path& dir);
 
@@ -46,9 +62,15 @@ class state_store {
 
   // -- servers ------------------------------------------------------------------------------
   /// Writes `r` and appends `events` (their seq and, when 0, time are assigned) in one atomic
-  /// batch. Returns the events as stored. `sync` makes it durable before returning.
+  /// batch. Returns the events as stored. `sync` makes it durable before returning; without it
+  /// the write survives a process crash at once and a power loss after `wal_sync_delay` (see the
+  /// file comment), events included. Trust decisions must pass `sync = true`.
   caf::expected<std::vector<event_record>> put_server(const server_record& r,
                                                       std::vector<event_record> events, bool sync);
+  /// Writes every record of `records` (new or changed) and appends `events` in one atomic batch,
+  /// durable (fsynced) before returning. On failure nothing was written.
+  caf::expected<std::vector<event_record>> put_servers(const std::vector<server_record>& records,
+                                                       std::vector<event_record> events);
   caf::expected<std::optional<server_record>> get_server(const std::string& id) const;
   /// Removes the record, its inventory and its credentials (securely), appending `events`.
   caf::expected<std::vector<event_record>> remove_server(const std::string& id,
@@ -60,10 +82,20 @@ class state_store {
   // -- credentials (sealed) -----------------------------------------------------------------
   /// Stores a sealed credential for `server_id`, durable before returning.
   caf::error put_credential(const std::string& server_id, const sealed_blob& blob);
+  /// Stores sealed credentials (server id, blob) for many servers with one batch and one flush,
+  /// durable before returning; all or none are written. Replaced blobs are scrubbed as by
+  /// `put_credential`. Duplicate ids: the last one wins.
+  caf::error put_credentials(const std::vector<std::pair<std::string, sealed_blob>>& credentials);
   caf::expected<std::optional<sealed_blob>> get_credential(const std::string& server_id) const;
   /// Deletes the credential unrecoverably (see the file comment), appending `events` durably.
   caf::expected<std::vector<event_record>> erase_credential(const std::string& server_id,
                                                             std::vector<event_record> events);
+  /// Deletes the credentials of every id in `server_ids` unrecoverably with one tombstone batch and
+  /// one scrub (the same guarantee as `erase_credential`, for each id), then appends `events`
+  /// durably. Events are written only after the scrub succeeded; on failure no event was written
+  /// and the call may be repeated with the same arguments (ids already gone are no-ops).
+  caf::expected<std::vector<event_record>> erase_credentials(
+      const std::vector<std::string>& server_ids, std::vector<event_record> events);
   std::vector<std::string> credential_ids() const;
 
   // -- inventory ----------------------------------------------------------------------------
@@ -85,6 +117,15 @@ class state_store {
   // -- meta ---------------------------------------------------------------------------------
   caf::expected<std::optional<std::string>> get_meta(const std::string& key) const;
   caf::error put_meta(const std::string& key, const std::string& value);
+
+  // -- durability ---------------------------------------------------------------------------
+  /// Fsyncs the write-ahead log now, making every write that returned before this call durable.
+  /// The log syncer does this on its own; call it to not wait (before a planned power cut, say).
+  caf::error sync_wal();
+  /// Blocks until every write that returned before this call has been fsynced by the log syncer
+  /// (or by a later synced write), or `timeout` passed: `ec::timeout`. A failed background fsync
+  /// is reported here (the syncer keeps retrying).
+  caf::error wait_for_wal_sync(std::chrono::milliseconds timeout);
 
   const std::filesystem::path& dir() const;
 

@@ -218,8 +218,18 @@ int run_status(const context& ctx) {
     print_table(rows);
     std::cout << "Handshakes: " << num(*s, "handshakes") << " completed ("
               << num(*s, "resumed_handshakes") << " resumed), " << num(*s, "handshake_failures")
-              << " failed; collections: " << num(*s, "collections") << "\nLast event: #"
-              << num(*s, "last_event_seq") << " (certfleet events --since N to read them)\n"
+              << " failed; collections: " << num(*s, "collections") << '\n';
+    auto latency = [&](const char* kind) {
+      const auto& l = (*s)["latency"][kind];
+      if (!l.is_object() || l.value("count", 0) == 0) return std::string("none yet");
+      std::ostringstream o;
+      o << std::fixed << std::setprecision(1) << "p50 " << l.value("p50_ms", 0.0) << " ms, p99 "
+        << l.value("p99_ms", 0.0) << " ms, max " << l.value("max_ms", 0.0) << " ms";
+      return o.str();
+    };
+    std::cout << "Latency: handshake " << latency("handshake") << "; collection "
+              << latency("collection") << "\nLast event: #" << num(*s, "last_event_seq")
+              << " (certfleet events --since N to read them)\n"
               << "Manager certificate: SHA-256 " << str(*s, "manager_thumbprint")
               << ", valid until " << str(*s, "manager_not_after") << '\n';
     const auto& errors = (*s)["last_errors"];

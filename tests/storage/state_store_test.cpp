@@ -477,6 +477,190 @@ TEST(credential_erasure, a_credential_is_durable_without_the_write_ahead_log) {
   EXPECT_EQ((*store->get_credential("s-1"))->bytes, blob);
 }
 
+// -- batches ----------------------------------------------------------------------------------
+
+std::string batch_id(size_t i) {
+  return "s-batch-" + std::to_string(1000 + i);
+}
+
+TEST(credential_batches, put_credentials_stores_a_whole_batch_durably_and_outside_the_log) {
+  temp_dir tmp;
+  std::vector<std::pair<std::string, sealed_blob>> batch;
+  for (size_t i = 0; i < 300; ++i) batch.emplace_back(batch_id(i), sealed_blob{random_bytes(64)});
+  {
+    auto store = open_store(tmp.db());
+    ASSERT_TRUE(store);
+    auto err = store->put_credentials(batch);
+    ASSERT_FALSE(err) << describe(err);
+    for (const auto& entry : fs::directory_iterator(tmp.db())) {
+      if (entry.path().extension() != ".log") continue;
+      EXPECT_FALSE(holds_any_window(entry.path(), batch.front().second.bytes))
+          << "a blob reached the write-ahead log " << entry.path();
+    }
+  }
+  auto store = open_store(tmp.db());
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->credential_ids().size(), batch.size());
+  for (const auto& [id, blob] : batch) {
+    auto stored = store->get_credential(id);
+    ASSERT_TRUE(stored && *stored) << id;
+    EXPECT_EQ((*stored)->bytes, blob.bytes) << id;
+  }
+}
+
+TEST(credential_batches, a_batch_replacing_a_credential_leaves_no_byte_of_the_old_blob) {
+  temp_dir tmp;
+  auto old_blob = random_bytes(64);
+  auto new_blob = random_bytes(64);
+  auto shadowed = random_bytes(64);
+  prepare_credential_on_disk(tmp.db(), "s-victim", old_blob);
+  auto store = open_store(tmp.db());
+  ASSERT_TRUE(store);
+  // Within one batch the last entry for an id wins; the earlier one is never stored.
+  ASSERT_FALSE(store->put_credentials({{"s-victim", sealed_blob{shadowed}},
+                                       {"s-new", sealed_blob{random_bytes(64)}},
+                                       {"s-victim", sealed_blob{new_blob}}}));
+  EXPECT_EQ(file_holding_any_window(tmp.db(), old_blob), "");
+  EXPECT_EQ(file_holding_any_window(tmp.db(), shadowed), "");
+  EXPECT_EQ((*store->get_credential("s-victim"))->bytes, new_blob);
+  EXPECT_TRUE(*store->get_credential("s-new"));
+}
+
+TEST(credential_batches, erase_credentials_leaves_no_byte_of_any_blob_of_the_batch_in_any_file) {
+  temp_dir tmp;
+  constexpr size_t n = 40;
+  std::vector<std::vector<uint8_t>> blobs;
+  std::vector<std::string> ids;
+  {
+    auto store = open_store(tmp.db());
+    ASSERT_TRUE(store);
+    write_other_data(*store, "s-other");
+    ASSERT_FALSE(store->put_credential("s-other", sealed_blob{random_bytes(64)}));
+    // Spread the blobs over several table files (one per flush) and both sides of a reopen.
+    for (size_t i = 0; i < n; ++i) {
+      ids.push_back(batch_id(i));
+      blobs.push_back(random_bytes(64));
+      write_other_data(*store, ids.back());
+      if (i % 2 == 0) {
+        ASSERT_FALSE(store->put_credential(ids.back(), sealed_blob{blobs.back()}));
+      }
+    }
+    std::vector<std::pair<std::string, sealed_blob>> rest;
+    for (size_t i = 1; i < n; i += 2) rest.emplace_back(ids[i], sealed_blob{blobs[i]});
+    ASSERT_FALSE(store->put_credentials(rest));
+  }
+  for (const auto& blob : blobs)
+    ASSERT_NE(file_holding_any_window(tmp.db(), blob), "") << "the scan must find every blob";
+  auto listed = ldb(tmp.db(), "--column_family=credentials scan");
+  ASSERT_EQ(listed.exit_code, 0) << listed.output;
+  for (const auto& id : ids) ASSERT_NE(listed.output.find(id + " : "), std::string::npos) << id;
+  {
+    auto store = open_store(tmp.db());
+    ASSERT_TRUE(store);
+    auto before = store->last_event_seq();
+    std::vector<event_record> events;
+    for (const auto& id : ids) events.push_back(make_event("credentials_deleted", id));
+    auto erased = store->erase_credentials(ids, events);
+    ASSERT_TRUE(erased) << describe(erased.error());
+    ASSERT_EQ(erased->size(), n);
+    EXPECT_EQ(erased->front().seq, before + 1);
+    EXPECT_EQ(erased->back().seq, before + n);
+    for (size_t i = 0; i < n; ++i)
+      EXPECT_EQ(file_holding_any_window(tmp.db(), blobs[i]), "") << ids[i] << " while open";
+    EXPECT_TRUE(store->credential_ids() == std::vector<std::string>{"s-other"});
+    for (const auto& id : ids) EXPECT_TRUE(*store->get_server(id)) << "only the credential goes";
+  }
+  for (size_t i = 0; i < n; ++i)
+    EXPECT_EQ(file_holding_any_window(tmp.db(), blobs[i]), "") << ids[i] << " after close";
+  listed = ldb(tmp.db(), "--column_family=credentials scan");
+  ASSERT_EQ(listed.exit_code, 0) << listed.output;
+  for (const auto& id : ids) EXPECT_EQ(listed.output.find(id + " : "), std::string::npos) << id;
+  EXPECT_NE(listed.output.find("s-other : "), std::string::npos) << listed.output;
+  auto store = open_store(tmp.db());
+  ASSERT_TRUE(store);
+  auto events = store->read_events(store->last_event_seq() - n, n);
+  ASSERT_TRUE(events);
+  ASSERT_EQ(events->size(), n);
+  for (size_t i = 0; i < n; ++i) {
+    EXPECT_EQ((*events)[i].type, "credentials_deleted");
+    EXPECT_EQ((*events)[i].server_id, ids[i]);
+  }
+}
+
+TEST(state_store, put_servers_stores_every_record_and_event_in_order_and_counts_new_ones) {
+  temp_dir tmp;
+  {
+    auto store = open_store(tmp.db());
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(store->put_server(make_server("s-known"), {}, true));
+    auto changed = make_server("s-known");
+    changed.name = "renamed";
+    std::vector<server_record> records{make_server("s-a"), changed, make_server("s-b")};
+    std::vector<event_record> events{make_event("server_added", "s-a"),
+                                     make_event("credentials_retained", "s-a"),
+                                     make_event("server_added", "s-b")};
+    auto stored = store->put_servers(records, events);
+    ASSERT_TRUE(stored) << describe(stored.error());
+    ASSERT_EQ(stored->size(), 3u);
+    EXPECT_EQ(stored->front().seq, 1u);
+    EXPECT_EQ(stored->back().seq, 3u);
+    EXPECT_EQ(store->server_count(), 3u);
+  }
+  auto store = open_store(tmp.db());
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->server_count(), 3u);
+  EXPECT_EQ((*store->get_server("s-known"))->name, "renamed");
+  EXPECT_TRUE(*store->get_server("s-a"));
+  EXPECT_TRUE(*store->get_server("s-b"));
+  auto events = store->read_events(0, 10);
+  ASSERT_TRUE(events);
+  ASSERT_EQ(events->size(), 3u);
+  EXPECT_EQ((*events)[1].type, "credentials_retained");
+  EXPECT_EQ((*events)[2].server_id, "s-b");
+}
+
+TEST(wal_sync, unsynced_connectivity_events_are_fsynced_by_the_store_without_a_caller) {
+  temp_dir tmp;
+  {
+    auto store = open_store(tmp.db());
+    ASSERT_TRUE(store);
+    EXPECT_FALSE(store->wait_for_wal_sync(std::chrono::milliseconds{0}))
+        << "nothing written, nothing to wait for";
+    for (int i = 0; i < 200; ++i) {
+      auto stored = store->put_server(
+          make_server("s-1"), {make_event(i % 2 ? "connection_down" : "connection_up")}, false);
+      ASSERT_TRUE(stored) << describe(stored.error());
+      ASSERT_EQ(stored->front().seq, static_cast<uint64_t>(i + 1));
+    }
+    // Generous deadline for a loaded machine; the syncer needs about `wal_sync_delay`.
+    auto err = store->wait_for_wal_sync(std::chrono::seconds{10});
+    EXPECT_FALSE(err) << describe(err);
+    ASSERT_TRUE(store->put_server(make_server("s-1"), {make_event("connection_up")}, false));
+    err = store->sync_wal();
+    EXPECT_FALSE(err) << describe(err);
+    EXPECT_FALSE(store->wait_for_wal_sync(std::chrono::milliseconds{0}))
+        << "an explicit sync makes every earlier write durable";
+  }
+  auto store = open_store(tmp.db());
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->last_event_seq(), 201u);
+  auto events = store->read_events(0, 1000);
+  ASSERT_TRUE(events);
+  ASSERT_EQ(events->size(), 201u);
+  for (size_t i = 0; i < events->size(); ++i) EXPECT_EQ((*events)[i].seq, i + 1);
+}
+
+TEST(wal_sync, a_synced_write_makes_earlier_unsynced_writes_durable_too) {
+  temp_dir tmp;
+  auto store = open_store(tmp.db());
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->put_server(make_server("s-1"), {make_event("connection_up")}, false));
+  ASSERT_FALSE(store->put_inventory("s-1", "{}"));
+  // A trust decision: synced, and the log is sequential, so everything before it is durable.
+  ASSERT_TRUE(store->put_server(make_server("s-1"), {make_event("validated")}, true));
+  EXPECT_FALSE(store->wait_for_wal_sync(std::chrono::milliseconds{0}));
+}
+
 // -- opening --------------------------------------------------------------------------------
 
 TEST(state_store, a_database_with_a_newer_schema_is_refused_naming_both_versions) {
