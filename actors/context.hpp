@@ -42,6 +42,8 @@ struct daemon_context {
   std::unique_ptr<state_store> store;
   master_key sealing_key;
   identity manager_identity;
+  /// The manager certificate's subject, sent in every hello (computing it parses the certificate).
+  std::string manager_subject;
   std::shared_ptr<tls_session_cache> sessions;
   std::unique_ptr<connector> connect;
   daemon_counters counters;
@@ -56,7 +58,10 @@ struct daemon_context {
   caf::actor supervisor;
 
   daemon_context(settings c, master_key k, identity id)
-      : cfg(std::move(c)), sealing_key(std::move(k)), manager_identity(std::move(id)) {}
+      : cfg(std::move(c)),
+        sealing_key(std::move(k)),
+        manager_identity(std::move(id)),
+        manager_subject(manager_identity.summary().subject) {}
 };
 
 using context_ptr = std::shared_ptr<daemon_context>;

@@ -282,9 +282,16 @@ caf::behavior event_bus(bus_actor* self, context_ptr ctx) {
   return {
       [=](published_atom, uint64_t last) {
         auto& st = self->state;
+        // Only events already fsynced are published: one a power cut could still take away would
+        // have its seq reused after restart, and a subscriber resuming after it would miss the
+        // reused one. Connectivity events are fsynced within `state_store::wal_sync_delay`; the
+        // store's listener sends the new durable seq then (actors/manager.cpp).
+        last = std::min(last, st.ctx->store->durable_event_seq());
         while (st.head < last) {
           auto read = st.ctx->store->read_events(st.head, page_size);
           if (!read || read->empty()) break;
+          read->resize(first_after(*read, last));
+          if (read->empty()) break;
           auto page = std::make_shared<const std::vector<event_record>>(std::move(*read));
           publish(st, page);
           st.head = page->back().seq;

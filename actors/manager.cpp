@@ -23,6 +23,9 @@ class manager_impl final : public manager {
     sys_ = std::make_unique<caf::actor_system>(*sys_cfg_);
     ctx_->broker = sys_->middleman().spawn_broker(io_broker, default_read_chunk);
     ctx_->bus = spawn_event_bus(*sys_, ctx_);
+    // Events written without their own fsync are published once the log syncer made them durable.
+    ctx_->store->on_events_durable(
+        [bus = ctx_->bus](uint64_t seq) { caf::anon_send(bus, published_atom::value, seq); });
     ctx_->supervisor = spawn_supervisor(*sys_, ctx_);
   }
 
@@ -85,6 +88,7 @@ class manager_impl final : public manager {
     std::lock_guard<std::mutex> guard{stop_mtx_};
     if (stopped_) return;
     stopped_ = true;
+    ctx_->store->on_events_durable({});  // before the bus and its actor system go away
     caf::anon_send(ctx_->supervisor, stop_atom::value);
     caf::anon_send(ctx_->bus, stop_atom::value);
     caf::anon_send(ctx_->broker, stop_atom::value);

@@ -5,7 +5,7 @@
 #include <csignal>
 #include <cstdlib>
 
-#include <deque>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 #include <caf/all.hpp>
@@ -29,7 +29,9 @@ struct server_data {
   bool connecting = false;
   std::optional<caf::io::connection_handle> hdl;
   std::unique_ptr<tls_client_session> tls;
-  std::deque<wire::message> inbox;
+  // A vector, not a deque: an empty std::deque allocates ~600 bytes, and most of the fleet sits
+  // idle with no connection at all (100,000 servers: ~60 MiB).
+  std::vector<wire::message> inbox;
   bool activated = false;
   bool hello_seen = false;
   bool collecting = false;
@@ -329,8 +331,8 @@ void on_activated(server_actor* self) {
   st.ctx->counters.handshake_latency.record(since<steady_clock>(st.handshake_started));
   if (auto info = st.tls->handshake(); info && info->resumed) st.ctx->counters.resumed_handshakes++;
   st.rec.last_seen_ms = st.ctx->now_ms();
-  send_message(self, wire::hello{wire::protocol_version, wire::protocol_version,
-                                 st.ctx->manager_identity.summary().subject});
+  send_message(
+      self, wire::hello{wire::protocol_version, wire::protocol_version, st.ctx->manager_subject});
   if (st.rec.state == server_state::trusted) {
     st.connected = true;
     st.rec.last_error.clear();
@@ -347,10 +349,12 @@ void on_activated(server_actor* self) {
             if (gen != s.generation || !s.tls) return;
             s.rec.account = account;
             s.rec.state = server_state::registering;
-            persist(self, {}, true);
+            // Not a trust decision: a restart turns `registering` back into
+            // `pending_registration`, so this write needs no fsync of its own.
+            persist(self, {}, false);
             self->become(behavior_for(self));
             wire::register_request req{account, password, s.ctx->manager_identity.sha256(),
-                                       s.ctx->manager_identity.summary().subject};
+                                       s.ctx->manager_subject};
             send_message(self, req);
           },
           [=](caf::error& err) {
@@ -375,12 +379,13 @@ void pump_tls(server_actor* self, const caf::error& err) {
     st.activated = true;
     on_activated(self);
   }
-  while (gen == st.generation && !st.inbox.empty()) {
-    auto m = std::move(st.inbox.front());
-    st.inbox.pop_front();
+  // Indexed: on_message may drop the connection, which clears the inbox and bumps the generation.
+  for (size_t i = 0; gen == st.generation && i < st.inbox.size(); ++i) {
+    auto m = std::move(st.inbox[i]);
     on_message(self, m);
   }
   if (gen != st.generation) return;
+  st.inbox.clear();
   if (err) {
     on_connection_failed(self, describe(err));
   } else if (st.tls && st.tls->is_closed()) {

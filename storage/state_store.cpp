@@ -144,6 +144,10 @@ struct state_store::impl {
   uint64_t last_seq = 0;
   uint64_t first_seq = 1;
   std::atomic<uint64_t> last_seq_view{0};
+  // The highest seq known to be fsynced, and who wants to hear when it grows (the event bus).
+  std::atomic<uint64_t> durable_seq_view{0};
+  std::mutex listener_mutex;
+  std::function<void(uint64_t)> durable_listener;
   std::atomic<uint64_t> first_seq_view{1};
   std::atomic<size_t> server_count{0};
 
@@ -217,9 +221,16 @@ struct state_store::impl {
 
   caf::error sync_now(const std::string& op) {
     auto mark = log_mark();
+    // Every event up to `seq` was written (commit_seq runs after the write returned), so it is in
+    // the log before the fsync below.
+    auto seq = last_seq_view.load();
     auto s = db->SyncWAL();
     if (!s.ok()) return fail(s, op);
     mark_durable(mark);
+    if (raise_durable_seq(seq)) {
+      std::lock_guard<std::mutex> lock(listener_mutex);
+      if (durable_listener) durable_listener(durable_seq_view.load());
+    }
     return {};
   }
 
@@ -294,9 +305,18 @@ struct state_store::impl {
     return seq;
   }
 
-  void commit_seq(uint64_t seq) {
+  void commit_seq(uint64_t seq, bool synced) {
     last_seq = seq;
     last_seq_view.store(seq);
+    if (synced) raise_durable_seq(seq);
+  }
+
+  /// Returns true when `seq` advanced the durable seq.
+  bool raise_durable_seq(uint64_t seq) {
+    uint64_t seen = durable_seq_view.load();
+    while (seq > seen)
+      if (durable_seq_view.compare_exchange_weak(seen, seq)) return true;
+    return false;
   }
 
   caf::expected<std::vector<event_record>> write_events(std::vector<event_record> evs,
@@ -307,7 +327,7 @@ struct state_store::impl {
     auto seq = stage_events(batch, evs);
     auto s = write_logged(batch, true);
     if (!s.ok()) return fail(s, op);
-    commit_seq(seq);
+    commit_seq(seq, true);
     return evs;
   }
 
@@ -474,6 +494,8 @@ struct state_store::impl {
       if (!it->status().ok()) return fail(it->status(), "read the events");
     }
     last_seq_view.store(last_seq);
+    // Recovery flushes what the log held to table files: everything loaded is on disk.
+    durable_seq_view.store(last_seq);
     first_seq_view.store(first_seq);
     // Server count.
     size_t n = 0;
@@ -563,7 +585,7 @@ caf::expected<std::vector<event_record>> state_store::put_server(const server_re
     auto seq = p.stage_events(batch, events);
     auto s = p.write_logged(batch, sync);
     if (!s.ok()) return p.fail(s, op);
-    p.commit_seq(seq);
+    p.commit_seq(seq, sync);
     if (existing.IsNotFound()) ++p.server_count;
     return events;
   } catch (const std::exception& e) {
@@ -589,7 +611,7 @@ caf::expected<std::vector<event_record>> state_store::put_servers(
     auto seq = p.stage_events(batch, events);
     auto s = p.write_logged(batch, true);
     if (!s.ok()) return p.fail(s, op);
-    p.commit_seq(seq);
+    p.commit_seq(seq, true);
     p.server_count += fresh.size();
     return events;
   } catch (const std::exception& e) {
@@ -632,7 +654,7 @@ caf::expected<std::vector<event_record>> state_store::remove_server(
     auto seq = p.stage_events(batch, events);
     auto s = p.write_logged(batch, true);
     if (!s.ok()) return p.fail(s, op);
-    p.commit_seq(seq);
+    p.commit_seq(seq, true);
     if (existing.ok()) --p.server_count;
     return events;
   } catch (const std::exception& e) {
@@ -900,6 +922,15 @@ caf::error state_store::put_meta(const std::string& key, const std::string& valu
 }
 
 // -- durability -----------------------------------------------------------------------------
+
+uint64_t state_store::durable_event_seq() const {
+  return impl_->durable_seq_view.load();
+}
+
+void state_store::on_events_durable(std::function<void(uint64_t)> fn) {
+  std::lock_guard<std::mutex> lock(impl_->listener_mutex);
+  impl_->durable_listener = std::move(fn);
+}
 
 caf::error state_store::sync_wal() {
   auto& p = *impl_;

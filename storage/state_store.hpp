@@ -17,9 +17,10 @@
 // later, so a power loss or kernel crash can lose only that window. Events stay gap-free even then:
 // every event and the event counter go into the log in seq order, and a power loss can only cut
 // a suffix of a sequential log, so what survives is a prefix of the events with the counter that
-// matches it. Any later synced write also makes every earlier unsynced one durable. The one
-// visible consequence: an event published from an unsynced write and then lost to a power cut
-// may have its seq reused after restart (docs/storage.md, "Durability").
+// matches it. Any later synced write also makes every earlier unsynced one durable. An event lost
+// that way would have its seq reused after restart, so publishers stop at `durable_event_seq()`
+// (docs/storage.md, "Durability").
+//
 // Errors: RocksDB statuses become `ec::storage_failure` (or `ec::disk_full` for no space), naming
 // the operation and the database path; nothing is half-applied: each call is one atomic batch.
 //
@@ -126,6 +127,12 @@ class state_store {
   /// (or by a later synced write), or `timeout` passed: `ec::timeout`. A failed background fsync
   /// is reported here (the syncer keeps retrying).
   caf::error wait_for_wal_sync(std::chrono::milliseconds timeout);
+  /// The highest event seq known to be fsynced; never above `last_event_seq()`. Events above it
+  /// may still be lost to a power cut (their seq then reused), so publishers stop at it.
+  uint64_t durable_event_seq() const;
+  /// Calls `fn(durable_event_seq())` from the log syncer's thread whenever a background fsync made
+  /// more events durable. Pass an empty function to stop; that call waits for a running `fn`.
+  void on_events_durable(std::function<void(uint64_t)> fn);
 
   const std::filesystem::path& dir() const;
 

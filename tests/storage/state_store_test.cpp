@@ -5,11 +5,13 @@
 
 #include <algorithm>
 #include <array>
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
@@ -659,6 +661,53 @@ TEST(wal_sync, a_synced_write_makes_earlier_unsynced_writes_durable_too) {
   // A trust decision: synced, and the log is sequential, so everything before it is durable.
   ASSERT_TRUE(store->put_server(make_server("s-1"), {make_event("validated")}, true));
   EXPECT_FALSE(store->wait_for_wal_sync(std::chrono::milliseconds{0}));
+}
+
+TEST(wal_sync, events_become_durable_only_through_a_sync_and_the_listener_hears_each_advance) {
+  temp_dir tmp;
+  auto store = open_store(tmp.db());
+  ASSERT_TRUE(store);
+  std::mutex m;
+  std::condition_variable cv;
+  std::vector<uint64_t> heard;
+  store->on_events_durable([&](uint64_t seq) {
+    std::lock_guard<std::mutex> lock(m);
+    heard.push_back(seq);
+    cv.notify_all();
+  });
+  // A synced write is durable when it returns; the listener is for the syncer's advances only.
+  ASSERT_TRUE(store->put_server(make_server("s-1"), {make_event("validated")}, true));
+  EXPECT_EQ(store->durable_event_seq(), 1u);
+  for (int i = 0; i < 50; ++i)
+    ASSERT_TRUE(store->put_server(make_server("s-1"), {make_event("connection_up")}, false));
+  EXPECT_LE(store->durable_event_seq(), store->last_event_seq());
+  {
+    std::unique_lock<std::mutex> lock(m);
+    // Generous for a loaded machine; the syncer needs about `wal_sync_delay`.
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds{10},
+                            [&] { return !heard.empty() && heard.back() == 51u; }));
+    for (size_t i = 1; i < heard.size(); ++i) EXPECT_LT(heard[i - 1], heard[i]);
+  }
+  EXPECT_EQ(store->durable_event_seq(), 51u);
+  store->on_events_durable({});
+  ASSERT_TRUE(store->put_server(make_server("s-1"), {make_event("connection_down")}, false));
+  ASSERT_FALSE(store->wait_for_wal_sync(std::chrono::seconds{10}));
+  std::lock_guard<std::mutex> lock(m);
+  EXPECT_EQ(heard.back(), 51u) << "a cleared listener is not called";
+}
+
+TEST(wal_sync, everything_stored_before_a_reopen_counts_as_durable) {
+  temp_dir tmp;
+  {
+    auto store = open_store(tmp.db());
+    ASSERT_TRUE(store);
+    for (int i = 0; i < 5; ++i)
+      ASSERT_TRUE(store->put_server(make_server("s-1"), {make_event("connection_up")}, false));
+  }
+  auto store = open_store(tmp.db());
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->last_event_seq(), 5u);
+  EXPECT_EQ(store->durable_event_seq(), 5u);
 }
 
 // -- opening --------------------------------------------------------------------------------
