@@ -790,7 +790,7 @@ def main():
     ap.add_argument("--max-handshakes", type=int, default=256,
                     help="daemon.max_concurrent_handshakes")
     ap.add_argument("--limit-seconds", type=int, default=10)
-    ap.add_argument("--collect-interval", type=int, default=5,
+    ap.add_argument("--collect-interval", type=int, default=30,
                     help="daemon.collect_interval_s during the storms: established servers keep "
                     "collecting while the others connect (their latency is the p99 target)")
     ap.add_argument("--stalled-subscriber", action="store_true",
