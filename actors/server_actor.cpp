@@ -113,10 +113,14 @@ microseconds since(typename Clock::time_point t) {
 void schedule_retry(server_actor* self, const std::string& why) {
   auto& st = self->state;
   auto delay = backoff_delay(st.ctx->cfg.daemon, st.attempt++);
+  // The same failure again is logged at debug: 100,000 offline servers would otherwise write
+  // hundreds of identical lines a second. `status` and `server show` keep the last error.
+  auto level =
+      st.attempt == 1 || why != st.rec.last_error ? spdlog::level::info : spdlog::level::debug;
   st.rec.last_error = why;
   st.rec.failed_attempts = st.attempt;
-  spdlog::info("server {} ({}): {}; retrying in {} ms", st.rec.id, address_of(st.rec), why,
-               delay.count());
+  spdlog::log(level, "server {} ({}): {}; retrying in {} ms (attempt {})", st.rec.id,
+              address_of(st.rec), why, delay.count(), st.attempt);
   report_presence(self);
   self->delayed_send(self, delay, retry_atom::value, st.generation);
 }

@@ -782,8 +782,10 @@ def main():
     ap.add_argument("--bench-dir", default=os.path.join(REPO, "build"))
     ap.add_argument("--counts", default="1000,2000", help="fleet sizes, comma-separated")
     ap.add_argument("--runs", type=int, default=3, help="runs per fleet size (medians reported)")
-    ap.add_argument("--scale", type=int, default=100000,
-                    help="idle servers for the RSS/load measurement; 0 skips it")
+    ap.add_argument("--scale", type=int, default=0,
+                    help="idle servers added through the control socket for an RSS/load "
+                    "measurement; 0 (default) skips it: scripts/bench-scale.sh seeds 100,000 "
+                    "servers far faster")
     ap.add_argument("--scale-restarts", type=int, default=3)
     ap.add_argument("--settle", type=float, default=5.0,
                     help="seconds after 'loaded' before reading RSS in the scale run")
