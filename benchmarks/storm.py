@@ -31,61 +31,16 @@ import shutil
 import shlex
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchlib import REPO, cpu_seconds, loadavg, log, median, progress, rss_kib
+
 FLEET_SPLIT_ABOVE = 9000  # one fleet process needs about N + 100 descriptors; hard limit 20,000
 PASSWORD = "storm-fleet-secret"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def log(msg):
-    sys.stderr.write("\r\033[K" + msg + "\n")
-    sys.stderr.flush()
-
-
-def progress(msg):
-    if sys.stderr.isatty():
-        sys.stderr.write("\r\033[K" + msg)
-    else:
-        sys.stderr.write(msg + "\n")
-    sys.stderr.flush()
-
-
-def loadavg():
-    with open("/proc/loadavg") as f:
-        return " ".join(f.read().split()[:3])
-
-
-def cpu_seconds(pid):
-    """utime + stime of a process (all its threads), in seconds; None when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def rss_kib(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def median(xs):
-    xs = [x for x in xs if x is not None]
-    return statistics.median(xs) if xs else None
 
 
 class JsonLines:
