@@ -20,27 +20,12 @@
 #include "crypto/certificate_store.hpp"
 #include "crypto/sealing.hpp"
 #include "storage/state_store.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace certfleet {
 namespace {
 
-class temp_dir {
- public:
-  temp_dir() {
-    char tmpl[] = "/tmp/certfleet-actors-XXXXXX";
-    path_ = ::mkdtemp(tmpl);
-  }
-  ~temp_dir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+using test::temp_dir;
 
 /// A port nothing listens on: bound, never listened on, so connects are refused at once.
 class dead_port {

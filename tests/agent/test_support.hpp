@@ -28,6 +28,7 @@
 #include "common/error.hpp"
 #include "crypto/identity.hpp"
 #include "protocol/tls_session.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace certfleet::testing {
 
@@ -35,24 +36,7 @@ using namespace std::chrono_literals;
 using std::chrono::milliseconds;
 using steady = std::chrono::steady_clock;
 
-/// A fresh directory under /tmp (mode 0700), removed with its contents.
-class temp_dir {
- public:
-  temp_dir() {
-    char tmpl[] = "/tmp/certfleet-agent-XXXXXX";
-    path_ = ::mkdtemp(tmpl);
-  }
-  ~temp_dir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+using ::certfleet::test::temp_dir;
 
 inline identity make_identity(const std::string& cn) {
   auto id = identity::generate({cn, "certfleet tests"}, std::chrono::hours{24}, cn);
@@ -69,6 +53,8 @@ struct command_result {
   std::string output;  // stdout and stderr together
 };
 
+/// Runs `command` through the shell and captures its combined output. Not certfleet::test::run:
+/// the tests need the shell (`ulimit`, `cd &&`, `timeout`) and one interleaved stream.
 inline command_result run_command(const std::string& command) {
   command_result r;
   FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");

@@ -8,21 +8,12 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/temp_dir.hpp"
+
 namespace certfleet {
 namespace {
 
-class temp_dir {
- public:
-  temp_dir() {
-    char tmpl[] = "/tmp/certfleet-config-XXXXXX";
-    path_ = ::mkdtemp(tmpl);
-  }
-  ~temp_dir() { std::filesystem::remove_all(path_); }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+using test::temp_dir;
 
 std::filesystem::path write_text(const std::filesystem::path& file, const std::string& text) {
   std::filesystem::create_directories(file.parent_path());

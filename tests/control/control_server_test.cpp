@@ -29,6 +29,7 @@
 #include "crypto/certificate_store.hpp"
 #include "crypto/sealing.hpp"
 #include "storage/state_store.hpp"
+#include "tests/support/process.hpp"
 
 namespace certfleet::control {
 namespace {
@@ -38,24 +39,7 @@ using json = nlohmann::json;
 constexpr uid_t nobody_uid = 65534;
 constexpr gid_t nogroup_gid = 65534;
 
-/// A fresh directory under /tmp, removed with its contents.
-class temp_dir {
- public:
-  temp_dir() {
-    char tmpl[] = "/tmp/certfleet-control-XXXXXX";
-    path_ = ::mkdtemp(tmpl);
-  }
-  ~temp_dir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+using ::certfleet::test::temp_dir;
 
 /// What `certfleet init` leaves behind: master key, manager identity, database.
 caf::error prepare_state_dir(const settings& cfg) {
@@ -135,26 +119,10 @@ std::string run_as(uid_t uid, gid_t gid, std::vector<gid_t> groups, bool dac_ove
   return out;
 }
 
-struct cli_result {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-/// Runs the real `certfleet` binary with `input` on stdin.
-cli_result run_cli(const std::vector<std::string>& args, const std::string& input,
-                   const std::filesystem::path& scratch) {
-  std::string cmd = std::string(CERTFLEET_BINARY_DIR) + "/apps/certfleet";
-  for (const auto& a : args) cmd += " '" + a + "'";
-  auto in = scratch / "cli.in", out = scratch / "cli.out", err = scratch / "cli.err";
-  std::ofstream(in) << input;
-  cmd += " <" + in.string() + " >" + out.string() + " 2>" + err.string();
-  int status = std::system(cmd.c_str());
-  auto slurp = [](const std::filesystem::path& p) {
-    std::ifstream f(p);
-    return std::string(std::istreambuf_iterator<char>(f), {});
-  };
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+/// Runs the real `certfleet` binary with `input` on stdin; stdout and stderr come back apart.
+::certfleet::test::run_result run_cli(std::vector<std::string> args, const std::string& input) {
+  args.insert(args.begin(), ::certfleet::test::binary("apps/certfleet"));
+  return ::certfleet::test::run(args, input);
 }
 
 class control_socket : public ::testing::Test {
@@ -533,7 +501,7 @@ TEST_F(control_socket, a_read_only_group_member_can_list_but_not_trust) {
 
 TEST_F(control_socket, the_cli_reports_a_daemon_that_is_not_running_with_exit_7) {
   auto socket = (root_.path() / "state" / "control.sock").string();
-  auto r = run_cli({"status", "--socket", socket}, "", root_.path());
+  auto r = run_cli({"status", "--socket", socket}, "");
   EXPECT_EQ(r.exit_code, 7) << r.err;
   EXPECT_NE(r.err.find("cannot reach certfleetd at " + socket), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("certfleetd --config FILE"), std::string::npos) << r.err;
@@ -544,25 +512,24 @@ TEST_F(control_socket, the_cli_adds_lists_and_refuses_a_bad_thumbprint) {
   auto socket = server_->socket_path();
   auto add = run_cli({"server", "add", "127.0.0.1:" + std::to_string(dead_.port()), "--account",
                       "backup-admin", "--password-stdin", "--name", "cli-1", "--socket", socket},
-                     "s3cret\n", root_.path());
+                     "s3cret\n");
   ASSERT_EQ(add.exit_code, 0) << add.err;
-  auto list = run_cli({"--json", "server", "list", "--socket", socket}, "", root_.path());
+  auto list = run_cli({"--json", "server", "list", "--socket", socket}, "");
   ASSERT_EQ(list.exit_code, 0) << list.err;
   auto servers = json::parse(list.out);
   ASSERT_EQ(servers.size(), 1u);
   EXPECT_EQ(servers[0]["name"], "cli-1");
   EXPECT_EQ(list.out.find("s3cret"), std::string::npos);
 
-  auto table = run_cli({"server", "list", "--socket", socket}, "", root_.path());
+  auto table = run_cli({"server", "list", "--socket", socket}, "");
   ASSERT_EQ(table.exit_code, 0) << table.err;
   EXPECT_NE(table.out.find("cli-1"), std::string::npos);
   EXPECT_NE(table.out.find("pending_registration"), std::string::npos);
 
   auto id = servers[0]["id"].get<std::string>();
-  auto trust = run_cli({"server", "trust", id, "--thumbprint", "NOT-HEX", "--socket", socket}, "",
-                       root_.path());
+  auto trust = run_cli({"server", "trust", id, "--thumbprint", "NOT-HEX", "--socket", socket}, "");
   EXPECT_EQ(trust.exit_code, 2) << trust.err;
-  auto unknown = run_cli({"server", "show", "s-nope", "--socket", socket}, "", root_.path());
+  auto unknown = run_cli({"server", "show", "s-nope", "--socket", socket}, "");
   EXPECT_EQ(unknown.exit_code, 3) << unknown.err;
 }
 
@@ -579,17 +546,16 @@ TEST_F(control_socket, the_cli_adds_from_a_csv_file_prints_events_and_reads_a_ma
   ::chmod(pw.c_str(), 0644);
   auto insecure = run_cli({"server", "add", "--from", csv.string(), "--account", "fallback",
                            "--password-file", pw.string(), "--socket", socket},
-                          "", root_.path());
+                          "");
   EXPECT_EQ(insecure.exit_code, 4) << insecure.err;
   ::chmod(pw.c_str(), 0600);
   auto add = run_cli({"server", "add", "--from", csv.string(), "--account", "fallback",
                       "--password-file", pw.string(), "--socket", socket},
-                     "", root_.path());
+                     "");
   ASSERT_EQ(add.exit_code, 0) << add.err;
   EXPECT_NE(add.out.find("2 added, 0 failed"), std::string::npos) << add.out;
 
-  auto events =
-      run_cli({"--json", "events", "--type", "server_added", "--socket", socket}, "", root_.path());
+  auto events = run_cli({"--json", "events", "--type", "server_added", "--socket", socket}, "");
   ASSERT_EQ(events.exit_code, 0) << events.err;
   std::istringstream lines(events.out);
   std::string line;
@@ -607,9 +573,8 @@ TEST_F(control_socket, the_cli_adds_from_a_csv_file_prints_events_and_reads_a_ma
                                      {"sha256", std::string(64, 'B')},
                                      {"admin_account", "backup-admin"}}}}}
                                  .dump();
-  auto trust =
-      run_cli({"server", "trust", "--all-matching-manifest", manifest.string(), "--socket", socket},
-              "", root_.path());
+  auto trust = run_cli(
+      {"server", "trust", "--all-matching-manifest", manifest.string(), "--socket", socket}, "");
   EXPECT_EQ(trust.exit_code, 0) << trust.err;
   EXPECT_NE(trust.out.find("not_presented"), std::string::npos) << trust.out;
   EXPECT_NE(trust.out.find("0 trusted"), std::string::npos) << trust.out;

@@ -10,33 +10,19 @@
 #include <fstream>
 #include <string>
 
+#include "tests/support/temp_dir.hpp"
+
 namespace certfleet::testing {
 
-/// A fresh directory under /tmp (mode 0700, as mkdtemp creates it), removed with its contents.
-class temp_dir {
- public:
-  temp_dir() {
-    char tmpl[] = "/tmp/certfleet-crypto-XXXXXX";
-    path_ = ::mkdtemp(tmpl);
-  }
-  ~temp_dir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+using ::certfleet::test::temp_dir;
 
 struct command_result {
   int exit_code = -1;
   std::string output;  // stdout and stderr together
 };
 
-/// Runs `command` through the shell and captures its combined output.
+/// Runs `command` through the shell and captures its combined output. Not certfleet::test::run:
+/// the tests need the shell (PATH lookup for openssl, redirections) and one interleaved stream.
 inline command_result run_command(const std::string& command) {
   command_result r;
   FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");

@@ -19,6 +19,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/temp_dir.hpp"
+
 namespace certfleet {
 namespace {
 
@@ -27,23 +29,9 @@ namespace fs = std::filesystem;
 // RocksDB's command-line tool from rocksdb-tools; Debian installs it as plain `ldb`.
 const char* const ldb_tool = "ldb";
 
-class temp_dir {
- public:
-  temp_dir() {
-    char tmpl[] = "/tmp/certfleet-storage-XXXXXX";
-    path_ = ::mkdtemp(tmpl);
-  }
-  ~temp_dir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  const fs::path& path() const { return path_; }
-  fs::path db() const { return path_ / "state.db"; }
-
- private:
-  fs::path path_;
+/// A scratch directory that also names the database inside it.
+struct store_dir : test::temp_dir {
+  fs::path db() const { return path() / "state.db"; }
 };
 
 struct command_result {
@@ -135,7 +123,7 @@ void write_other_data(state_store& store, const std::string& id) {
 }
 
 TEST(state_store, everything_written_survives_close_and_reopen) {
-  temp_dir tmp;
+  store_dir tmp;
   auto blob = random_bytes(64);
   thumbprint pin(std::array<uint8_t, 32>{9, 8, 7});
   {
@@ -184,7 +172,7 @@ TEST(state_store, everything_written_survives_close_and_reopen) {
 }
 
 TEST(state_store, event_seqs_are_gap_free_across_every_writer_and_reopen) {
-  temp_dir tmp;
+  store_dir tmp;
   {
     auto store = open_store(tmp.db());
     ASSERT_TRUE(store);
@@ -218,7 +206,7 @@ TEST(state_store, event_seqs_are_gap_free_across_every_writer_and_reopen) {
 }
 
 TEST(state_store, concurrent_appends_from_four_threads_get_each_seq_exactly_once) {
-  temp_dir tmp;
+  store_dir tmp;
   auto store = open_store(tmp.db());
   ASSERT_TRUE(store);
   constexpr int threads = 4;
@@ -249,7 +237,7 @@ TEST(state_store, concurrent_appends_from_four_threads_get_each_seq_exactly_once
 }
 
 TEST(state_store, read_events_pages_through_the_log_in_order) {
-  temp_dir tmp;
+  store_dir tmp;
   auto store = open_store(tmp.db());
   ASSERT_TRUE(store);
   std::vector<event_record> batch;
@@ -273,7 +261,7 @@ TEST(state_store, read_events_pages_through_the_log_in_order) {
 }
 
 TEST(state_store, trim_events_keeps_the_newest_and_the_oldest_kept_seq_survives_reopen) {
-  temp_dir tmp;
+  store_dir tmp;
   {
     auto store = open_store(tmp.db());
     ASSERT_TRUE(store);
@@ -313,7 +301,7 @@ TEST(state_store, trim_events_keeps_the_newest_and_the_oldest_kept_seq_survives_
 }
 
 TEST(state_store, for_each_server_visits_in_id_order_and_stops_when_asked) {
-  temp_dir tmp;
+  store_dir tmp;
   auto store = open_store(tmp.db());
   ASSERT_TRUE(store);
   for (auto id : {"s-3", "s-1", "s-2"}) ASSERT_TRUE(store->put_server(make_server(id), {}, false));
@@ -337,7 +325,7 @@ TEST(state_store, for_each_server_visits_in_id_order_and_stops_when_asked) {
 }
 
 TEST(state_store, remove_server_deletes_its_record_inventory_and_credential) {
-  temp_dir tmp;
+  store_dir tmp;
   auto store = open_store(tmp.db());
   ASSERT_TRUE(store);
   write_other_data(*store, "s-1");
@@ -355,7 +343,7 @@ TEST(state_store, remove_server_deletes_its_record_inventory_and_credential) {
 }
 
 TEST(state_store, put_meta_refuses_the_keys_the_store_keeps_for_itself) {
-  temp_dir tmp;
+  store_dir tmp;
   auto store = open_store(tmp.db());
   ASSERT_TRUE(store);
   auto err = store->put_meta("store.schema_version", "7");
@@ -397,7 +385,7 @@ void expect_credential_gone_after_close(const fs::path& db, const std::string& i
 }
 
 TEST(credential_erasure, erase_credential_leaves_no_byte_of_the_blob_in_any_file) {
-  temp_dir tmp;
+  store_dir tmp;
   auto blob = random_bytes(64);
   prepare_credential_on_disk(tmp.db(), "s-victim", blob);
   {
@@ -419,7 +407,7 @@ TEST(credential_erasure, erase_credential_leaves_no_byte_of_the_blob_in_any_file
 }
 
 TEST(credential_erasure, remove_server_leaves_no_byte_of_the_blob_in_any_file) {
-  temp_dir tmp;
+  store_dir tmp;
   auto blob = random_bytes(64);
   prepare_credential_on_disk(tmp.db(), "s-victim", blob);
   {
@@ -434,7 +422,7 @@ TEST(credential_erasure, remove_server_leaves_no_byte_of_the_blob_in_any_file) {
 }
 
 TEST(credential_erasure, a_credential_erased_in_the_session_that_wrote_it_leaves_no_byte) {
-  temp_dir tmp;
+  store_dir tmp;
   auto blob = random_bytes(64);
   auto store = open_store(tmp.db());
   ASSERT_TRUE(store);
@@ -449,7 +437,7 @@ TEST(credential_erasure, a_credential_erased_in_the_session_that_wrote_it_leaves
 }
 
 TEST(credential_erasure, a_replaced_credential_leaves_no_byte_of_the_old_blob) {
-  temp_dir tmp;
+  store_dir tmp;
   auto old_blob = random_bytes(64);
   auto new_blob = random_bytes(64);
   prepare_credential_on_disk(tmp.db(), "s-victim", old_blob);
@@ -462,7 +450,7 @@ TEST(credential_erasure, a_replaced_credential_leaves_no_byte_of_the_old_blob) {
 }
 
 TEST(credential_erasure, a_credential_is_durable_without_the_write_ahead_log) {
-  temp_dir tmp;
+  store_dir tmp;
   auto blob = random_bytes(64);
   {
     auto store = open_store(tmp.db());
@@ -486,7 +474,7 @@ std::string batch_id(size_t i) {
 }
 
 TEST(credential_batches, put_credentials_stores_a_whole_batch_durably_and_outside_the_log) {
-  temp_dir tmp;
+  store_dir tmp;
   std::vector<std::pair<std::string, sealed_blob>> batch;
   for (size_t i = 0; i < 300; ++i) batch.emplace_back(batch_id(i), sealed_blob{random_bytes(64)});
   {
@@ -511,7 +499,7 @@ TEST(credential_batches, put_credentials_stores_a_whole_batch_durably_and_outsid
 }
 
 TEST(credential_batches, a_batch_replacing_a_credential_leaves_no_byte_of_the_old_blob) {
-  temp_dir tmp;
+  store_dir tmp;
   auto old_blob = random_bytes(64);
   auto new_blob = random_bytes(64);
   auto shadowed = random_bytes(64);
@@ -529,7 +517,7 @@ TEST(credential_batches, a_batch_replacing_a_credential_leaves_no_byte_of_the_ol
 }
 
 TEST(credential_batches, erase_credentials_leaves_no_byte_of_any_blob_of_the_batch_in_any_file) {
-  temp_dir tmp;
+  store_dir tmp;
   constexpr size_t n = 40;
   std::vector<std::vector<uint8_t>> blobs;
   std::vector<std::string> ids;
@@ -590,7 +578,7 @@ TEST(credential_batches, erase_credentials_leaves_no_byte_of_any_blob_of_the_bat
 }
 
 TEST(state_store, put_servers_stores_every_record_and_event_in_order_and_counts_new_ones) {
-  temp_dir tmp;
+  store_dir tmp;
   {
     auto store = open_store(tmp.db());
     ASSERT_TRUE(store);
@@ -622,7 +610,7 @@ TEST(state_store, put_servers_stores_every_record_and_event_in_order_and_counts_
 }
 
 TEST(wal_sync, unsynced_connectivity_events_are_fsynced_by_the_store_without_a_caller) {
-  temp_dir tmp;
+  store_dir tmp;
   {
     auto store = open_store(tmp.db());
     ASSERT_TRUE(store);
@@ -653,7 +641,7 @@ TEST(wal_sync, unsynced_connectivity_events_are_fsynced_by_the_store_without_a_c
 }
 
 TEST(wal_sync, a_synced_write_makes_earlier_unsynced_writes_durable_too) {
-  temp_dir tmp;
+  store_dir tmp;
   auto store = open_store(tmp.db());
   ASSERT_TRUE(store);
   ASSERT_TRUE(store->put_server(make_server("s-1"), {make_event("connection_up")}, false));
@@ -664,7 +652,7 @@ TEST(wal_sync, a_synced_write_makes_earlier_unsynced_writes_durable_too) {
 }
 
 TEST(wal_sync, events_become_durable_only_through_a_sync_and_the_listener_hears_each_advance) {
-  temp_dir tmp;
+  store_dir tmp;
   auto store = open_store(tmp.db());
   ASSERT_TRUE(store);
   std::mutex m;
@@ -697,7 +685,7 @@ TEST(wal_sync, events_become_durable_only_through_a_sync_and_the_listener_hears_
 }
 
 TEST(wal_sync, everything_stored_before_a_reopen_counts_as_durable) {
-  temp_dir tmp;
+  store_dir tmp;
   {
     auto store = open_store(tmp.db());
     ASSERT_TRUE(store);
@@ -713,7 +701,7 @@ TEST(wal_sync, everything_stored_before_a_reopen_counts_as_durable) {
 // -- opening --------------------------------------------------------------------------------
 
 TEST(state_store, a_database_with_a_newer_schema_is_refused_naming_both_versions) {
-  temp_dir tmp;
+  store_dir tmp;
   { ASSERT_TRUE(open_store(tmp.db())); }
   auto put = ldb(tmp.db(), "--column_family=meta put store.schema_version 2");
   ASSERT_EQ(put.exit_code, 0) << put.output;
@@ -727,7 +715,7 @@ TEST(state_store, a_database_with_a_newer_schema_is_refused_naming_both_versions
 }
 
 TEST(state_store, a_second_open_of_an_open_database_fails_naming_the_directory) {
-  temp_dir tmp;
+  store_dir tmp;
   auto first = open_store(tmp.db());
   ASSERT_TRUE(first);
   auto second = state_store::open(tmp.db());

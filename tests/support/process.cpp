@@ -36,16 +36,6 @@ void apply_env(const std::map<std::string, std::string>& env) {
 
 }  // namespace
 
-temp_dir::temp_dir(const std::string& prefix) {
-  std::string tmpl = "/tmp/" + prefix + "-XXXXXX";
-  path_ = ::mkdtemp(tmpl.data());
-}
-
-temp_dir::~temp_dir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
-
 run_result run(const std::vector<std::string>& argv_in, const std::string& input,
                const std::map<std::string, std::string>& env) {
   auto argv = argv_in;
@@ -67,6 +57,12 @@ run_result run(const std::vector<std::string>& argv_in, const std::string& input
   ::close(err[1]);
   // Write stdin from a thread so a child that writes a lot before reading cannot deadlock us.
   std::thread writer([fd = in[1], input] {
+    // A child that exits without reading its input must fail the test, not kill it with SIGPIPE:
+    // blocked here, the signal stays pending on this thread (gone when it ends) and write() fails.
+    sigset_t pipe_only;
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_only, nullptr);
     size_t off = 0;
     while (off < input.size()) {
       auto n = ::write(fd, input.data() + off, input.size() - off);

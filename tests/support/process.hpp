@@ -1,4 +1,5 @@
-// Test support: real child processes and temporary directories for end-to-end tests.
+// Test support: real child processes for end-to-end tests (temp_dir, from temp_dir.hpp, comes along
+// because every such test needs one).
 //
 // `child` starts a program with arguments, its stdout and stderr appended to a log file, and kills
 // it (SIGTERM, then SIGKILL after a grace period) when destroyed. `run` runs a command to
@@ -15,21 +16,9 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/temp_dir.hpp"
+
 namespace certfleet::test {
-
-/// A fresh directory under /tmp, mode 0700, removed with its contents on destruction.
-class temp_dir {
- public:
-  explicit temp_dir(const std::string& prefix = "certfleet-test");
-  ~temp_dir();
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  std::filesystem::path path_;
-};
 
 struct run_result {
   int exit_code = -1;
@@ -37,7 +26,9 @@ struct run_result {
   std::string err;
 };
 
-/// Runs `argv` to completion, feeding `input` to its stdin.
+/// Runs `argv` to completion, feeding `input` to its stdin. No shell and no PATH search: argv[0]
+/// is a path. stdout and stderr are captured apart; a child killed by a signal reports 128 + its
+/// number. If the pipes cannot be created the result keeps exit_code -1.
 run_result run(const std::vector<std::string>& argv, const std::string& input = "",
                const std::map<std::string, std::string>& env = {});
 
