@@ -1,8 +1,10 @@
 """Helpers shared by the benchmark scripts (storm.py, scale.py): console output, /proc readings and
 medians. Python 3 standard library only; Linux only (reads /proc)."""
 
+import json
 import os
 import statistics
+import subprocess
 import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -67,3 +69,23 @@ def median(xs):
 def value_range(xs):
     xs = [x for x in xs if x is not None]
     return [min(xs), max(xs)] if xs else None
+
+
+class DaemonDir:
+    """A certfleetd state directory with its configuration file, initialised by `certfleet init`:
+    `dir`, `state`, `config`, `log_path`. `daemon_settings` become the [daemon] section."""
+
+    def __init__(self, bins, root, name, daemon_settings):
+        self.bins = bins
+        self.dir = os.path.join(root, name)
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        self.state = os.path.join(self.dir, "state")
+        self.config = os.path.join(self.dir, "certfleet.toml")
+        self.log_path = os.path.join(self.dir, "certfleetd.log")
+        lines = [f'state_dir = "{self.state}"', "[log]", 'level = "info"', "[daemon]"]
+        lines += [f"{k} = {json.dumps(v)}" for k, v in daemon_settings.items()]
+        with open(self.config, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        subprocess.run([bins["cli"], "-c", self.config, "init"], check=True,
+                       stdout=subprocess.DEVNULL)
+        self.proc = None

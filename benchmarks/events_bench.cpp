@@ -52,6 +52,7 @@
 #include "actors/atoms.hpp"
 #include "actors/context.hpp"
 #include "actors/event_bus.hpp"
+#include "benchmarks/temp_dir.hpp"
 #include "crypto/identity.hpp"
 #include "crypto/sealing.hpp"
 #include "storage/state_store.hpp"
@@ -97,25 +98,7 @@ int64_t now_ns() {
       .count();
 }
 
-// A directory under `base` that is removed, with everything in it, when this goes out of scope.
-class temp_dir {
- public:
-  explicit temp_dir(const fs::path& base) {
-    std::string templ = (base / "certfleet-events-bench-XXXXXX").string();
-    if (mkdtemp(templ.data()) == nullptr) fail("mkdtemp under " + base.string() + " failed");
-    path_ = templ;
-  }
-  ~temp_dir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using bench::temp_dir;
 
 // A connection_up event as server_actor writes it (make_event with empty details).
 event_record connection_up(size_t n) {

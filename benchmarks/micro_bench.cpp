@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "benchmarks/in_memory_tls.hpp"
+#include "benchmarks/temp_dir.hpp"
 #include "crypto/identity.hpp"
 #include "crypto/sealing.hpp"
 #include "crypto/thumbprint.hpp"
@@ -32,25 +33,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A directory under /tmp that is removed, with everything in it, when this goes out of scope.
-class temp_dir {
- public:
-  temp_dir() {
-    std::string templ = (fs::temp_directory_path() / "certfleet-bench-XXXXXX").string();
-    if (mkdtemp(templ.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = templ;
-  }
-  ~temp_dir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using bench::temp_dir;
 
 identity make_identity(const std::string& cn) {
   auto id = identity::generate({cn, "Acme Backup Ltd"}, std::chrono::hours{24 * 90}, cn);

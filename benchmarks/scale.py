@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import REPO, cpu_seconds, loadavg, log, median, proc_status, value_range
+from benchlib import DaemonDir, REPO, cpu_seconds, loadavg, log, median, proc_status, value_range
 
 
 
@@ -95,23 +95,11 @@ class LogTail:
         return [x.decode(errors="replace") for x in lines]
 
 
-class Daemon:
+class Daemon(DaemonDir):
     """A certfleetd with its own state directory and configuration (as in storm.py)."""
 
     def __init__(self, bins, root, name, daemon_settings):
-        self.bins = bins
-        self.dir = os.path.join(root, name)
-        os.makedirs(self.dir, mode=0o700, exist_ok=True)
-        self.state = os.path.join(self.dir, "state")
-        self.config = os.path.join(self.dir, "certfleet.toml")
-        self.log_path = os.path.join(self.dir, "certfleetd.log")
-        lines = [f'state_dir = "{self.state}"', "[log]", 'level = "info"', "[daemon]"]
-        lines += [f"{k} = {json.dumps(v)}" for k, v in daemon_settings.items()]
-        with open(self.config, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        subprocess.run([bins["cli"], "-c", self.config, "init"], check=True,
-                       stdout=subprocess.DEVNULL)
-        self.proc = None
+        super().__init__(bins, root, name, daemon_settings)
 
     def seed(self, n):
         if n == 0:

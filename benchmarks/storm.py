@@ -37,7 +37,7 @@ import tempfile
 import threading
 import time
 
-from benchlib import REPO, cpu_seconds, loadavg, log, median, progress, rss_kib
+from benchlib import DaemonDir, REPO, cpu_seconds, loadavg, log, median, progress, rss_kib
 
 FLEET_SPLIT_ABOVE = 9000  # one fleet process needs about N + 100 descriptors; hard limit 20,000
 PASSWORD = "storm-fleet-secret"
@@ -218,24 +218,12 @@ class Fleet:
                 p["proc"].wait()
 
 
-class Daemon:
+class Daemon(DaemonDir):
     """A certfleetd with its own state directory and configuration."""
 
     def __init__(self, bins, root, name, daemon_settings):
-        self.bins = bins
-        self.dir = os.path.join(root, name)
-        os.makedirs(self.dir, mode=0o700, exist_ok=True)
-        self.state = os.path.join(self.dir, "state")
+        super().__init__(bins, root, name, daemon_settings)
         self.sock = os.path.join(self.state, "control.sock")
-        self.config = os.path.join(self.dir, "certfleet.toml")
-        self.log_path = os.path.join(self.dir, "certfleetd.log")
-        lines = [f'state_dir = "{self.state}"', "[log]", 'level = "info"', "[daemon]"]
-        lines += [f"{k} = {json.dumps(v)}" for k, v in daemon_settings.items()]
-        with open(self.config, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        subprocess.run([bins["cli"], "-c", self.config, "init"], check=True,
-                       stdout=subprocess.DEVNULL)
-        self.proc = None
 
     def start(self):
         """Starts the daemon; returns the wall-clock time (s since epoch) of the spawn."""
