@@ -53,9 +53,11 @@ struct daemon_context {
                std::chrono::system_clock::now().time_since_epoch())
         .count();
   };
+  // Set before the supervisor is spawned, never changed while actors run. The supervisor itself is
+  // not here: its init spawns the server actors, which would read it before spawn() returned (a
+  // race that lost their first messages); each server actor is given its supervisor instead.
   caf::actor broker;
   caf::actor bus;
-  caf::actor supervisor;
 
   daemon_context(settings c, master_key k, identity id)
       : cfg(std::move(c)),

@@ -29,7 +29,7 @@ class manager_impl final : public manager {
     // Events written without their own fsync are published once the log syncer made them durable.
     ctx_->store->on_events_durable(
         [bus = ctx_->bus](uint64_t seq) { caf::anon_send(bus, published_atom::value, seq); });
-    ctx_->supervisor = spawn_supervisor(*sys_, ctx_);
+    supervisor_ = spawn_supervisor(*sys_, ctx_);
   }
 
   ~manager_impl() override { stop(); }
@@ -92,12 +92,12 @@ class manager_impl final : public manager {
     if (stopped_) return;
     stopped_ = true;
     ctx_->store->on_events_durable({});  // before the bus and its actor system go away
-    caf::anon_send(ctx_->supervisor, stop_atom::value);
+    caf::anon_send(supervisor_, stop_atom::value);
     caf::anon_send(ctx_->bus, stop_atom::value);
     caf::anon_send(ctx_->broker, stop_atom::value);
     sys_->await_all_actors_done();
     ctx_->connect.reset();  // joins the connector thread
-    ctx_->supervisor = ctx_->bus = ctx_->broker = caf::actor{};
+    supervisor_ = ctx_->bus = ctx_->broker = caf::actor{};
     sys_.reset();
     if (auto err = ctx_->sessions->save(state_layout{ctx_->cfg.state_dir}.tls_sessions_file(),
                                         ctx_->sealing_key))
@@ -114,7 +114,7 @@ class manager_impl final : public manager {
     caf::scoped_actor self{*sys_};
     caf::expected<T> result{make_error(ec::timeout, "the manager did not answer in time")};
     auto timeout = std::chrono::milliseconds{ctx_->cfg.daemon.request_timeout_ms};
-    self->request(ctx_->supervisor, timeout, std::forward<Ts>(xs)...)
+    self->request(supervisor_, timeout, std::forward<Ts>(xs)...)
         .receive([&](T& value) { result = std::move(value); },
                  [&](caf::error& err) {
                    if (err.category() == caf::atom("certfleet"))
@@ -129,6 +129,7 @@ class manager_impl final : public manager {
   context_ptr ctx_;
   std::unique_ptr<caf::actor_system_config> sys_cfg_;
   std::unique_ptr<caf::actor_system> sys_;
+  caf::actor supervisor_;
   std::mutex stop_mtx_;
   std::atomic<bool> stopped_{false};
 };

@@ -22,6 +22,7 @@ using namespace std::chrono;
 
 struct server_data {
   context_ptr ctx;
+  caf::actor supervisor;
   server_record rec;
   // The current connection attempt; messages about older attempts are ignored.
   uint64_t generation = 0;
@@ -61,7 +62,7 @@ bool wants_connection(server_state s) {
 /// Tells the supervisor how this server stands, for `list` and `status`.
 void report_presence(server_actor* self) {
   auto& st = self->state;
-  self->send(st.ctx->supervisor, state_atom::value,
+  self->send(st.supervisor, state_atom::value,
              server_presence{st.rec.id, st.rec.state, st.connected, st.rec.last_error});
 }
 
@@ -85,7 +86,7 @@ void release_slot(server_actor* self) {
   auto& st = self->state;
   if (st.holding_slot) {
     st.holding_slot = false;
-    self->send(st.ctx->supervisor, release_atom::value);
+    self->send(st.supervisor, release_atom::value);
   }
 }
 
@@ -152,7 +153,7 @@ void transition(server_actor* self, server_state next, std::vector<event_record>
 
 void erase_credentials(server_actor* self, const std::string& why) {
   auto& st = self->state;
-  self->send(st.ctx->supervisor, credentials_atom::value, remove_atom::value, st.rec.id, why);
+  self->send(st.supervisor, credentials_atom::value, remove_atom::value, st.rec.id, why);
 }
 
 // -- connection failures -------------------------------------------------------------------------
@@ -346,7 +347,7 @@ void on_activated(server_actor* self) {
   }
   // Registration: fetch the sealed credentials from the supervisor, send them, and forget them.
   auto gen = st.generation;
-  self->request(st.ctx->supervisor, seconds{10}, credentials_atom::value, st.rec.id)
+  self->request(st.supervisor, seconds{10}, credentials_atom::value, st.rec.id)
       .then(
           [=](const std::string& account, const secret_bytes& password) {
             auto& s = self->state;
@@ -436,7 +437,7 @@ void start_connect(server_actor* self) {
   auto& st = self->state;
   if (st.connecting || st.hdl || !wants_connection(st.rec.state)) return;
   st.connecting = true;
-  self->send(st.ctx->supervisor, slot_atom::value);
+  self->send(st.supervisor, slot_atom::value);
 }
 
 void on_slot(server_actor* self) {
@@ -616,8 +617,10 @@ caf::behavior behavior_for(server_actor* self) {
   return admin_behavior(self).or_else(connection_behavior(self));
 }
 
-caf::behavior server_main(server_actor* self, context_ptr ctx, server_record rec) {
+caf::behavior server_main(server_actor* self, context_ptr ctx, caf::actor supervisor,
+                          server_record rec) {
   self->state.ctx = std::move(ctx);
+  self->state.supervisor = std::move(supervisor);
   self->state.rec = std::move(rec);
   if (self->state.rec.state == server_state::registering)
     self->state.rec.state = server_state::pending_registration;
@@ -628,8 +631,9 @@ caf::behavior server_main(server_actor* self, context_ptr ctx, server_record rec
 
 }  // namespace
 
-caf::actor spawn_server_actor(caf::actor_system& sys, context_ptr ctx, server_record rec) {
-  return sys.spawn(server_main, std::move(ctx), std::move(rec));
+caf::actor spawn_server_actor(caf::actor_system& sys, context_ptr ctx, caf::actor supervisor,
+                              server_record rec) {
+  return sys.spawn(server_main, std::move(ctx), std::move(supervisor), std::move(rec));
 }
 
 }  // namespace certfleet

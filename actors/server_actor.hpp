@@ -30,7 +30,9 @@
 
 namespace certfleet {
 
-/// Spawns the actor for `rec` (already persisted) under the daemon's supervisor.
-caf::actor spawn_server_actor(caf::actor_system& sys, context_ptr ctx, server_record rec);
+/// Spawns the actor for `rec` (already persisted) under `supervisor`, which grants its handshake
+/// slots, keeps its credentials and hears how it stands.
+caf::actor spawn_server_actor(caf::actor_system& sys, context_ptr ctx, caf::actor supervisor,
+                              server_record rec);
 
 }  // namespace certfleet

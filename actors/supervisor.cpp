@@ -61,7 +61,7 @@ void publish(supervisor_actor* self, const std::vector<event_record>& stored) {
 
 void spawn_server(supervisor_actor* self, const server_record& rec) {
   auto& st = self->state;
-  auto a = spawn_server_actor(self->system(), st.ctx, rec);
+  auto a = spawn_server_actor(self->system(), st.ctx, caf::actor_cast<caf::actor>(self), rec);
   self->monitor(a);
   st.servers[rec.id] = a;
   st.ids[a.address()] = rec.id;
@@ -375,8 +375,11 @@ std::vector<server_view> make_list(supervisor_actor* self) {
   st.ctx->store->for_each_server([&](const server_record& rec) {
     server_view v;
     v.record = rec;
-    if (auto it = st.presence.find(rec.id); it != st.presence.end())
+    // The actor's live view: a failing connect is reported here, not written to the record.
+    if (auto it = st.presence.find(rec.id); it != st.presence.end()) {
       v.connected = it->second.connected;
+      v.record.last_error = it->second.last_error;
+    }
     v.credentials_retained = retained.count(rec.id) > 0;
     out.push_back(std::move(v));
     return true;

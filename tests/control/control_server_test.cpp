@@ -29,6 +29,7 @@
 #include "crypto/certificate_store.hpp"
 #include "crypto/sealing.hpp"
 #include "storage/state_store.hpp"
+#include "tests/support/dead_port.hpp"
 #include "tests/support/process.hpp"
 
 namespace certfleet::control {
@@ -39,6 +40,7 @@ using json = nlohmann::json;
 constexpr uid_t nobody_uid = 65534;
 constexpr gid_t nogroup_gid = 65534;
 
+using ::certfleet::test::dead_port;
 using ::certfleet::test::temp_dir;
 
 /// What `certfleet init` leaves behind: master key, manager identity, database.
@@ -62,27 +64,6 @@ mode_t mode_of(const std::filesystem::path& p) {
   ::stat(p.c_str(), &st);
   return st.st_mode & 07777;
 }
-
-/// A port nothing listens on: bound, never listened on, so connects are refused at once.
-class dead_port {
- public:
-  dead_port() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-    socklen_t len = sizeof(addr);
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-  }
-  ~dead_port() { ::close(fd_); }
-  uint16_t port() const { return port_; }
-
- private:
-  int fd_ = -1;
-  uint16_t port_ = 0;
-};
 
 /// Runs `body` in a forked child with other credentials and returns what it wrote, or "child
 /// failed: ..." when dropping privileges failed. `dac_override` keeps CAP_DAC_OVERRIDE so the

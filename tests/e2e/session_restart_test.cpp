@@ -122,7 +122,7 @@ TEST_F(session_restart, after_an_orderly_restart_the_fleet_reconnects_by_resumpt
   EXPECT_TRUE(files_containing(state(), fleet_password).empty());
 
   start_daemon();
-  ASSERT_TRUE(whole_fleet_connected()) << status().dump(2);
+  ASSERT_TRUE(whole_fleet_connected()) << status().dump(2) << daemon_log() << fleet->log();
   auto s = status();
   EXPECT_GE(s["resumed_handshakes"].get<uint64_t>(), fleet_size) << s.dump(2);
   EXPECT_EQ(s["resumed_handshakes"], s["handshakes"]) << "every reconnect resumed: " << s.dump(2);
@@ -139,7 +139,7 @@ TEST_F(session_restart, a_damaged_session_file_is_reported_and_costs_only_full_h
   std::filesystem::resize_file(sessions_file(), std::filesystem::file_size(sessions_file()) / 2);
 
   start_daemon();
-  ASSERT_TRUE(whole_fleet_connected()) << status().dump(2);
+  ASSERT_TRUE(whole_fleet_connected()) << status().dump(2) << daemon_log() << fleet->log();
   auto s = status();
   EXPECT_EQ(s["resumed_handshakes"].get<uint64_t>(), 0u) << s.dump(2);
   auto log = daemon_log();
