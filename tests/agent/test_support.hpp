@@ -28,6 +28,7 @@
 #include "common/error.hpp"
 #include "crypto/identity.hpp"
 #include "protocol/tls_session.hpp"
+#include "tests/support/shell.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace certfleet::testing {
@@ -36,6 +37,8 @@ using namespace std::chrono_literals;
 using std::chrono::milliseconds;
 using steady = std::chrono::steady_clock;
 
+using ::certfleet::test::command_result;
+using ::certfleet::test::run_command;
 using ::certfleet::test::temp_dir;
 
 inline identity make_identity(const std::string& cn) {
@@ -46,25 +49,6 @@ inline identity make_identity(const std::string& cn) {
 
 inline std::string agent_binary() {
   return std::string(CERTFLEET_BINARY_DIR) + "/apps/agent/certfleet-agent";
-}
-
-struct command_result {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr together
-};
-
-/// Runs `command` through the shell and captures its combined output. Not certfleet::test::run:
-/// the tests need the shell (`ulimit`, `cd &&`, `timeout`) and one interleaved stream.
-inline command_result run_command(const std::string& command) {
-  command_result r;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), pipe)) > 0) r.output.append(buf, n);
-  int status = ::pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
 }
 
 inline std::string read_text(const std::filesystem::path& p) {

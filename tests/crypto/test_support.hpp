@@ -1,4 +1,5 @@
-// Helpers shared by the crypto tests: a private temp directory and running the real openssl CLI.
+// Helpers shared by the crypto tests: a private temp directory, running the real openssl CLI
+// (run_command, tests/support/shell.hpp) and small file helpers.
 #pragma once
 
 #include <stdlib.h>
@@ -10,30 +11,14 @@
 #include <fstream>
 #include <string>
 
+#include "tests/support/shell.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace certfleet::testing {
 
+using ::certfleet::test::command_result;
+using ::certfleet::test::run_command;
 using ::certfleet::test::temp_dir;
-
-struct command_result {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr together
-};
-
-/// Runs `command` through the shell and captures its combined output. Not certfleet::test::run:
-/// the tests need the shell (PATH lookup for openssl, redirections) and one interleaved stream.
-inline command_result run_command(const std::string& command) {
-  command_result r;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), pipe)) > 0) r.output.append(buf, n);
-  int status = ::pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
 
 inline void write_text_file(const std::filesystem::path& p, const std::string& text) {
   std::ofstream out(p, std::ios::binary);

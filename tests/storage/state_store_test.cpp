@@ -19,12 +19,15 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/shell.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace certfleet {
 namespace {
 
 namespace fs = std::filesystem;
+using test::command_result;
+using test::run_command;
 
 // RocksDB's command-line tool from rocksdb-tools; Debian installs it as plain `ldb`.
 const char* const ldb_tool = "ldb";
@@ -33,23 +36,6 @@ const char* const ldb_tool = "ldb";
 struct store_dir : test::temp_dir {
   fs::path db() const { return path() / "state.db"; }
 };
-
-struct command_result {
-  int exit_code = -1;
-  std::string output;
-};
-
-command_result run_command(const std::string& command) {
-  command_result r;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), pipe)) > 0) r.output.append(buf, n);
-  int status = ::pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
 
 command_result ldb(const fs::path& db, const std::string& args) {
   return run_command(std::string(ldb_tool) + " --db=" + db.string() + " " + args);
