@@ -287,8 +287,16 @@ caf::behavior event_bus(bus_actor* self, context_ptr ctx) {
         // reused one. Connectivity events are fsynced within `state_store::wal_sync_delay`; the
         // store's listener sends the new durable seq then (actors/manager.cpp).
         last = std::min(last, st.ctx->store->durable_event_seq());
+        if (st.live.empty()) {
+          // No one to hand a page to: a subscriber that comes later replays from the store.
+          st.head = std::max(st.head, last);
+          return;
+        }
         while (st.head < last) {
-          auto read = st.ctx->store->read_events(st.head, page_size);
+          // Seqs are gap-free: read exactly the durable ones, not a page of later, unsynced
+          // events to throw away (during a storm, thousands each time).
+          auto want = static_cast<size_t>(std::min<uint64_t>(page_size, last - st.head));
+          auto read = st.ctx->store->read_events(st.head, want);
           if (!read || read->empty()) break;
           read->resize(first_after(*read, last));
           if (read->empty()) break;

@@ -3,9 +3,12 @@ medians. Python 3 standard library only; Linux only (reads /proc)."""
 
 import json
 import os
+import shlex
+import signal
 import statistics
 import subprocess
 import sys
+import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -71,9 +74,60 @@ def value_range(xs):
     return [min(xs), max(xs)] if xs else None
 
 
+def daemon_pid(proc, daemon_path):
+    """The certfleetd process: proc itself, or the child a wrapper (heaptrack) started."""
+    name = os.path.basename(daemon_path)[:15]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        candidates = [proc.pid]
+        try:
+            with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
+                candidates += [int(x) for x in f.read().split()]
+        except OSError:
+            pass
+        for pid in list(candidates):
+            try:
+                with open(f"/proc/{pid}/task/{pid}/children") as f:
+                    candidates += [int(x) for x in f.read().split()]
+            except OSError:
+                pass
+        for pid in candidates:
+            try:
+                with open(f"/proc/{pid}/comm") as f:
+                    if f.read().strip() == name:
+                        return pid
+            except OSError:
+                pass
+        time.sleep(0.05)
+    return proc.pid
+
+
+class LogTail:
+    """Reads a growing log incrementally, so that polling a 15 MB log costs the daemon nothing."""
+
+    def __init__(self, path, offset):
+        self.path = path
+        self.offset = offset
+        self.partial = b""
+
+    def new_lines(self):
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            chunk = f.read()
+        self.offset += len(chunk)
+        data = self.partial + chunk
+        lines = data.split(b"\n")
+        self.partial = lines.pop()
+        return [x.decode(errors="replace") for x in lines]
+
+
 class DaemonDir:
     """A certfleetd state directory with its configuration file, initialised by `certfleet init`:
-    `dir`, `state`, `config`, `log_path`. `daemon_settings` become the [daemon] section."""
+    `dir`, `state`, `config`, `log_path`, `sock`. `daemon_settings` become the [daemon] section.
+
+    start() runs certfleetd on it, behind the wrapper in CERTFLEET_BENCH_DAEMON_WRAPPER if set (e.g.
+    "heaptrack -o /tmp/x"); `pid` is then the daemon's own, not the wrapper's, so /proc readings
+    are the daemon's. stop() sends SIGTERM and waits."""
 
     def __init__(self, bins, root, name, daemon_settings):
         self.bins = bins
@@ -82,6 +136,7 @@ class DaemonDir:
         self.state = os.path.join(self.dir, "state")
         self.config = os.path.join(self.dir, "certfleet.toml")
         self.log_path = os.path.join(self.dir, "certfleetd.log")
+        self.sock = os.path.join(self.state, "control.sock")
         lines = [f'state_dir = "{self.state}"', "[log]", 'level = "info"', "[daemon]"]
         lines += [f"{k} = {json.dumps(v)}" for k, v in daemon_settings.items()]
         with open(self.config, "w") as f:
@@ -89,3 +144,42 @@ class DaemonDir:
         subprocess.run([bins["cli"], "-c", self.config, "init"], check=True,
                        stdout=subprocess.DEVNULL)
         self.proc = None
+        self.pid = None
+        self.stop_seconds = None
+
+    def start(self):
+        """Starts the daemon; returns the wall-clock time (s since epoch) of the spawn. `tail`
+        then reads the log lines written since, `log_offset` is where they begin."""
+        self.log_offset = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
+        self.tail = LogTail(self.log_path, self.log_offset)
+        wrapper = shlex.split(os.environ.get("CERTFLEET_BENCH_DAEMON_WRAPPER", ""))
+        with open(self.log_path, "ab") as out:
+            self.start_wall = time.time()
+            self.start_mono = time.monotonic()
+            self.proc = subprocess.Popen(wrapper + [self.bins["daemon"], "-c", self.config],
+                                         stdout=out, stderr=subprocess.STDOUT)
+        self.pid = daemon_pid(self.proc, self.bins["daemon"]) if wrapper else self.proc.pid
+        return self.start_wall
+
+    def stop(self, timeout_s=300):
+        """SIGTERM, then waits up to timeout_s (then SIGKILL, reported as a bug). Returns the exit
+        code; `stop_seconds` is how long the exit took."""
+        t0 = time.monotonic()
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                log(f"[daemon] did not stop within {timeout_s} s of SIGTERM: killing it "
+                    "(a bug to report)")
+                self.proc.kill()
+                self.proc.wait()
+        rc = self.proc.returncode if self.proc else None
+        self.proc = None
+        self.stop_seconds = time.monotonic() - t0
+        return rc
+
+    def alive(self):
+        """Raises if the daemon has exited."""
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"certfleetd exited with {self.proc.returncode}; see {self.log_path}")

@@ -31,9 +31,7 @@ import argparse
 import datetime
 import json
 import os
-import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -48,58 +46,8 @@ def stamp_of(line):
     return datetime.datetime.strptime(line.split(" ", 1)[0], "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
 
 
-def daemon_pid(proc, daemon_path):
-    """The certfleetd process: proc itself, or the child a wrapper (heaptrack) started."""
-    name = os.path.basename(daemon_path)[:15]
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        candidates = [proc.pid]
-        try:
-            with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
-                candidates += [int(x) for x in f.read().split()]
-        except OSError:
-            pass
-        for pid in list(candidates):
-            try:
-                with open(f"/proc/{pid}/task/{pid}/children") as f:
-                    candidates += [int(x) for x in f.read().split()]
-            except OSError:
-                pass
-        for pid in candidates:
-            try:
-                with open(f"/proc/{pid}/comm") as f:
-                    if f.read().strip() == name:
-                        return pid
-            except OSError:
-                pass
-        time.sleep(0.05)
-    return proc.pid
-
-
-class LogTail:
-    """Reads a growing log incrementally, so that polling a 15 MB log costs the daemon nothing."""
-
-    def __init__(self, path, offset):
-        self.path = path
-        self.offset = offset
-        self.partial = b""
-
-    def new_lines(self):
-        with open(self.path, "rb") as f:
-            f.seek(self.offset)
-            chunk = f.read()
-        self.offset += len(chunk)
-        data = self.partial + chunk
-        lines = data.split(b"\n")
-        self.partial = lines.pop()
-        return [x.decode(errors="replace") for x in lines]
-
-
 class Daemon(DaemonDir):
     """A certfleetd with its own state directory and configuration (as in storm.py)."""
-
-    def __init__(self, bins, root, name, daemon_settings):
-        super().__init__(bins, root, name, daemon_settings)
 
     def seed(self, n):
         if n == 0:
@@ -107,36 +55,6 @@ class Daemon(DaemonDir):
         out = subprocess.run([self.bins["seed"], "--state-dir", self.state, "--count", str(n)],
                              check=True, stdout=subprocess.PIPE, text=True)
         return json.loads(out.stdout)
-
-    def start(self):
-        offset = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
-        self.tail = LogTail(self.log_path, offset)
-        out = open(self.log_path, "ab")
-        wrapper = shlex.split(os.environ.get("CERTFLEET_BENCH_DAEMON_WRAPPER", ""))
-        self.start_wall = time.time()
-        self.proc = subprocess.Popen(wrapper + [self.bins["daemon"], "-c", self.config],
-                                     stdout=out, stderr=subprocess.STDOUT)
-        out.close()
-        self.pid = daemon_pid(self.proc, self.bins["daemon"]) if wrapper else self.proc.pid
-
-    def stop(self):
-        """SIGTERM; returns (exit code, seconds until it exited)."""
-        t0 = time.monotonic()
-        if self.proc and self.proc.poll() is None:
-            os.kill(self.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(300)
-            except subprocess.TimeoutExpired:
-                log("[daemon] did not stop within 300 s of SIGTERM: killing it (a bug to report)")
-                self.proc.kill()
-                self.proc.wait()
-        rc = self.proc.returncode if self.proc else None
-        self.proc = None
-        return rc, time.monotonic() - t0
-
-    def alive(self):
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"certfleetd exited with {self.proc.returncode}; see {self.log_path}")
 
 
 def measure_start(args, d, n):
@@ -210,7 +128,8 @@ def measure_start(args, d, n):
     one["first_attempts_seen"] = len(failed_once)
     one["unusual_log_lines"] = unusual
     one["load_after"] = loadavg()
-    rc, stop_s = d.stop()
+    rc = d.stop()
+    stop_s = d.stop_seconds
     one["exit_code"] = rc
     one["stop_s"] = stop_s
     return one

@@ -28,8 +28,6 @@ import datetime
 import json
 import os
 import shutil
-import shlex
-import signal
 import socket
 import subprocess
 import sys
@@ -221,22 +219,6 @@ class Fleet:
 class Daemon(DaemonDir):
     """A certfleetd with its own state directory and configuration."""
 
-    def __init__(self, bins, root, name, daemon_settings):
-        super().__init__(bins, root, name, daemon_settings)
-        self.sock = os.path.join(self.state, "control.sock")
-
-    def start(self):
-        """Starts the daemon; returns the wall-clock time (s since epoch) of the spawn."""
-        self.log_offset = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
-        out = open(self.log_path, "ab")
-        wall = time.time()
-        self.start_mono = time.monotonic()
-        wrapper = shlex.split(os.environ.get("CERTFLEET_BENCH_DAEMON_WRAPPER", ""))
-        self.proc = subprocess.Popen(wrapper + [self.bins["daemon"], "-c", self.config],
-                                     stdout=out, stderr=subprocess.STDOUT)
-        self.start_wall = wall
-        return wall
-
     def forget_tls_sessions(self):
         """Removes the persisted TLS sessions so that the next start does full handshakes."""
         removed = []
@@ -247,17 +229,7 @@ class Daemon(DaemonDir):
         return removed
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(120)
-            except subprocess.TimeoutExpired:
-                log("[daemon] did not stop within 120 s of SIGTERM: killing it (a bug to report)")
-                self.proc.kill()
-                self.proc.wait()
-        rc = self.proc.returncode if self.proc else None
-        self.proc = None
-        return rc
+        return super().stop(timeout_s=120)
 
     def log_since_start(self):
         with open(self.log_path, "rb") as f:
@@ -412,13 +384,13 @@ def restart_storm(args, d, fleet, n, label, seq_before, stalled=False):
     cpu_f0 = fleet_cpu(fpids)
     d.start()
     stall = StalledSubscriber(d.sock) if stalled else None
-    s = Sampler(d.sock, [d.proc.pid] + fpids, args.poll, label, n)
+    s = Sampler(d.sock, [d.pid] + fpids, args.poll, label, n)
     s.start()
     end = s.wait_until(lambda st: st["connected"] >= n and st["collections"] >= n, args.timeout)
     s.finish()
     t = end[0] - d.start_mono
     st = end[1]
-    cpu_d = end[2][d.proc.pid]
+    cpu_d = end[2][d.pid]
     cpu_f = sum(end[2][p] for p in fpids) - cpu_f0
     ready_wall, _ = d.log_time_of("certfleetd ready", 10)
     loaded_wall, _ = d.log_time_of("loaded ", 10)
@@ -436,7 +408,7 @@ def restart_storm(args, d, fleet, n, label, seq_before, stalled=False):
         "daemon_cpu_s": cpu_d, "fleet_cpu_s": cpu_f,
         "daemon_cpu_share": cpu_d / t if cpu_d is not None else None,
         "fleet_cpu_share": cpu_f / t if cpu_f else None,
-        "daemon_rss_kib": rss_kib(d.proc.pid),
+        "daemon_rss_kib": rss_kib(d.pid),
         "ready_after_s": ready_wall - d.start_wall, "loaded_after_s": loaded_wall - d.start_wall,
         "time_to_connection_up_p50_s": percentile(ups, 50),
         "time_to_connection_up_p99_s": percentile(ups, 99),
@@ -462,11 +434,11 @@ def one_run(args, bins, root, fleet, n, run_no):
     # 1. Registration storm.
     d.start()
     conn = connect_when_up(d.sock)
-    s = Sampler(d.sock, [d.proc.pid] + fpids, args.poll, f"N={n} run {run_no} registration", n)
+    s = Sampler(d.sock, [d.pid] + fpids, args.poll, f"N={n} run {run_no} registration", n)
     s.start()
     la = loadavg()
     t0 = time.monotonic()
-    cpu_d0, cpu_f0 = cpu_seconds(d.proc.pid), fleet_cpu(fpids)
+    cpu_d0, cpu_f0 = cpu_seconds(d.pid), fleet_cpu(fpids)
     added, errors = add_bulk(conn, entries, f"N={n} run {run_no} registration")
     t_added = time.monotonic() - t0
     if errors:
@@ -476,7 +448,7 @@ def one_run(args, bins, root, fleet, n, run_no):
     t = end[0] - t0
     res["registration"] = {
         "seconds": t, "servers_per_second": n / t, "add_seconds": t_added, "added": added,
-        "add_errors": len(errors), "daemon_cpu_s": end[2][d.proc.pid] - cpu_d0,
+        "add_errors": len(errors), "daemon_cpu_s": end[2][d.pid] - cpu_d0,
         "fleet_cpu_s": sum(end[2][p] for p in fpids) - cpu_f0, "load_before": la, "load_after": loadavg(),
         "per_state": per_state(end[1])}
     log(f"[N={n} run {run_no}] registration: {n} trusted in {t:.2f} s = {n / t:.0f}/s "
@@ -540,12 +512,12 @@ def one_run(args, bins, root, fleet, n, run_no):
 
     # 3. Reconnect storm: drop every connection without restarting the daemon.
     base = s.samples[-1][1]
-    s = Sampler(d.sock, [d.proc.pid] + fpids, args.poll, f"N={n} run {run_no} reconnect", n)
+    s = Sampler(d.sock, [d.pid] + fpids, args.poll, f"N={n} run {run_no} reconnect", n)
     s.start()
     time.sleep(args.poll * 2)
     base = s.samples[-1][1]
     la = loadavg()
-    cpu_d0, cpu_f0 = cpu_seconds(d.proc.pid), fleet_cpu(fpids)
+    cpu_d0, cpu_f0 = cpu_seconds(d.pid), fleet_cpu(fpids)
     t0 = time.monotonic()
     fleet.fault("offline")
     fleet.fault("online")
@@ -559,7 +531,7 @@ def one_run(args, bins, root, fleet, n, run_no):
         "seconds": t, "handshakes_per_second": n / t, "fault_seconds": t_fault,
         "handshakes": end[1]["handshakes"] - base["handshakes"],
         "handshake_failures": end[1]["handshake_failures"] - base["handshake_failures"],
-        "daemon_cpu_s": end[2][d.proc.pid] - cpu_d0,
+        "daemon_cpu_s": end[2][d.pid] - cpu_d0,
         "fleet_cpu_s": sum(end[2][p] for p in fpids) - cpu_f0,
         "resumed_handshakes": end[1]["resumed_handshakes"] - base["resumed_handshakes"],
         "ratio_to_connect": (n / t) / res["connect"]["handshakes_per_second"],
@@ -593,7 +565,7 @@ def scale_run(args, bins, root, m):
     out["add_seconds"] = time.monotonic() - t0
     out["adds_per_second"] = m / out["add_seconds"]
     out["add_errors"] = len(errors)
-    out["rss_after_adds_kib"] = rss_kib(d.proc.pid)
+    out["rss_after_adds_kib"] = rss_kib(d.pid)
     out["add_load"] = [la, loadavg()]
     log(f"[scale] {added} servers added in {out['add_seconds']:.1f} s; RSS "
         f"{out['rss_after_adds_kib'] / 1024:.0f} MiB")
@@ -609,7 +581,7 @@ def scale_run(args, bins, root, m):
         st = connect_when_up(d.sock).call("status")
         one = {"loaded_after_s": loaded_wall - d.start_wall,
                "ready_after_s": ready_wall - d.start_wall, "loaded_line": line,
-               "rss_kib": rss_kib(d.proc.pid), "cpu_s": cpu_seconds(d.proc.pid),
+               "rss_kib": rss_kib(d.pid), "cpu_s": cpu_seconds(d.pid),
                "servers": st["servers"], "per_state": per_state(st),
                "load": [la, loadavg()]}
         runs.append(one)
