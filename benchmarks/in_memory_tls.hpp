@@ -72,6 +72,10 @@ class in_memory_handshake_loop {
     return outcome{hs && hs->resumed};
   }
 
+  /// The manager side's session cache: after `n` full-mode handshakes it holds `n` client sessions,
+  /// one per server name, as the daemon's does before it saves them at stop.
+  const std::shared_ptr<tls_session_cache>& client_cache() const { return client_cache_; }
+
  private:
   // One side's view: ciphertext waiting for the peer.
   struct end_point {

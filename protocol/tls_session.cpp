@@ -1,11 +1,13 @@
 #include "protocol/tls_session.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <deque>
 #include <exception>
 #include <iterator>
 #include <list>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 
@@ -267,43 +269,80 @@ caf::expected<size_t> tls_session_cache::load(const std::filesystem::path& file,
   if (!r.u32(count))
     return unusable_session_file(ec::corrupt_data, file, "is truncated in its header");
 
-  auto& store = impl_->store;
-  auto now = store.now();
-  std::vector<session_ptr> sessions;
-  for (uint32_t i = 0; i < count; ++i) {
+  // Read every record first (cheap), then unseal and decode them on all cores: decoding a session
+  // parses its certificates, about 50 us each, and 10,000 of them took 0.5 s of a resumed storm's
+  // start on one core (benchmarks/RESULTS.md). Errors are reported for the first bad record in
+  // file order, as a sequential load would, and a bad file adds nothing.
+  struct record {
     std::string id;
     sealed_blob blob;
-    if (!r.str(id, max_record_id) || !r.bytes(blob.bytes, max_sealed_session))
+    session_ptr session;
+    caf::error error;
+  };
+  std::vector<record> records;
+  records.reserve(std::min<size_t>(count, r.remaining() / 16));
+  for (uint32_t i = 0; i < count; ++i) {
+    record rec;
+    if (!r.str(rec.id, max_record_id) || !r.bytes(rec.blob.bytes, max_sealed_session))
       return unusable_session_file(ec::corrupt_data, file,
                                    "is truncated or corrupt at session " + std::to_string(i + 1) +
                                        " of " + std::to_string(count));
-    auto der = open(sealing, id, blob);
-    if (!der && code_of(der.error()) == ec::tampered)
-      return unusable_session_file(ec::tampered, file,
-                                   "holds a session for " + id +
-                                       " that does not open under this daemon's master key (the "
-                                       "file was sealed under another master key or modified)");
-    if (!der)
-      return unusable_session_file(code_of(der.error()), file,
-                                   "could not be unsealed: " + describe(der.error()));
-    session_ptr s;
-    try {
-      s = std::make_shared<const Botan::TLS::Session>(der->data(), der->size());
-    } catch (const std::exception& e) {
-      return unusable_session_file(
-          ec::corrupt_data, file, "holds an undecodable session for " + id + " (" + e.what() + ")");
-    }
-    if (!is_persistable(*s) || record_id_of(s->server_info()) != id)
-      return unusable_session_file(ec::corrupt_data, file,
-                                   "holds a session that does not belong to " + id);
-    if (!store.expired(*s, now)) sessions.push_back(std::move(s));
+    records.push_back(std::move(rec));
   }
   if (!r.at_end())
     return unusable_session_file(
         ec::corrupt_data, file,
         "has " + std::to_string(r.remaining()) + " unexpected bytes after its last session");
-  for (auto& s : sessions) store.insert(std::move(s));
-  return sessions.size();
+
+  auto decode = [&](record& rec) {
+    auto der = open(sealing, rec.id, rec.blob);
+    if (!der && code_of(der.error()) == ec::tampered) {
+      rec.error = unusable_session_file(ec::tampered, file,
+                                        "holds a session for " + rec.id +
+                                            " that does not open under this daemon's master key "
+                                            "(the file was sealed under another master key or "
+                                            "modified)");
+      return;
+    }
+    if (!der) {
+      rec.error = unusable_session_file(code_of(der.error()), file,
+                                        "could not be unsealed: " + describe(der.error()));
+      return;
+    }
+    try {
+      rec.session = std::make_shared<const Botan::TLS::Session>(der->data(), der->size());
+    } catch (const std::exception& e) {
+      rec.error = unusable_session_file(
+          ec::corrupt_data, file,
+          "holds an undecodable session for " + rec.id + " (" + e.what() + ")");
+      return;
+    }
+    if (!is_persistable(*rec.session) || record_id_of(rec.session->server_info()) != rec.id)
+      rec.error = unusable_session_file(ec::corrupt_data, file,
+                                        "holds a session that does not belong to " + rec.id);
+  };
+  size_t threads =
+      std::min<size_t>(std::max(1u, std::thread::hardware_concurrency()), records.size() / 256 + 1);
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i = next++; i < records.size(); i = next++) decode(records[i]);
+  };
+  std::vector<std::thread> helpers;
+  for (size_t t = 1; t < threads; ++t) helpers.emplace_back(work);
+  work();
+  for (auto& t : helpers) t.join();
+
+  auto& store = impl_->store;
+  auto now = store.now();
+  for (auto& rec : records)
+    if (rec.error) return std::move(rec.error);
+  size_t added = 0;
+  for (auto& rec : records)
+    if (!store.expired(*rec.session, now)) {
+      store.insert(std::move(rec.session));
+      ++added;
+    }
+  return added;
 }
 
 namespace {
