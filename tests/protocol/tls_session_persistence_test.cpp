@@ -241,6 +241,27 @@ TEST_F(session_persistence, a_session_moved_to_another_servers_record_fails_to_o
   expect_unusable(fresh->load(file_, key_), ec::tampered, *fresh);
 }
 
+TEST_F(session_persistence, a_restored_session_saved_again_before_any_use_still_resumes) {
+  auto cache = fresh_cache();
+  ASSERT_TRUE(connect(cache).active);
+  ASSERT_FALSE(cache->save(file_, key_));
+  // A daemon that starts and stops again before reaching the server saves what it restored.
+  auto second_run = fresh_cache();
+  ASSERT_TRUE(second_run->load(file_, key_));
+  ASSERT_FALSE(second_run->save(file_, key_));
+  auto third_run = fresh_cache();
+  auto loaded = third_run->load(file_, key_);
+  ASSERT_TRUE(loaded) << describe(loaded.error());
+  EXPECT_EQ(*loaded, 1u);
+  EXPECT_TRUE(connect(third_run).resumed);
+  // The start time travels with it: 25 hours after the first handshake it has expired.
+  now_ += 25h;
+  auto late = fresh_cache();
+  auto none = late->load(file_, key_);
+  ASSERT_TRUE(none) << describe(none.error());
+  EXPECT_EQ(*none, 0u);
+}
+
 TEST_F(session_persistence, sessions_expired_by_load_time_are_not_loaded) {
   auto cache = fresh_cache();
   ASSERT_TRUE(connect(cache).active);
