@@ -4,10 +4,12 @@ medians. Python 3 standard library only; Linux only (reads /proc)."""
 import json
 import os
 import shlex
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -72,6 +74,24 @@ def median(xs):
 def value_range(xs):
     xs = [x for x in xs if x is not None]
     return [min(xs), max(xs)] if xs else None
+
+
+def prepare_workdir(script, bins, workdir, prefix, build_hint=""):
+    """Checks that every binary in `bins` (name -> path) exists, creates the work directory
+    (`workdir`, or a mkdtemp under /tmp named `prefix`), mode 0700, and copies the binaries into
+    its bin/: a rebuild of the build directory during a run (it happened) would otherwise fail the
+    next daemon restart or mix two builds in one result. Returns (root, bins pointing at the
+    copies); exits naming the first missing binary."""
+    for p in bins.values():
+        if not os.access(p, os.X_OK):
+            sys.exit(f"{script}: {p} is missing; build it first{build_hint}")
+    root = workdir or tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+    os.makedirs(root, exist_ok=True)
+    os.chmod(root, 0o700)
+    os.makedirs(os.path.join(root, "bin"), exist_ok=True)
+    copies = {k: shutil.copy2(p, os.path.join(root, "bin", os.path.basename(p)))
+              for k, p in bins.items()}
+    return root, copies
 
 
 def daemon_pid(proc, daemon_path):

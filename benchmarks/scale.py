@@ -34,10 +34,10 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
-from benchlib import DaemonDir, REPO, cpu_seconds, loadavg, log, median, proc_status, value_range
+from benchlib import (DaemonDir, REPO, prepare_workdir, cpu_seconds, loadavg, log, median,
+                      proc_status, value_range)
 
 
 
@@ -196,17 +196,8 @@ def main():
     bins = {"cli": os.path.join(args.build_dir, "apps", "certfleet"),
             "daemon": os.path.join(args.build_dir, "apps", "daemon", "certfleetd"),
             "seed": os.path.join(args.build_dir, "benchmarks", "certfleet-bench-seed")}
-    for k, p in bins.items():
-        if not os.access(p, os.X_OK):
-            sys.exit(f"scale.py: {p} is missing; build it first (make certfleetd certfleet "
-                     f"certfleet-bench-seed)")
-    root = args.workdir or tempfile.mkdtemp(prefix="certfleet-scale-", dir="/tmp")
-    os.makedirs(root, exist_ok=True)
-    os.chmod(root, 0o700)
-    # Snapshot the binaries: a rebuild during a run would otherwise mix two builds in one result.
-    os.makedirs(os.path.join(root, "bin"), exist_ok=True)
-    for k, p in list(bins.items()):
-        bins[k] = shutil.copy2(p, os.path.join(root, "bin", os.path.basename(p)))
+    root, bins = prepare_workdir("scale.py", bins, args.workdir, "certfleet-scale-",
+                                 " (make certfleetd certfleet certfleet-bench-seed)")
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out_path = args.out or os.path.join(root, f"scale-{stamp}.json")
     settings = {"max_concurrent_handshakes": args.max_handshakes, "collect_interval_s": 3600,

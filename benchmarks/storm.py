@@ -31,11 +31,11 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
-from benchlib import DaemonDir, REPO, cpu_seconds, loadavg, log, median, progress, rss_kib
+from benchlib import (DaemonDir, REPO, prepare_workdir, cpu_seconds, loadavg, log, median, progress,
+                      rss_kib)
 
 FLEET_SPLIT_ABOVE = 9000  # one fleet process needs about N + 100 descriptors; hard limit 20,000
 PASSWORD = "storm-fleet-secret"
@@ -725,17 +725,7 @@ def main():
             "daemon": os.path.join(args.build_dir, "apps", "daemon", "certfleetd"),
             "agent": os.path.join(args.build_dir, "apps", "agent", "certfleet-agent"),
             "limit": os.path.join(args.bench_dir, "benchmarks", "certfleet-handshake-limit")}
-    for k, p in bins.items():
-        if not os.access(p, os.X_OK):
-            sys.exit(f"storm.py: {p} is missing; build it first")
-    root = args.workdir or tempfile.mkdtemp(prefix="certfleet-storm-", dir="/tmp")
-    os.makedirs(root, exist_ok=True)
-    os.chmod(root, 0o700)
-    # Snapshot the binaries: a rebuild of the build directory during a run (it happened) would
-    # otherwise fail the next daemon restart or mix two builds in one result.
-    os.makedirs(os.path.join(root, "bin"), exist_ok=True)
-    for k, p in list(bins.items()):
-        bins[k] = shutil.copy2(p, os.path.join(root, "bin", os.path.basename(p)))
+    root, bins = prepare_workdir("storm.py", bins, args.workdir, "certfleet-storm-")
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out_path = args.out or os.path.join(REPO, "build-bench", "bench-results", f"storm-{stamp}.json")
     os.makedirs(os.path.dirname(out_path), exist_ok=True)
