@@ -7,6 +7,7 @@
 #include <iterator>
 #include <list>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <unordered_map>
 #include <utility>
@@ -328,7 +329,11 @@ caf::expected<size_t> tls_session_cache::load(const std::filesystem::path& file,
     for (size_t i = next++; i < records.size(); i = next++) decode(records[i]);
   };
   std::vector<std::thread> helpers;
-  for (size_t t = 1; t < threads; ++t) helpers.emplace_back(work);
+  try {
+    for (size_t t = 1; t < threads; ++t) helpers.emplace_back(work);
+  } catch (const std::system_error&) {
+    // No thread to spare (resource limits): this thread decodes the rest.
+  }
   work();
   for (auto& t : helpers) t.join();
 
