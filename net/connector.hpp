@@ -1,7 +1,7 @@
 // Non-blocking TCP connects with deadlines, on one dedicated thread.
 //
-// CAF 0.17's own connect calls block (ENGINEERING-NOTES pitfall 1), and a socket must not be handed
-// to CAF before its connect has completed (pitfall 2). The connector owns each socket until the
+// CAF 0.17's own connect calls block, and a socket must not be handed to CAF before its connect
+// has completed (both explained in docs/platform.md). The connector owns each socket until the
 // connect finishes: it waits for writability with epoll, checks SO_ERROR, and only then passes the
 // file descriptor to the `done` callback, which takes ownership. A refused, unreachable or
 // timed-out connect gives `fd == -1` and an error naming the address and the cause.
