@@ -31,6 +31,10 @@ uint64_t latency_histogram::upper_edge(size_t bucket) {
 void latency_histogram::record(std::chrono::microseconds d) {
   uint64_t us = d.count() < 0 ? 0 : static_cast<uint64_t>(d.count());
   buckets_[bucket_of(us)].fetch_add(1, std::memory_order_relaxed);
+  size_t e = 0;
+  while (e < export_bounds_s.size() && static_cast<double>(us) > export_bounds_s[e] * 1e6) ++e;
+  exported_[e].fetch_add(1, std::memory_order_relaxed);
+  sum_us_.fetch_add(us, std::memory_order_relaxed);
   uint64_t seen = max_us_.load(std::memory_order_relaxed);
   while (us > seen && !max_us_.compare_exchange_weak(seen, us, std::memory_order_relaxed)) {
   }
@@ -61,6 +65,17 @@ latency_histogram::summary latency_histogram::summarize() const {
   s.p90_ms = percentile(0.90);
   s.p99_ms = percentile(0.99);
   return s;
+}
+
+latency_histogram::cumulative latency_histogram::cumulate() const {
+  cumulative c;
+  for (size_t i = 0; i < export_bounds_s.size(); ++i) {
+    c.count += exported_[i].load(std::memory_order_relaxed);
+    c.at_most[i] = c.count;
+  }
+  c.count += exported_[export_bounds_s.size()].load(std::memory_order_relaxed);
+  c.sum_s = static_cast<double>(sum_us_.load(std::memory_order_relaxed)) / 1e6;
+  return c;
 }
 
 }  // namespace certfleet

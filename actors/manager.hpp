@@ -54,8 +54,10 @@ struct status_view {
   uint64_t handshake_failures = 0;
   uint64_t resumed_handshakes = 0;  // of `handshakes`, those that resumed a TLS session
   uint64_t collections = 0;
-  latency_histogram::summary handshake_latency;   // connect start to TLS established
-  latency_histogram::summary collection_latency;  // `collect` sent to inventory stored
+  latency_histogram::summary handshake_latency;     // connect start to TLS established
+  latency_histogram::summary collection_latency;    // `collect` sent to inventory stored
+  latency_histogram::cumulative handshake_buckets;  // the same two, as Prometheus buckets
+  latency_histogram::cumulative collection_buckets;
   uint64_t last_event_seq = 0;
   std::vector<std::string> last_errors;  // newest first, at most 10
   std::string manager_thumbprint;

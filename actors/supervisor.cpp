@@ -359,6 +359,8 @@ status_view make_status(supervisor_actor* self) {
   s.collections = c.collections;
   s.handshake_latency = c.handshake_latency.summarize();
   s.collection_latency = c.collection_latency.summarize();
+  s.handshake_buckets = c.handshake_latency.cumulate();
+  s.collection_buckets = c.collection_latency.cumulate();
   s.last_event_seq = st.ctx->store->last_event_seq();
   s.last_errors.assign(st.last_errors.begin(), st.last_errors.end());
   s.manager_thumbprint = st.ctx->manager_identity.sha256().to_string();

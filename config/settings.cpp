@@ -1,5 +1,7 @@
 #include "config/settings.hpp"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <functional>
@@ -261,6 +263,42 @@ key_rule socket_path_key(std::string path, std::string doc, Get get) {
   return rule;
 }
 
+// An IP literal and a port to listen on ("127.0.0.1:9464", "[::1]:9464"), or "" for off. Names
+// are refused: a metrics endpoint must not depend on name resolution at start.
+template <class Get>
+key_rule listen_address_key(std::string path, std::string doc, Get get) {
+  key_rule rule;
+  rule.path = std::move(path);
+  rule.doc = std::move(doc);
+  rule.requirement = "empty or IP:PORT with an IP literal (IPv6 in brackets) and a port 1..65535";
+  rule.apply = [=](const toml::node& node, const parse_context&, settings& out) {
+    auto value = node.as_string();
+    if (!value) return false;
+    const std::string& text = value->get();
+    if (text.empty()) {
+      get(out).clear();
+      return true;
+    }
+    auto colon = text.rfind(':');
+    if (colon == std::string::npos || colon + 1 == text.size()) return false;
+    std::string host = text.substr(0, colon);
+    std::string port = text.substr(colon + 1);
+    if (port.size() > 5 || !std::all_of(port.begin(), port.end(), ::isdigit)) return false;
+    long number = std::stol(port);
+    if (number < 1 || number > 65535) return false;
+    unsigned char buf[sizeof(struct in6_addr)];
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+      if (inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), buf) != 1) return false;
+    } else if (inet_pton(AF_INET, host.c_str(), buf) != 1) {
+      return false;
+    }
+    get(out) = text;
+    return true;
+  };
+  rule.render = [=](const settings& s) { return toml_string_literal(get(s)); };
+  return rule;
+}
+
 // ---- The key table: adding a key is one entry here (plus its field and example line). --------
 
 const std::vector<key_rule>& key_table() {
@@ -353,6 +391,11 @@ const std::vector<key_rule>& key_table() {
           "daemon.request_timeout_ms",
           "Deadline of one control request inside the daemon, in milliseconds.", 100, 600000,
           [](auto& s) -> auto& { return s.daemon.request_timeout_ms; }),
+      listen_address_key(
+          "metrics.listen",
+          "Where the Prometheus endpoint (/metrics) listens, as IP:PORT; empty means off. Keep it "
+          "on loopback unless a firewall guards it.",
+          [](auto& s) -> auto& { return s.metrics.listen; }),
   };
   return table;
 }

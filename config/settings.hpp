@@ -78,12 +78,19 @@ struct daemon_settings {
   int request_timeout_ms = 10000;
 };
 
+/// The Prometheus endpoint. The [metrics] section.
+struct metrics_settings {
+  /// IP:PORT to serve /metrics on ("" = off). An IPv6 literal is written in brackets.
+  std::string listen;
+};
+
 struct settings {
   /// Where certfleet keeps its certificate store, master key and database.
   std::filesystem::path state_dir = "/var/lib/certfleet";
   identity_settings identity;
   log_settings log;
   daemon_settings daemon;
+  metrics_settings metrics;
 };
 
 /// Parses TOML text; `source` names it in error messages. Relative paths are resolved against

@@ -9,6 +9,7 @@ packages=(
   libspdlog-dev libfmt-dev libtomlplusplus-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   openssl socat
+  prometheus-cpp-dev prometheus
 )
 # The storm benchmark (benchmarks/storm.py) and its plot: scripts/bench-storm.sh asks for them.
 if [[ "${CERTFLEET_WITH_BENCH:-0}" == 1 ]]; then packages+=(python3 gnuplot-nox); fi

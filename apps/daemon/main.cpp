@@ -10,6 +10,7 @@
 #include "apps/cli/logging.hpp"
 #include "apps/cli/output.hpp"
 #include "control/control_server.hpp"
+#include "metrics/exporter.hpp"
 
 using namespace certfleet;
 
@@ -56,6 +57,16 @@ int main(int argc, char** argv) {
     (*m)->stop();
     return cli::report(control.error(), "certfleetd");
   }
+  std::unique_ptr<metrics::exporter> exporter;
+  if (!cfg->metrics.listen.empty()) {
+    auto started = metrics::exporter::start(**m, *cfg);
+    if (!started) {
+      (*control)->stop();
+      (*m)->stop();
+      return cli::report(started.error(), "certfleetd");
+    }
+    exporter = std::move(*started);
+  }
   spdlog::info("certfleetd ready: state {}, control socket {}", cfg->state_dir.string(),
                (*control)->socket_path());
   for (;;) {
@@ -80,6 +91,7 @@ int main(int argc, char** argv) {
     spdlog::info("signal {} received: draining", sig);
     break;
   }
+  exporter.reset();
   (*control)->stop();
   (*m)->stop();
   return cli::exit_ok;

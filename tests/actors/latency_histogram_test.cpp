@@ -64,5 +64,20 @@ TEST(LatencyHistogram, NegativeDurationsCountAsZero) {
   EXPECT_EQ(s.max_ms, 0.0);
 }
 
+TEST(LatencyHistogram, ExportBucketsCountExactlyAtTheirBounds) {
+  latency_histogram h;
+  h.record(microseconds{500});         // exactly the first bound: counted in it
+  h.record(microseconds{501});         // just above: next bucket
+  h.record(microseconds{40'000});      // <= 0.05 s
+  h.record(microseconds{60'000'000});  // above every bound: only in +Inf
+  auto c = h.cumulate();
+  EXPECT_EQ(c.count, 4u);
+  EXPECT_EQ(c.at_most[0], 1u);      // <= 0.0005
+  EXPECT_EQ(c.at_most[1], 2u);      // <= 0.001
+  EXPECT_EQ(c.at_most[6], 3u);      // <= 0.05
+  EXPECT_EQ(c.at_most.back(), 3u);  // <= 30
+  EXPECT_NEAR(c.sum_s, 0.0005 + 0.000501 + 0.04 + 60.0, 1e-9);
+}
+
 }  // namespace
 }  // namespace certfleet

@@ -569,5 +569,19 @@ TEST(settings, parsed_text_resolves_relative_paths_only_when_given_a_base_direct
   EXPECT_EQ(resolved->state_dir, "/etc/certfleet/state");
 }
 
+TEST(settings, metrics_listen_takes_an_ip_literal_and_port) {
+  for (std::string ok : {"127.0.0.1:9464", "[::1]:9464", "0.0.0.0:1", ""}) {
+    auto parsed = parse_settings("[metrics]\nlisten = \"" + ok + "\"\n", "m.toml");
+    ASSERT_TRUE(parsed) << ok << ": " << describe(parsed.error());
+    EXPECT_EQ(parsed->metrics.listen, ok);
+  }
+  for (std::string bad : {"localhost:9464", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:65536",
+                          "::1:9464", "[::1]", "127.0.0.1:94a4", "[127.0.0.1]:9464"}) {
+    auto message = parse_error_of("[metrics]\nlisten = \"" + bad + "\"\n");
+    EXPECT_NE(message.find("metrics.listen must be empty or IP:PORT"), std::string::npos)
+        << bad << ": " << message;
+  }
+}
+
 }  // namespace
 }  // namespace certfleet
