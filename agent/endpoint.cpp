@@ -141,9 +141,9 @@ wire::inventory endpoint::inventory() const {
 connection_logic::connection_logic(endpoint& ep, std::string peer_address)
     : ep_(ep), peer_(std::move(peer_address)) {}
 
-caf::error connection_logic::check_pin(const thumbprint& presented) {
+pin_check::verdict connection_logic::check_pin(const thumbprint& presented) {
   presented_ = presented;
-  return {};
+  return ep_.is_manager(presented) ? peer_trust::pinned : peer_trust::unpinned;
 }
 
 wire::hello connection_logic::own_hello() const {

@@ -155,8 +155,9 @@ class connection_logic {
   connection_logic(endpoint& ep, std::string peer_address);
 
   /// The TLS pin check: records the presented certificate and accepts it (the rule above decides
-  /// later what the connection may do).
-  caf::error check_pin(const thumbprint& presented);
+  /// later what the connection may do), as `pinned` when it is a registered manager's (its
+  /// self-signature is then not checked again) and `unpinned` otherwise.
+  pin_check::verdict check_pin(const thumbprint& presented);
 
   /// What to do after one message: send `replies` in order, then close if `close` (with `reason`
   /// logged by the caller).

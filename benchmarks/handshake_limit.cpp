@@ -1,12 +1,14 @@
 // certfleet-handshake-limit: the single-core TLS handshake ceiling that a connect storm is compared
-// to (issue 5, "the limit, in the same run"). Runs back-to-back in-memory handshakes between the
-// product's client and server sessions on this one thread for a fixed wall-clock time and prints
-// one JSON line:
-//   {"kind":"full","handshakes_per_second":...,"seconds":...,"count":...,...}
+// to, measured in the same run. Runs back-to-back in-memory handshakes on this one thread for a
+// fixed wall-clock time and prints one JSON line:
+//   {"loop":"bare","kind":"full","handshakes_per_second":...,"seconds":...,"count":...,...}
+// The default loop is the bare Botan handshake (both ends, pin check only: nothing the product
+// adds); `--product` runs the product's `tls_client_session` / `tls_server_session` instead, so the
+// two together show what the session layer costs (benchmarks/in_memory_tls.hpp).
 // It also reports the CPU time the process used, because on a shared machine wall-clock rate and
 // CPU-bound rate differ when other processes compete for the core.
 //
-// Usage: certfleet-handshake-limit [--seconds N] [--resumed]
+// Usage: certfleet-handshake-limit [--seconds N] [--resumed] [--product]
 #include <sys/resource.h>
 
 #include <chrono>
@@ -30,44 +32,22 @@ double process_cpu_seconds() {
 }
 
 int usage(const char* self) {
-  std::cerr << "usage: " << self << " [--seconds N] [--resumed]\n"
+  std::cerr << "usage: " << self << " [--seconds N] [--resumed] [--product]\n"
             << "  --seconds N  how long to run the loop (default 10, wall clock)\n"
             << "  --resumed    resume every handshake after the first from the client's session "
-               "cache\n";
+               "cache\n"
+            << "  --product    the product's TLS sessions instead of the bare Botan handshake\n";
   return 2;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+// Runs `loop` for `seconds` and prints the JSON line; returns the exit code.
+template <class Loop>
+int measure(Loop& loop, const char* name, bool resumed, double seconds) {
   using namespace certfleet;
-  double seconds = 10;
-  bool resumed = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--resumed") {
-      resumed = true;
-    } else if (arg == "--seconds" && i + 1 < argc) {
-      char* end = nullptr;
-      seconds = std::strtod(argv[++i], &end);
-      if (end == nullptr || *end != '\0' || !(seconds > 0)) {
-        std::cerr << "--seconds needs a positive number, got '" << argv[i] << "'\n";
-        return 2;
-      }
-    } else {
-      return usage(argv[0]);
-    }
-  }
-
-  auto loop = bench::in_memory_handshake_loop::create(resumed);
-  if (!loop) {
-    std::cerr << "cannot set up the handshake loop: " << describe(loop.error()) << "\n";
-    return 1;
-  }
   // Warm-up: the first handshake builds Botan's lazily initialised tables and, in resumed mode,
   // fills the client's cache; neither belongs in the steady-state rate.
   for (int i = 0; i < 3; ++i) {
-    if (auto r = (*loop)->run_once(); !r) {
+    if (auto r = loop.run_once(); !r) {
       std::cerr << "warm-up handshake failed: " << describe(r.error()) << "\n";
       return 1;
     }
@@ -81,7 +61,7 @@ int main(int argc, char** argv) {
   const auto start = clock::now();
   auto now = start;
   while (now - start < budget) {
-    auto r = (*loop)->run_once();
+    auto r = loop.run_once();
     if (!r) {
       std::cerr << "handshake " << count + 1 << " failed: " << describe(r.error()) << "\n";
       return 1;
@@ -98,7 +78,13 @@ int main(int argc, char** argv) {
               << "full-handshake rate\n";
     return 1;
   }
+  if (resumed && resumed_count != count) {
+    std::cerr << count - resumed_count << " handshakes of the resumed loop were full ones; the "
+              << "result is not a resumption rate\n";
+    return 1;
+  }
   nlohmann::json out{
+      {"loop", name},
       {"kind", resumed ? "resumed" : "full"},
       {"handshakes_per_second", double(count) / elapsed},
       {"seconds", elapsed},
@@ -109,4 +95,45 @@ int main(int argc, char** argv) {
   };
   std::cout << out.dump() << std::endl;
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace certfleet;
+  double seconds = 10;
+  bool resumed = false;
+  bool product = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--resumed") {
+      resumed = true;
+    } else if (arg == "--product") {
+      product = true;
+    } else if (arg == "--seconds" && i + 1 < argc) {
+      char* end = nullptr;
+      seconds = std::strtod(argv[++i], &end);
+      if (end == nullptr || *end != '\0' || !(seconds > 0)) {
+        std::cerr << "--seconds needs a positive number, got '" << argv[i] << "'\n";
+        return 2;
+      }
+    } else {
+      return usage(argv[0]);
+    }
+  }
+
+  if (product) {
+    auto loop = bench::in_memory_handshake_loop::create(resumed);
+    if (!loop) {
+      std::cerr << "cannot set up the handshake loop: " << describe(loop.error()) << "\n";
+      return 1;
+    }
+    return measure(**loop, "product", resumed, seconds);
+  }
+  auto loop = bench::bare_handshake_loop::create(resumed);
+  if (!loop) {
+    std::cerr << "cannot set up the handshake loop: " << describe(loop.error()) << "\n";
+    return 1;
+  }
+  return measure(**loop, "bare", resumed, seconds);
 }

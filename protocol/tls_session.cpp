@@ -12,8 +12,9 @@
 #include <unordered_map>
 #include <utility>
 
+#include <botan/ber_dec.h>
 #include <botan/credentials_manager.h>
-#include <botan/ecdsa.h>
+#include <botan/oids.h>
 #include <botan/system_rng.h>
 #include <botan/tls_callbacks.h>
 #include <botan/tls_client.h>
@@ -401,10 +402,33 @@ std::string group_name(uint16_t id) {
   }
 }
 
-// The ECDSA P-256 curve, by OID, so that no named-curve string comparison can be fooled.
+// The ECDSA P-256 curve and the EC public key algorithm, by OID, so that no name lookup or string
+// comparison can be fooled.
 const Botan::OID& p256_oid() {
   static const Botan::OID oid{1, 2, 840, 10045, 3, 1, 7};
   return oid;
+}
+
+const Botan::OID& ec_public_key_oid() {
+  static const Botan::OID oid{1, 2, 840, 10045, 2, 1};
+  return oid;
+}
+
+// "ECDSA secp384r1", "RSA", ...: for the sentence that refuses a key of the wrong type.
+std::string key_description(const Botan::AlgorithmIdentifier& algo) {
+  std::string name = Botan::OIDS::oid2str_or_empty(algo.get_oid());
+  if (name.empty()) name = algo.get_oid().to_string();
+  if (algo.get_oid() == ec_public_key_oid()) {
+    try {
+      Botan::OID curve;
+      Botan::BER_Decoder(algo.get_parameters()).decode(curve);
+      auto curve_name = Botan::OIDS::oid2str_or_empty(curve);
+      return "ECDSA " + (curve_name.empty() ? curve.to_string() : curve_name);
+    } catch (const std::exception&) {
+      return "ECDSA (explicit curve parameters)";
+    }
+  }
+  return name;
 }
 
 }  // namespace
@@ -475,9 +499,11 @@ struct tls_session::impl final : Botan::TLS::Callbacks {
     throw Botan::TLS::TLS_Exception(alert, why);
   }
 
-  /// `resumed`: the certificate comes from a session this side established after a full check, so
-  /// its key type and self-signature (an ECDSA verify, most of a resumed handshake's cost) are not
-  /// checked again; validity and the pin are, because both can change.
+  /// Checks the peer's leaf certificate (docs/protocol.md, "Certificate verification"): validity,
+  /// then the owner's pin check, then the key type (ECDSA P-256), then, only for a peer the owner
+  /// accepted without a pin, the self-signature. `resumed`: the certificate comes from a session
+  /// this side established after a full check, so key type and signature are not checked again;
+  /// validity and the pin are, because both can change.
   void verify_peer(const std::vector<Botan::X509_Certificate>& chain, bool resumed = false) {
     if (chain.empty())
       reject(Botan::TLS::Alert::BAD_CERTIFICATE, peer_label + " presented no certificate");
@@ -496,20 +522,39 @@ struct tls_session::impl final : Botan::TLS::Callbacks {
                                                          leaf.not_after().readable_string() +
                                                          "; the peer must renew its certificate");
 
-    if (!resumed) check_key_and_signature(leaf, named);
-
-    if (auto why = check(presented_now)) {
-      rejection = why;
-      reject(Botan::TLS::Alert::BAD_CERTIFICATE, named + " was refused: " + describe(why));
+    auto verdict = check(presented_now);
+    if (!verdict) {
+      rejection = verdict.error();
+      reject(Botan::TLS::Alert::BAD_CERTIFICATE,
+             named + " was refused: " + describe(verdict.error()));
     }
+    trust = *verdict;
+    if (resumed) return;
+    check_key_type(leaf, named);
+    if (*verdict == peer_trust::unpinned) check_self_signature(leaf, named);
   }
 
-  void check_key_and_signature(const Botan::X509_Certificate& leaf, const std::string& named) {
-    std::unique_ptr<Botan::Public_Key> key(leaf.subject_public_key());
-    auto* ecdsa = dynamic_cast<Botan::ECDSA_PublicKey*>(key.get());
-    if (ecdsa == nullptr || ecdsa->domain().get_curve_oid() != p256_oid())
+  // Reads the key type from the certificate's SubjectPublicKeyInfo algorithm identifier
+  // (id-ecPublicKey with the named curve P-256) without decoding the public point.
+  void check_key_type(const Botan::X509_Certificate& leaf, const std::string& named) {
+    const auto& algo = leaf.subject_public_key_algo();
+    bool p256 = false;
+    if (algo.get_oid() == ec_public_key_oid()) {
+      try {
+        Botan::OID curve;
+        Botan::BER_Decoder(algo.get_parameters()).decode(curve).verify_end();
+        p256 = curve == p256_oid();
+      } catch (const std::exception&) {
+        p256 = false;  // explicit curve parameters or garbage: not the named curve P-256
+      }
+    }
+    if (!p256)
       reject(Botan::TLS::Alert::BAD_CERTIFICATE,
-             named + " has a " + key->algo_name() + " key; certfleet requires ECDSA P-256");
+             named + " has a " + key_description(algo) + " key; certfleet requires ECDSA P-256");
+  }
+
+  void check_self_signature(const Botan::X509_Certificate& leaf, const std::string& named) {
+    std::unique_ptr<Botan::Public_Key> key(leaf.subject_public_key());
     if (!leaf.check_signature(*key))
       reject(Botan::TLS::Alert::BAD_CERTIFICATE,
              named + " is not validly self-signed by its own key");
@@ -597,6 +642,7 @@ struct tls_session::impl final : Botan::TLS::Callbacks {
   bool close_reported = false;
   std::string group;
   std::optional<thumbprint> presented;
+  std::optional<peer_trust> trust;
   caf::error rejection;
   caf::error failure;
   std::optional<tls_handshake_info> info;

@@ -5,13 +5,14 @@
 //
 // Trust is pinning, not PKIX: there is no CA. When the peer presents its certificate, the session
 // computes the SHA-256 of the leaf's DER (the same value as `identity::sha256()` on the other
-// side), checks that the leaf is self-signed, within its validity and an ECDSA P-256 key, and then
-// asks the owner's `pin_check` callback. A rejection aborts the handshake with a `bad_certificate`
-// alert before any application data can flow; the presented thumbprint stays available through
-// `peer_thumbprint()` (the manager needs it to raise a certificate-changed event) and the
-// callback's reason through `pin_rejection()`. A resumed session presents no certificate, so the
-// pin check runs again on the certificate remembered in the session: un-pinning a peer also ends
-// its resumption.
+// side), checks that the leaf is within its validity, asks the owner's `pin_check` callback, then
+// checks that the key is ECDSA P-256 and, only for a peer the owner did not pin, that the leaf is
+// validly self-signed (docs/protocol.md, "Certificate verification"). A rejection aborts the
+// handshake with a `bad_certificate` alert before any application data can flow; the presented
+// thumbprint stays available through `peer_thumbprint()` (the manager needs it to raise a
+// certificate-changed event) and the callback's reason through `pin_rejection()`. A resumed session
+// presents no certificate, so the pin check runs again on the certificate remembered in the
+// session: un-pinning a peer also ends its resumption.
 //
 // Callback rules: `ciphertext` may be called from the constructor (the client's hello), `received`,
 // `send` and `close`; it must only queue or write the bytes and must not call back into the
@@ -34,6 +35,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 
 #include "common/error.hpp"
 #include "crypto/identity.hpp"
@@ -104,10 +106,53 @@ class tls_session_cache {
   std::unique_ptr<impl> impl_;
 };
 
-/// Accepts (empty error) or rejects (an error whose sentence says why, e.g. "presented X, expected
-/// Y") the thumbprint of the certificate a peer presents. Called once per handshake, from inside
-/// Botan: it must not call into the session.
-using pin_check = std::function<caf::error(const thumbprint& presented)>;
+/// How the owner knows the certificate a peer presented.
+enum class peer_trust {
+  /// The thumbprint is one the owner pinned (an administrator validated it, or the peer registered
+  /// with it): the session checks the key type but not the self-signature, which would prove
+  /// nothing more than the pin (docs/protocol.md, "Certificate verification").
+  pinned,
+  /// Accepted without a pin (registration, first contact): the session also checks that the
+  /// certificate is validly self-signed by its own key.
+  unpinned,
+};
+
+/// The owner's decision on the thumbprint of the certificate a peer presents: accept it as pinned
+/// or unpinned, or reject it with an error whose sentence says why ("presented X, expected Y").
+/// Called once per handshake, from inside Botan: it must not call into the session.
+///
+/// Two forms are accepted:
+///   caf::expected<peer_trust>(const thumbprint&)   the decision, as above;
+///   caf::error(const thumbprint&)                  empty error = accepted as `unpinned` (the
+///                                                  self-signature is checked), else rejected.
+class pin_check {
+ public:
+  using verdict = caf::expected<peer_trust>;
+
+  pin_check() = default;
+
+  template <class F, class R = std::invoke_result_t<F&, const thumbprint&>,
+            class = std::enable_if_t<std::is_same_v<R, verdict> || std::is_same_v<R, caf::error>>>
+  pin_check(F f) {  // NOLINT(google-explicit-constructor): both forms convert implicitly
+    if constexpr (std::is_same_v<R, verdict>) {
+      fn_ = std::move(f);
+    } else {
+      fn_ = [g = std::move(f)](const thumbprint& t) mutable -> verdict {
+        if (auto err = g(t)) return err;
+        return peer_trust::unpinned;
+      };
+    }
+  }
+
+  /// True when a decision function was given.
+  explicit operator bool() const { return static_cast<bool>(fn_); }
+
+  /// Asks the owner. Precondition: `*this` holds a function.
+  verdict operator()(const thumbprint& presented) const { return fn_(presented); }
+
+ private:
+  std::function<verdict(const thumbprint&)> fn_;
+};
 
 /// Where a session's output goes.
 struct tls_outputs {
