@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <limits>
 
-#include "apps/cli/output.hpp"
+#include "common/exit_code.hpp"
 
 namespace certfleet::control {
 namespace {
@@ -130,7 +130,7 @@ std::string ok_reply(const nlohmann::json& id, const nlohmann::json& result) {
 nlohmann::json error_json(const caf::error& err) {
   return {{"code", to_string(code_of(err))},
           {"message", describe(err)},
-          {"exit_code", cli::exit_code_for(err)}};
+          {"exit_code", static_cast<int>(exit_code_for(err))}};
 }
 
 std::string error_reply(const nlohmann::json& id, const caf::error& err) {

@@ -73,7 +73,7 @@ caf::error parse_request(const std::string& line, request& out);
 /// `{"id":..,"ok":true,"result":..}` as one line, newline included.
 std::string ok_reply(const nlohmann::json& id, const nlohmann::json& result);
 
-/// The error object `{"code","message","exit_code"}` for `err` (exit codes: apps/cli/output.hpp).
+/// The error object `{"code","message","exit_code"}` for `err` (exit codes: common/exit_code.hpp).
 nlohmann::json error_json(const caf::error& err);
 
 /// `{"id":..,"ok":false,"error":{..}}` as one line, newline included.
