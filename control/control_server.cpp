@@ -97,9 +97,7 @@ json event_json(const event_record& e) {
           {"address", e.address}, {"details", details.is_discarded() ? json(e.details) : details}};
 }
 
-std::string dump_line(const json& j) {
-  return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
-}
+using jsonl::dump_line;
 
 /// Takes a password out of a JSON field into secret memory and scrubs the field.
 caf::expected<secret_bytes> take_password(json& obj, const std::string& op) {
@@ -209,196 +207,66 @@ struct subscriber_queue {
   }
 };
 
-class server_impl;
-
-struct connection {
-  int fd = -1;
-  std::thread thread;
-  std::atomic<bool> done{false};
-};
-
 class server_impl final : public control_server {
  public:
-  server_impl(manager& m, server_options opts, std::optional<gid_t> ro_gid, int listen_fd,
-              int stop_fd)
-      : manager_(m),
-        opts_(std::move(opts)),
-        read_only_gid_(ro_gid),
-        daemon_uid_(::geteuid()),
-        listen_fd_(listen_fd),
-        stop_fd_(stop_fd) {
-    acceptor_ = std::thread([this] { accept_loop(); });
-  }
+  server_impl(manager& m, server_options opts, std::optional<gid_t> ro_gid)
+      : manager_(m), opts_(std::move(opts)), read_only_gid_(ro_gid), daemon_uid_(::geteuid()) {}
 
   ~server_impl() override { stop(); }
 
+  caf::error listen() {
+    jsonl::server_options o;
+    o.socket_path = opts_.socket_path;
+    o.socket_mode = read_only_gid_ ? 0660 : 0600;
+    o.socket_group = read_only_gid_;
+    o.max_clients = opts_.max_clients;
+    o.max_line = max_request_line;
+    o.service = "certfleetd";
+    o.already_running_hint =
+        "stop it first, or give this one another state_dir or daemon.control_socket";
+    auto srv = jsonl::server::start(std::move(o),
+                                    [this](const peer_identity& peer) { return accept(peer); });
+    if (!srv) return srv.error();
+    server_ = std::move(*srv);
+    return {};
+  }
+
   void stop() override {
-    std::lock_guard<std::mutex> stop_lock(stop_mutex_);
-    if (stopped_) return;
     stopping_ = true;
-    uint64_t one = 1;
-    [[maybe_unused]] auto n = ::write(stop_fd_, &one, sizeof(one));
-    if (acceptor_.joinable()) acceptor_.join();
-    std::list<std::unique_ptr<connection>> conns;
-    {
-      std::lock_guard<std::mutex> lock(conns_mutex_);
-      // Shutting a socket down wakes its thread from recv, send or poll; the thread then exits.
-      for (auto& c : conns_) ::shutdown(c->fd, SHUT_RDWR);
-      conns.swap(conns_);
-    }
-    for (auto& c : conns) {
-      if (c->thread.joinable()) c->thread.join();
-      ::close(c->fd);
-    }
-    ::close(listen_fd_);
-    ::close(stop_fd_);
-    ::unlink(opts_.socket_path.c_str());
-    stopped_ = true;
+    if (server_) server_->stop();
   }
 
   const std::string& socket_path() const override { return opts_.socket_path; }
 
  private:
-  void accept_loop() {
-    for (;;) {
-      pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
-      if (::poll(fds, 2, -1) < 0) {
-        if (errno == EINTR) continue;
-        return;
-      }
-      if (fds[1].revents || stopping_) return;
-      int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (fd < 0) continue;  // a peer that gave up before accept, or fd exhaustion: keep serving
-      reap_finished();
-      std::lock_guard<std::mutex> lock(conns_mutex_);
-      if (conns_.size() >= opts_.max_clients) {
-        write_all(fd, error_reply(nullptr, make_error(ec::invalid_state,
-                                                      "certfleetd is serving " +
-                                                          std::to_string(conns_.size()) +
-                                                          " control connections already; try "
-                                                          "again when one has closed")));
-        ::close(fd);
-        continue;
-      }
-      auto c = std::make_unique<connection>();
-      c->fd = fd;
-      auto* raw = c.get();
-      c->thread = std::thread([this, raw] {
-        serve(raw->fd);
-        // The peer sees EOF now; the descriptor itself is closed when the thread is reaped.
-        ::shutdown(raw->fd, SHUT_RDWR);
-        raw->done = true;
-      });
-      conns_.push_back(std::move(c));
-    }
-  }
-
-  void reap_finished() {
-    std::list<std::unique_ptr<connection>> finished;
-    {
-      std::lock_guard<std::mutex> lock(conns_mutex_);
-      for (auto it = conns_.begin(); it != conns_.end();) {
-        if ((*it)->done) {
-          finished.push_back(std::move(*it));
-          it = conns_.erase(it);
-        } else {
-          ++it;
-        }
-      }
-    }
-    for (auto& c : finished) {
-      c->thread.join();
-      ::close(c->fd);
-    }
-  }
-
-  static bool write_all(int fd, const std::string& data) {
-    size_t done = 0;
-    while (done < data.size()) {
-      auto n = ::send(fd, data.data() + done, data.size() - done, MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return false;
-      done += static_cast<size_t>(n);
-    }
-    return true;
-  }
-
-  static std::optional<peer_identity> identify(int fd) {
-    ucred cred{};
-    socklen_t len = sizeof(cred);
-    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return std::nullopt;
-    peer_identity peer;
-    peer.pid = cred.pid;
-    peer.uid = cred.uid;
-    peer.gid = cred.gid;
-    std::vector<gid_t> groups(64);
-    for (int attempt = 0; attempt < 4; ++attempt) {
-      socklen_t glen = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
-      if (::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &glen) == 0) {
-        groups.resize(glen / sizeof(gid_t));
-        peer.groups = std::move(groups);
-        break;
-      }
-      if (errno != ERANGE) break;  // an old kernel: the primary group alone decides
-      groups.resize(glen / sizeof(gid_t) + 1);
-    }
-    return peer;
-  }
-
-  void serve(int fd) {
-    auto peer = identify(fd);
-    auto access = peer ? decide_access(*peer, daemon_uid_, read_only_gid_) : access_level::refused;
-    if (access == access_level::refused) {
-      std::string who = peer ? "uid " + std::to_string(peer->uid) : "an unidentified peer";
-      write_all(fd, error_reply(nullptr,
-                                make_error(ec::permission_denied,
-                                           who + " may not use certfleetd's control socket; run "
-                                                 "certfleet as the daemon's user or root, or ask "
-                                                 "for membership of daemon.read_only_group")));
-      return;
-    }
-    line_reader reader;
-    std::string line;
-    char chunk[16384];
-    while (!stopping_) {
-      auto n = ::recv(fd, chunk, sizeof(chunk), 0);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return;
-      reader.feed(chunk, static_cast<size_t>(n));
-      ::explicit_bzero(chunk, static_cast<size_t>(n));
-      while (reader.next(line)) {
-        if (!handle_line(fd, *peer, access, line)) return;
-      }
-      if (reader.overflowed()) {
-        write_all(fd,
-                  error_reply(nullptr, make_error(ec::frame_too_large,
-                                                  "request line longer than " +
-                                                      std::to_string(max_request_line) +
-                                                      " bytes; the connection is closed. "
-                                                      "Split bulk requests into smaller ones")));
-        return;
-      }
-    }
+  caf::expected<jsonl::request_fn> accept(const peer_identity& peer) {
+    auto access = decide_access(peer, daemon_uid_, read_only_gid_);
+    if (access == access_level::refused)
+      return make_error(ec::permission_denied,
+                        "uid " + std::to_string(peer.uid) +
+                            " may not use certfleetd's control socket; run certfleet as the "
+                            "daemon's user or root, or ask for membership of "
+                            "daemon.read_only_group");
+    return jsonl::request_fn{[this, peer, access](jsonl::connection& c, const json& id, json& doc) {
+      return handle(c, peer, access, id, doc);
+    }};
   }
 
   /// Handles one request; false when the connection must close.
-  bool handle_line(int fd, const peer_identity& peer, access_level access, std::string& line) {
+  bool handle(jsonl::connection& c, const peer_identity& peer, access_level access, const json& id,
+              json& doc) {
     request req;
-    auto err = parse_request(line, req);
-    scrub(line);
-    if (err) return write_all(fd, error_reply(req.id, err));
+    if (auto err = parse_request(doc, id, req)) return c.write(error_reply(req.id, err));
     if (access != access_level::full && required_access(req.op) == access_level::full)
-      return write_all(fd,
-                       error_reply(req.id, make_error(ec::permission_denied,
-                                                      req.op + " changes servers or trust; uid " +
-                                                          std::to_string(peer.uid) +
-                                                          " has read-only access (member of "
-                                                          "daemon.read_only_group)")));
-    if (req.op == "events.subscribe") return subscribe(fd, req);
+      return c.write(error_reply(
+          req.id, make_error(ec::permission_denied, req.op + " changes servers or trust; uid " +
+                                                        std::to_string(peer.uid) +
+                                                        " has read-only access (member of "
+                                                        "daemon.read_only_group)")));
+    if (req.op == "events.subscribe") return subscribe(c, req);
     auto result = dispatch(peer, req);
     scrub_passwords(req.args);
-    if (!result) return write_all(fd, error_reply(req.id, result.error()));
-    return write_all(fd, ok_reply(req.id, *result));
+    return c.reply(req.id, result);
   }
 
   caf::expected<json> dispatch(const peer_identity& peer, request& req) {
@@ -587,7 +455,7 @@ class server_impl final : public control_server {
   }
 
   /// Streams events until the replay ends (follow=false), a cutoff, the client leaving or stop().
-  bool subscribe(int fd, request& req) {
+  bool subscribe(jsonl::connection& c, request& req) {
     auto since = uint_arg(req, "since", 0, UINT64_MAX);
     auto type = optional_string_arg(req, "type");
     auto server = optional_string_arg(req, "server");
@@ -610,7 +478,7 @@ class server_impl final : public control_server {
                          "events.subscribe: unknown event type \"" + **type + "\"; known: " + list);
       }
     }
-    if (bad) return write_all(fd, error_reply(req.id, bad));
+    if (bad) return c.write(error_reply(req.id, bad));
 
     event_filter filter{type->value_or(""), server->value_or("")};
     auto q = std::make_shared<subscriber_queue>();
@@ -621,25 +489,23 @@ class server_impl final : public control_server {
       // Replay up to the newest event now stored. Filtering locally means every seq passes
       // through the queue, so the end of the replay is seen even when it does not match.
       q->replay_to = manager_.status().last_event_seq;
-      if (q->replay_to <= *since)
-        return write_all(fd, ok_reply(req.id, json{{"last_seq", *since}}));
+      if (q->replay_to <= *since) return c.write(ok_reply(req.id, json{{"last_seq", *since}}));
       q->local_filter = filter;
       filter = event_filter{};
     }
     int wake = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wake < 0)
-      return write_all(
-          fd, error_reply(req.id, make_error(ec::io_error,
-                                             "cannot create an eventfd: " + errno_text(errno))));
+      return c.write(error_reply(
+          req.id, make_error(ec::io_error, "cannot create an eventfd: " + errno_text(errno))));
     q->wake_fd = wake;
     auto sub = manager_.subscribe(
         *since, filter, [q](const event_record& e) { return q->on_event(e); },
         [q](uint64_t last, const std::string& why) { q->on_cutoff(last, why); });
     if (!sub) {
       ::close(wake);
-      return write_all(fd, error_reply(req.id, sub.error()));
+      return c.write(error_reply(req.id, sub.error()));
     }
-    bool keep_connection = stream(fd, *q, req.id);
+    bool keep_connection = stream(c, *q, req.id);
     // Unsubscribe first: after that the bus no longer touches the queue's eventfd.
     sub->reset();
     {
@@ -651,18 +517,18 @@ class server_impl final : public control_server {
     return keep_connection;
   }
 
-  bool stream(int fd, subscriber_queue& q, const json& id) {
+  bool stream(jsonl::connection& c, subscriber_queue& q, const json& id) {
     char sink[4096];
     for (;;) {
-      pollfd fds[2] = {{fd, POLLIN, 0}, {q.wake_fd, POLLIN, 0}};
+      pollfd fds[2] = {{c.fd(), POLLIN, 0}, {q.wake_fd, POLLIN, 0}};
       if (::poll(fds, 2, -1) < 0) {
         if (errno == EINTR) continue;
         return false;
       }
-      if (stopping_) return false;
+      if (stopping_ || c.stopping()) return false;
       if (fds[0].revents) {
         // A streaming connection takes no further requests: input is discarded, EOF ends it.
-        auto n = ::recv(fd, sink, sizeof(sink), MSG_DONTWAIT);
+        auto n = ::recv(c.fd(), sink, sizeof(sink), MSG_DONTWAIT);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) return false;
       }
       if (!fds[1].revents) continue;
@@ -681,12 +547,12 @@ class server_impl final : public control_server {
         reason = q.cut_reason;
       }
       for (const auto& l : lines)
-        if (!write_all(fd, l)) return false;
+        if (!c.write(l)) return false;
       if (cut) {
-        write_all(fd, dump_line(json{{"cutoff", {{"last_seq", last}, {"reason", reason}}}}));
+        c.write(dump_line(json{{"cutoff", {{"last_seq", last}, {"reason", reason}}}}));
         return false;
       }
-      if (done) return write_all(fd, ok_reply(id, json{{"last_seq", last}}));
+      if (done) return c.write(ok_reply(id, json{{"last_seq", last}}));
     }
   }
 
@@ -694,14 +560,8 @@ class server_impl final : public control_server {
   server_options opts_;
   std::optional<gid_t> read_only_gid_;
   uid_t daemon_uid_;
-  int listen_fd_;
-  int stop_fd_;
   std::atomic<bool> stopping_{false};
-  std::mutex stop_mutex_;
-  bool stopped_ = false;
-  std::thread acceptor_;
-  std::mutex conns_mutex_;
-  std::list<std::unique_ptr<connection>> conns_;
+  std::unique_ptr<jsonl::server> server_;
 };
 
 caf::expected<std::optional<gid_t>> resolve_group(const std::string& name) {
@@ -764,34 +624,6 @@ caf::error prepare_directory(const std::filesystem::path& dir, std::optional<gid
   return {};
 }
 
-/// Removes a socket file nobody answers on; refuses when a daemon answers or it is not a socket.
-caf::error clear_stale_socket(const std::string& path, const sockaddr_un& addr) {
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) != 0) return {};
-  if (!S_ISSOCK(st.st_mode))
-    return make_error(ec::already_exists, path +
-                                              " exists and is not a socket; remove it or set "
-                                              "daemon.control_socket to another path");
-  int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (probe < 0)
-    return make_error(ec::io_error, "cannot create a Unix socket: " + errno_text(errno));
-  int rc = ::connect(probe, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr));
-  int err = errno;
-  ::close(probe);
-  if (rc == 0)
-    return make_error(ec::already_exists,
-                      "another certfleetd is already serving on " + path +
-                          "; stop it first, or give this one another state_dir or "
-                          "daemon.control_socket");
-  if (err != ECONNREFUSED)
-    return make_error(ec::io_error,
-                      "cannot probe the existing socket " + path + ": " + errno_text(err));
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT)
-    return make_error(ec::io_error,
-                      "cannot remove the stale socket " + path + ": " + errno_text(errno));
-  return {};
-}
-
 }  // namespace
 
 server_options options_from(const settings& cfg) {
@@ -805,49 +637,18 @@ server_options options_from(const settings& cfg) {
 
 caf::expected<std::unique_ptr<control_server>> control_server::start(manager& m,
                                                                      server_options opts) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (opts.socket_path.empty() || opts.socket_path.size() >= sizeof(addr.sun_path))
+  if (opts.socket_path.empty() || opts.socket_path.size() >= sizeof(sockaddr_un::sun_path))
     return make_error(ec::bad_config,
                       "control socket path \"" + opts.socket_path + "\" must be 1 to " +
-                          std::to_string(sizeof(addr.sun_path) - 1) +
+                          std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
                           " bytes long; set daemon.control_socket to a shorter path");
-  std::memcpy(addr.sun_path, opts.socket_path.data(), opts.socket_path.size());
   auto ro_gid = resolve_group(opts.read_only_group);
   if (!ro_gid) return ro_gid.error();
   auto dir = std::filesystem::absolute(opts.socket_path).parent_path();
   if (auto err = prepare_directory(dir, *ro_gid)) return err;
-  if (auto err = clear_stale_socket(opts.socket_path, addr)) return err;
-
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return make_error(ec::io_error, "cannot create a Unix socket: " + errno_text(errno));
-  auto fail = [&](const std::string& what) {
-    auto err = make_error(ec::io_error, what + " " + opts.socket_path + ": " + errno_text(errno));
-    ::close(fd);
-    return err;
-  };
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0)
-    return fail("cannot bind the control socket");
-  // Permissions before listen: no connection can arrive while the socket is still open to others.
-  mode_t mode = *ro_gid ? 0660 : 0600;
-  if (::chmod(opts.socket_path.c_str(), mode) != 0 ||
-      (*ro_gid && ::chown(opts.socket_path.c_str(), static_cast<uid_t>(-1), **ro_gid) != 0)) {
-    auto err = fail("cannot restrict the permissions of");
-    ::unlink(opts.socket_path.c_str());
-    return err;
-  }
-  if (::listen(fd, 128) != 0) {
-    auto err = fail("cannot listen on");
-    ::unlink(opts.socket_path.c_str());
-    return err;
-  }
-  int stop_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (stop_fd < 0) {
-    auto err = fail("cannot create an eventfd for");
-    ::unlink(opts.socket_path.c_str());
-    return err;
-  }
-  return std::unique_ptr<control_server>(new server_impl(m, std::move(opts), *ro_gid, fd, stop_fd));
+  auto srv = std::make_unique<server_impl>(m, std::move(opts), *ro_gid);
+  if (auto err = srv->listen()) return err;
+  return std::unique_ptr<control_server>(std::move(srv));
 }
 
 }  // namespace certfleet::control
