@@ -2,6 +2,8 @@
 
 #include <unordered_map>
 
+#include "common/address.hpp"
+#include "control/manifest.hpp"
 #include "control/replies.hpp"
 #include "control/request_views.hpp"
 
@@ -105,6 +107,9 @@ caf::expected<json> trust_manifest(op_context& ctx, request& req) {
     return make_error(ec::invalid_argument,
                       "server.trust_manifest: argument \"entries\" must be an array of "
                       "{address, port, thumbprint} objects");
+  auto parsed =
+      parse_manifest(*it, "server.trust_manifest: \"entries\"", thumbprint_rule::required);
+  if (!parsed) return parsed.error();
   struct entry {
     std::string address;
     thumbprint expected;
@@ -112,25 +117,8 @@ caf::expected<json> trust_manifest(op_context& ctx, request& req) {
   };
   std::vector<entry> entries;
   std::unordered_map<std::string, size_t> by_address;
-  for (size_t i = 0; i < it->size(); ++i) {
-    const auto& e = (*it)[i];
-    std::string where = "server.trust_manifest: entry " + std::to_string(i);
-    if (!e.is_object() || !e.contains("address") || !e["address"].is_string() ||
-        !e.contains("port") || !e["port"].is_number_integer() || !e.contains("thumbprint") ||
-        !e["thumbprint"].is_string())
-      return make_error(ec::invalid_argument,
-                        where +
-                            " needs \"address\" (string), \"port\" (integer) and "
-                            "\"thumbprint\" (string)");
-    auto port = e["port"].get<int64_t>();
-    if (port < 1 || port > 65535)
-      return make_error(ec::invalid_argument, where + " has a port outside 1..65535");
-    auto t = thumbprint::parse(e["thumbprint"].get<std::string>());
-    if (!t) return make_error(ec::bad_thumbprint, where + ": " + describe(t.error()));
-    auto host = e["address"].get<std::string>();
-    if (host.size() > 2 && host.front() == '[' && host.back() == ']')
-      host = host.substr(1, host.size() - 2);
-    entries.push_back({format_address(host, static_cast<uint16_t>(port)), *t});
+  for (const auto& e : *parsed) {
+    entries.push_back({e.address(), *e.sha256});
     by_address[entries.back().address] = entries.size() - 1;
   }
   auto views = ctx.m.list();
@@ -139,7 +127,7 @@ caf::expected<json> trust_manifest(op_context& ctx, request& req) {
   size_t trusted = 0, already = 0, skipped = 0, failed = 0;
   for (const auto& v : *views) {
     const auto& r = v.record;
-    auto address = format_address(r.host, r.port);
+    auto address = normalised_address(r.host, r.port);
     auto found = by_address.find(address);
     if (found == by_address.end()) continue;
     auto* match = &entries[found->second];

@@ -145,50 +145,8 @@ caf::expected<uint16_t> port_arg(const request& r, const char* name) {
   return static_cast<uint16_t>(it->get<int64_t>());
 }
 
-std::string format_address(const std::string& host, uint16_t port) {
-  if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
-  return host + ":" + std::to_string(port);
-}
-
 caf::error parse_address(const std::string& text, std::string& host, uint16_t& port) {
-  auto fail = [&](const std::string& why) {
-    return make_error(ec::invalid_argument,
-                      "address \"" + text + "\" " + why +
-                          "; write HOST, HOST:PORT or [IPv6]:PORT (default port " +
-                          std::to_string(default_server_port) + ")");
-  };
-  std::string port_text;
-  if (!text.empty() && text.front() == '[') {
-    auto close = text.find(']');
-    if (close == std::string::npos) return fail("has no closing ']'");
-    host = text.substr(1, close - 1);
-    auto rest = text.substr(close + 1);
-    if (!rest.empty()) {
-      if (rest.front() != ':') return fail("has text after ']' that is not :PORT");
-      port_text = rest.substr(1);
-      if (port_text.empty()) return fail("ends with ':' but no port");
-    }
-  } else {
-    auto first = text.find(':');
-    if (first != std::string::npos && first == text.rfind(':')) {
-      host = text.substr(0, first);
-      port_text = text.substr(first + 1);
-      if (port_text.empty()) return fail("ends with ':' but no port");
-    } else {
-      host = text;  // no colon, or a bare IPv6 literal
-    }
-  }
-  if (host.empty()) return fail("has no host");
-  port = default_server_port;
-  if (!port_text.empty()) {
-    if (port_text.size() > 5 || !std::all_of(port_text.begin(), port_text.end(),
-                                             [](char c) { return c >= '0' && c <= '9'; }))
-      return fail("has a port that is not a number");
-    auto value = std::stoul(port_text);
-    if (value < 1 || value > 65535) return fail("has a port outside 1..65535");
-    port = static_cast<uint16_t>(value);
-  }
-  return {};
+  return certfleet::parse_address(text, default_server_port, host, port);
 }
 
 }  // namespace certfleet::control

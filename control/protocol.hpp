@@ -21,6 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/address.hpp"
 #include "common/error.hpp"
 #include "common/jsonl.hpp"
 #include "common/jsonl_server.hpp"
@@ -91,11 +92,11 @@ caf::expected<uint64_t> uint_arg(const request& r, const char* name, uint64_t df
 caf::expected<bool> bool_arg(const request& r, const char* name, bool dflt);
 caf::expected<uint16_t> port_arg(const request& r, const char* name);
 
-/// "host:port", with an IPv6 literal in brackets ("[::1]:9401").
-std::string format_address(const std::string& host, uint16_t port);
+/// "host:port", with an IPv6 literal in brackets (common/address.hpp).
+using certfleet::format_address;
 
-/// Parses "HOST", "HOST:PORT", "[V6]" or "[V6]:PORT"; a bare IPv6 literal ("::1") is taken as a
-/// host. Fails with `ec::invalid_argument` on an empty host, a bad port or an unclosed bracket.
+/// `certfleet::parse_address` with the backup servers' default port (common/address.hpp): the host
+/// comes back validated and normalised.
 caf::error parse_address(const std::string& text, std::string& host, uint16_t& port);
 
 }  // namespace certfleet::control
