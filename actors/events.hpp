@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/address.hpp"
 #include "storage/records.hpp"
 
 namespace certfleet {
@@ -15,7 +16,7 @@ inline event_record make_event(const server_record& r, std::string type,
   event_record e;
   e.type = std::move(type);
   e.server_id = r.id;
-  e.address = r.host + ":" + std::to_string(r.port);
+  e.address = format_address(r.host, r.port);
   e.details = details.is_null() ? "{}" : details.dump();
   return e;
 }

@@ -1,16 +1,12 @@
 #include "agent/control.hpp"
 
-#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <cstring>
-#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -20,8 +16,7 @@ namespace certfleet::agent {
 
 namespace {
 
-constexpr auto read_deadline = std::chrono::seconds{5};
-constexpr size_t max_line = 64 * 1024;
+constexpr auto read_deadline = std::chrono::milliseconds{5000};
 
 bool make_address(const std::filesystem::path& p, sockaddr_un& addr) {
   std::memset(&addr, 0, sizeof addr);
@@ -66,7 +61,7 @@ bool read_line(int fd, std::string& buffer, std::string& line,
       buffer.erase(0, nl + 1);
       return true;
     }
-    if (buffer.size() > max_line) return false;
+    if (buffer.size() > jsonl::default_max_line) return false;
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
                     deadline - std::chrono::steady_clock::now())
                     .count();
@@ -94,113 +89,43 @@ bool write_all(int fd, const std::string& s) {
   return true;
 }
 
-nlohmann::json error_reply(const caf::error& err) {
-  return {{"ok", false}, {"code", to_string(code_of(err))}, {"error", describe(err)}};
-}
-
 }  // namespace
 
-struct control_server::impl {
-  std::filesystem::path path;
-  handler h;
-  int listen_fd = -1;
-  int stop_pipe[2] = {-1, -1};
-  std::thread thread;
-
-  void serve(int fd) {
-    ucred cred{};
-    socklen_t len = sizeof cred;
-    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != ::getuid()) {
-      spdlog::warn("control socket: refused a client running as uid {}", cred.uid);
-      return;
-    }
-    std::string buffer;
-    std::string line;
-    while (read_line(fd, buffer, line, std::chrono::steady_clock::now() + read_deadline)) {
-      nlohmann::json reply;
-      auto request = nlohmann::json::parse(line, nullptr, false);
-      if (request.is_discarded() || !request.is_object())
-        reply = error_reply(make_error(ec::invalid_argument, "the request is not a JSON object"));
-      else
-        reply = h(request);
-      if (!write_all(fd, reply.dump() + "\n")) return;
-    }
-  }
-
-  void run() {
-    for (;;) {
-      pollfd pfds[2] = {{listen_fd, POLLIN, 0}, {stop_pipe[0], POLLIN, 0}};
-      int r = ::poll(pfds, 2, -1);
-      if (r < 0 && errno == EINTR) continue;
-      if (r < 0 || (pfds[1].revents & POLLIN)) return;
-      int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
-      if (fd < 0) continue;
-      serve(fd);
-      ::close(fd);
-    }
-  }
-};
-
-control_server::control_server(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
-
 control_server::~control_server() {
-  auto& s = *impl_;
-  if (s.stop_pipe[1] >= 0) {
-    char c = 0;
-    [[maybe_unused]] auto n = ::write(s.stop_pipe[1], &c, 1);
-  }
-  if (s.thread.joinable()) s.thread.join();
-  if (s.listen_fd >= 0) {
-    ::close(s.listen_fd);
-    std::error_code ignored;
-    std::filesystem::remove(s.path, ignored);
-  }
-  for (int fd : s.stop_pipe)
-    if (fd >= 0) ::close(fd);
+  if (server_) server_->stop();
 }
 
 caf::expected<std::unique_ptr<control_server>> control_server::start(
     const std::filesystem::path& socket_path, handler h) {
-  auto p = std::make_unique<impl>();
-  p->path = socket_path;
-  p->h = std::move(h);
   sockaddr_un addr{};
   if (!make_address(socket_path, addr)) return path_too_long(socket_path);
-  if (int fd = connect_unix(socket_path); fd >= 0) {
-    ::close(fd);
-    return make_error(ec::already_exists, "another agent already answers on " +
-                                              socket_path.string() +
-                                              "; stop it or use another state directory");
-  }
-  std::error_code ignored;
-  std::filesystem::remove(socket_path, ignored);
-  p->listen_fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (p->listen_fd < 0)
-    return make_error(ec::io_error, "cannot create the control socket: " + errno_text(errno));
-  // The umask makes the socket 0600 from the start; chmod alone would leave a window.
-  mode_t old = ::umask(0177);
-  int rc = ::bind(p->listen_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  int err = errno;
-  ::umask(old);
-  if (rc != 0 || ::listen(p->listen_fd, 16) != 0) {
-    if (rc == 0) err = errno;
-    ::close(p->listen_fd);
-    p->listen_fd = -1;
-    return make_error(ec::io_error,
-                      "cannot listen on " + socket_path.string() + ": " + errno_text(err));
-  }
-  ::chmod(socket_path.c_str(), 0600);
-  if (::pipe2(p->stop_pipe, O_CLOEXEC) != 0)
-    return make_error(ec::io_error, "cannot create a pipe: " + errno_text(errno));
-  auto* raw = p.get();
-  p->thread = std::thread([raw] { raw->run(); });
-  return std::unique_ptr<control_server>(new control_server(std::move(p)));
+  jsonl::server_options opts;
+  opts.socket_path = socket_path.string();
+  opts.socket_mode = 0600;
+  opts.max_clients = 8;
+  opts.idle_timeout = read_deadline;
+  opts.service = "agent";
+  opts.already_running_hint = "stop it or use another state directory";
+  auto on_accept =
+      [h = std::move(h)](const jsonl::peer_identity& peer) -> caf::expected<jsonl::request_fn> {
+    if (peer.uid != ::getuid()) {
+      spdlog::warn("control socket: refused a client running as uid {}", peer.uid);
+      return make_error(ec::permission_denied,
+                        "uid " + std::to_string(peer.uid) +
+                            " may not use this agent's control socket; run the command as uid " +
+                            std::to_string(::getuid()));
+    }
+    return jsonl::request_fn{[h](jsonl::connection& c, const nlohmann::json& id,
+                                 nlohmann::json& request) { return c.reply(id, h(request)); }};
+  };
+  auto srv = jsonl::server::start(std::move(opts), std::move(on_accept));
+  if (!srv) return srv.error();
+  return std::unique_ptr<control_server>(new control_server(std::move(*srv)));
 }
 
-nlohmann::json handle_control_request(agent_server& server, const nlohmann::json& req) {
-  auto bad = [](const std::string& why) {
-    return error_reply(make_error(ec::invalid_argument, why));
-  };
+caf::expected<nlohmann::json> handle_control_request(agent_server& server,
+                                                     const nlohmann::json& req) {
+  auto bad = [](const std::string& why) { return make_error(ec::invalid_argument, why); };
   if (!req.contains("endpoint")) return bad("the request names no endpoint");
   const auto& ep = req["endpoint"];
   bool all = ep.is_string() && ep.get<std::string>() == "all";
@@ -215,7 +140,7 @@ nlohmann::json handle_control_request(agent_server& server, const nlohmann::json
   if (req.contains("fault")) {
     if (!req["fault"].is_string()) return bad("'fault' must be a string");
     auto kind = parse_fault_kind(req["fault"].get<std::string>());
-    if (!kind) return error_reply(kind.error());
+    if (!kind) return kind.error();
     fault_command cmd{*kind, 0};
     if (takes_value(*kind)) {
       if (!req.contains("value") || !req["value"].is_number_unsigned())
@@ -223,28 +148,28 @@ nlohmann::json handle_control_request(agent_server& server, const nlohmann::json
       cmd.value = req["value"].get<uint64_t>();
     }
     auto err = all ? server.apply_fault_all(cmd) : server.apply_fault(index, cmd);
-    if (err) return error_reply(err);
-    return {{"ok", true}};
+    if (err) return err;
+    return nlohmann::json::object();
   }
   if (all) return bad("only faults can address \"all\" endpoints");
   if (req.contains("revoke")) {
     if (!req["revoke"].is_string()) return bad("'revoke' must be a thumbprint string");
     auto t = thumbprint::parse(req["revoke"].get<std::string>());
-    if (!t) return error_reply(t.error());
+    if (!t) return t.error();
     auto removed = server.revoke_manager(index, *t);
-    if (!removed) return error_reply(removed.error());
+    if (!removed) return removed.error();
     if (!*removed)
-      return error_reply(make_error(ec::not_found, "manager " + t->to_string() +
-                                                       " is not registered with endpoint " +
-                                                       std::to_string(index)));
-    return {{"ok", true}};
+      return make_error(ec::not_found, "manager " + t->to_string() +
+                                           " is not registered with endpoint " +
+                                           std::to_string(index));
+    return nlohmann::json::object();
   }
   if (req.contains("managers")) {
     auto list = server.managers(index);
-    if (!list) return error_reply(list.error());
+    if (!list) return list.error();
     nlohmann::json out = nlohmann::json::array();
     for (const auto& t : *list) out.push_back(t.to_string());
-    return {{"ok", true}, {"managers", out}};
+    return nlohmann::json{{"managers", out}};
   }
   return bad("the request has none of 'fault', 'revoke', 'managers'");
 }

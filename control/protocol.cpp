@@ -5,8 +5,6 @@
 #include <algorithm>
 #include <limits>
 
-#include "apps/cli/output.hpp"
-
 namespace certfleet::control {
 namespace {
 
@@ -78,31 +76,17 @@ std::optional<access_level> required_access(std::string_view op) {
 
 caf::error parse_request(const std::string& line, request& out) {
   out = request{};
-  // Exceptions are off for parsing: a malformed line is an everyday event, not an exceptional one.
-  auto doc = nlohmann::json::parse(line, nullptr, false);
-  if (doc.is_discarded()) {
-    // Run the parser again with exceptions only to get its description of where the line breaks.
-    std::string why = "it is not valid JSON";
-    try {
-      auto unreachable = nlohmann::json::parse(line);
-      (void)unreachable;
-    } catch (const nlohmann::json::parse_error& e) {
-      why = "it is not valid JSON (byte " + std::to_string(e.byte) + ")";
-    }
-    return make_error(ec::invalid_argument,
-                      "request line ignored: " + why +
-                          "; send one JSON object per line, e.g. {\"id\":1,\"op\":\"status\"}");
+  nlohmann::json doc, id;
+  if (auto err = jsonl::parse_line(line, doc, id)) {
+    out.id = id;
+    return err;
   }
-  if (!doc.is_object())
-    return make_error(ec::invalid_argument,
-                      "request line ignored: it is JSON but not an object; send "
-                      "{\"id\":1,\"op\":\"status\",\"args\":{}}");
-  if (auto it = doc.find("id"); it != doc.end()) {
-    if (!it->is_number_integer() && !it->is_number_unsigned() && !it->is_string() && !it->is_null())
-      return make_error(ec::invalid_argument,
-                        "request ignored: \"id\" must be an integer or a string");
-    out.id = *it;
-  }
+  return parse_request(doc, id, out);
+}
+
+caf::error parse_request(nlohmann::json& doc, const nlohmann::json& id, request& out) {
+  out = request{};
+  out.id = id;
   auto op = doc.find("op");
   if (op == doc.end() || !op->is_string())
     return make_error(ec::invalid_argument,
@@ -120,43 +104,6 @@ caf::error parse_request(const std::string& line, request& out) {
     out.args = std::move(*args);
   }
   return {};
-}
-
-std::string ok_reply(const nlohmann::json& id, const nlohmann::json& result) {
-  nlohmann::json reply{{"id", id}, {"ok", true}, {"result", result}};
-  return reply.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-}
-
-nlohmann::json error_json(const caf::error& err) {
-  return {{"code", to_string(code_of(err))},
-          {"message", describe(err)},
-          {"exit_code", cli::exit_code_for(err)}};
-}
-
-std::string error_reply(const nlohmann::json& id, const caf::error& err) {
-  nlohmann::json reply{{"id", id}, {"ok", false}, {"error", error_json(err)}};
-  return reply.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-}
-
-ec parse_error_code(std::string_view name) {
-  for (int i = 1; i <= static_cast<int>(ec::invalid_state); ++i) {
-    auto code = static_cast<ec>(i);
-    if (name == to_string(code)) return code;
-  }
-  return ec::none;
-}
-
-caf::error error_from_json(const nlohmann::json& error) {
-  std::string message = "the daemon reported an error without a description";
-  ec code = ec::protocol_error;
-  if (error.is_object()) {
-    if (auto m = error.find("message"); m != error.end() && m->is_string()) message = *m;
-    if (auto c = error.find("code"); c != error.end() && c->is_string()) {
-      auto parsed = parse_error_code(c->get<std::string>());
-      if (parsed != ec::none) code = parsed;
-    }
-  }
-  return make_error(code, message);
 }
 
 caf::expected<std::string> string_arg(const request& r, const char* name) {
@@ -198,100 +145,8 @@ caf::expected<uint16_t> port_arg(const request& r, const char* name) {
   return static_cast<uint16_t>(it->get<int64_t>());
 }
 
-void scrub(std::string& s) {
-  if (!s.empty()) ::explicit_bzero(s.data(), s.size());
-  s.clear();
-}
-
-void scrub_passwords(nlohmann::json& j) {
-  if (j.is_object()) {
-    for (auto it = j.begin(); it != j.end(); ++it) {
-      if (it.key() == "password" && it->is_string())
-        scrub(it->get_ref<std::string&>());
-      else
-        scrub_passwords(*it);
-    }
-  } else if (j.is_array()) {
-    for (auto& e : j) scrub_passwords(e);
-  }
-}
-
-void line_reader::feed(const char* data, size_t size) {
-  if (overflowed_) return;
-  buffer_.append(data, size);
-}
-
-bool line_reader::next(std::string& line) {
-  scrub(line);
-  if (overflowed_) return false;
-  auto pos = buffer_.find('\n', scanned_);
-  if (pos == std::string::npos) {
-    scanned_ = buffer_.size();
-    if (buffer_.size() > max_line_) {
-      overflowed_ = true;
-      scrub(buffer_);
-    }
-    return false;
-  }
-  if (pos > max_line_) {
-    overflowed_ = true;
-    scrub(buffer_);
-    return false;
-  }
-  line.assign(buffer_, 0, pos);
-  // Shift the rest down and scrub the tail the shift leaves behind.
-  size_t rest = buffer_.size() - pos - 1;
-  std::memmove(buffer_.data(), buffer_.data() + pos + 1, rest);
-  ::explicit_bzero(buffer_.data() + rest, buffer_.size() - rest);
-  buffer_.resize(rest);
-  scanned_ = 0;
-  return true;
-}
-
-std::string format_address(const std::string& host, uint16_t port) {
-  if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
-  return host + ":" + std::to_string(port);
-}
-
 caf::error parse_address(const std::string& text, std::string& host, uint16_t& port) {
-  auto fail = [&](const std::string& why) {
-    return make_error(ec::invalid_argument,
-                      "address \"" + text + "\" " + why +
-                          "; write HOST, HOST:PORT or [IPv6]:PORT (default port " +
-                          std::to_string(default_server_port) + ")");
-  };
-  std::string port_text;
-  if (!text.empty() && text.front() == '[') {
-    auto close = text.find(']');
-    if (close == std::string::npos) return fail("has no closing ']'");
-    host = text.substr(1, close - 1);
-    auto rest = text.substr(close + 1);
-    if (!rest.empty()) {
-      if (rest.front() != ':') return fail("has text after ']' that is not :PORT");
-      port_text = rest.substr(1);
-      if (port_text.empty()) return fail("ends with ':' but no port");
-    }
-  } else {
-    auto first = text.find(':');
-    if (first != std::string::npos && first == text.rfind(':')) {
-      host = text.substr(0, first);
-      port_text = text.substr(first + 1);
-      if (port_text.empty()) return fail("ends with ':' but no port");
-    } else {
-      host = text;  // no colon, or a bare IPv6 literal
-    }
-  }
-  if (host.empty()) return fail("has no host");
-  port = default_server_port;
-  if (!port_text.empty()) {
-    if (port_text.size() > 5 || !std::all_of(port_text.begin(), port_text.end(),
-                                             [](char c) { return c >= '0' && c <= '9'; }))
-      return fail("has a port that is not a number");
-    auto value = std::stoul(port_text);
-    if (value < 1 || value > 65535) return fail("has a port outside 1..65535");
-    port = static_cast<uint16_t>(value);
-  }
-  return {};
+  return certfleet::parse_address(text, default_server_port, host, port);
 }
 
 }  // namespace certfleet::control

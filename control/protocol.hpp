@@ -21,7 +21,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/address.hpp"
 #include "common/error.hpp"
+#include "common/jsonl.hpp"
+#include "common/jsonl_server.hpp"
 
 namespace certfleet::control {
 
@@ -40,13 +43,7 @@ enum class access_level { refused, read_only, full };
 
 const char* to_string(access_level a);
 
-/// Who is on the other end of a connection, as SO_PEERCRED and SO_PEERGROUPS report it.
-struct peer_identity {
-  pid_t pid = 0;
-  uid_t uid = 0;
-  gid_t gid = 0;
-  std::vector<gid_t> groups;  // supplementary groups; may be empty when the kernel cannot say
-};
+using jsonl::peer_identity;
 
 /// Root and the daemon's own uid get full access; a member of `read_only_gid` (primary or
 /// supplementary group) gets read-only access; anyone else is refused.
@@ -70,20 +67,20 @@ struct request {
 /// error reply can carry it.
 caf::error parse_request(const std::string& line, request& out);
 
-/// `{"id":..,"ok":true,"result":..}` as one line, newline included.
-std::string ok_reply(const nlohmann::json& id, const nlohmann::json& result);
+/// The same for a line the JSON-lines server already parsed into the object `doc` with `id`;
+/// `doc["args"]` is moved into `out`.
+caf::error parse_request(nlohmann::json& doc, const nlohmann::json& id, request& out);
 
-/// The error object `{"code","message","exit_code"}` for `err` (exit codes: apps/cli/output.hpp).
-nlohmann::json error_json(const caf::error& err);
-
-/// `{"id":..,"ok":false,"error":{..}}` as one line, newline included.
-std::string error_reply(const nlohmann::json& id, const caf::error& err);
-
-/// The `ec` named by `name` (as `to_string(ec)` prints it), `ec::none` when unknown.
-ec parse_error_code(std::string_view name);
-
-/// Rebuilds a caf::error from a reply's error object; unknown codes become `ec::protocol_error`.
-caf::error error_from_json(const nlohmann::json& error);
+// The reply and error shapes, the line reader and scrubbing are the JSON-lines codec's
+// (common/jsonl.hpp), shared with the agent's control socket.
+using jsonl::error_from_json;
+using jsonl::error_json;
+using jsonl::error_reply;
+using jsonl::line_reader;
+using jsonl::ok_reply;
+using jsonl::parse_error_code;
+using jsonl::scrub;
+using jsonl::scrub_passwords;
 
 // Argument accessors: each fails with `ec::invalid_argument` naming the op and the argument
 // ("server.add: argument \"port\" must be an integer between 1 and 65535").
@@ -95,42 +92,11 @@ caf::expected<uint64_t> uint_arg(const request& r, const char* name, uint64_t df
 caf::expected<bool> bool_arg(const request& r, const char* name, bool dflt);
 caf::expected<uint16_t> port_arg(const request& r, const char* name);
 
-/// Overwrites a string's characters before it is freed; used on lines and fields holding passwords.
-void scrub(std::string& s);
+/// "host:port", with an IPv6 literal in brackets (common/address.hpp).
+using certfleet::format_address;
 
-/// Scrubs every "password" string anywhere in `j` (objects and arrays, recursively).
-void scrub_passwords(nlohmann::json& j);
-
-/// Splits a byte stream into lines of at most `max_line` bytes.
-///
-/// `feed` appends received bytes; `next` yields complete lines (without "\n", a trailing "\r" kept
-/// as data) in order. When more than `max_line` bytes arrive without a newline, `overflowed()`
-/// becomes true and stays true: the stream can no longer be split reliably. Consumed bytes are
-/// scrubbed, since request lines may hold passwords.
-class line_reader {
- public:
-  explicit line_reader(size_t max_line = max_request_line) : max_line_(max_line) {}
-  ~line_reader() { scrub(buffer_); }
-  line_reader(const line_reader&) = delete;
-  line_reader& operator=(const line_reader&) = delete;
-
-  void feed(const char* data, size_t size);
-  /// The next complete line into `line` (previous content scrubbed); false when none is ready.
-  bool next(std::string& line);
-  bool overflowed() const { return overflowed_; }
-
- private:
-  size_t max_line_;
-  std::string buffer_;
-  size_t scanned_ = 0;  // bytes of buffer_ already known to hold no newline
-  bool overflowed_ = false;
-};
-
-/// "host:port", with an IPv6 literal in brackets ("[::1]:9401").
-std::string format_address(const std::string& host, uint16_t port);
-
-/// Parses "HOST", "HOST:PORT", "[V6]" or "[V6]:PORT"; a bare IPv6 literal ("::1") is taken as a
-/// host. Fails with `ec::invalid_argument` on an empty host, a bad port or an unclosed bracket.
+/// `certfleet::parse_address` with the backup servers' default port (common/address.hpp): the host
+/// comes back validated and normalised.
 caf::error parse_address(const std::string& text, std::string& host, uint16_t& port);
 
 }  // namespace certfleet::control

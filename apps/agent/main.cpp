@@ -272,7 +272,7 @@ int cmd_managers_revoke(const options& o) {
       control_call(paths.control_socket, {{"endpoint", *index}, {"revoke", t->to_string()}});
   if (reply) {
     if (!(*reply)["ok"].get<bool>())
-      return fail(make_error(ec::not_found, (*reply)["error"].get<std::string>()));
+      return fail(make_error(ec::not_found, (*reply)["error"]["message"].get<std::string>()));
     std::cout << "Revoked manager " << t->to_string() << " (running agent).\n";
     return cli::exit_ok;
   }
@@ -359,7 +359,7 @@ int cmd_fault(const options& o) {
   auto reply = control_call(state_paths(state_dir(o)).control_socket, req);
   if (!reply) return fail(reply.error());
   if (!(*reply)["ok"].get<bool>()) {
-    std::cerr << program << ": " << (*reply)["error"].get<std::string>() << '\n';
+    std::cerr << program << ": " << (*reply)["error"]["message"].get<std::string>() << '\n';
     return cli::exit_refused;
   }
   std::cout << "ok\n";

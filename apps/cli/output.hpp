@@ -1,16 +1,5 @@
-// Output conventions shared by certfleet's command-line programs: exit codes, certificate
-// summaries in text and JSON, and error reporting.
-//
-// Exit codes (documented in README.md, "Exit codes"):
-//   0 success
-//   1 unexpected failure (a bug: please report it)
-//   2 usage error or invalid argument (bad flag, malformed thumbprint)
-//   3 not found (state directory not initialised, unknown server)
-//   4 insecure permissions on a key, key file or directory
-//   5 invalid configuration file
-//   6 storage or file-system failure (including a full disk, corrupt or tampered data)
-//   7 peer or daemon unreachable, TLS or protocol failure, timeout
-//   8 refused (permission denied, or not allowed in the current state)
+// Output conventions shared by certfleet's command-line programs: certificate summaries in text
+// and JSON, and error reporting. Exit codes live in common/exit_code.hpp (README.md, "Exit codes").
 #pragma once
 
 #include <iosfwd>
@@ -19,24 +8,23 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.hpp"
+#include "common/exit_code.hpp"
 #include "crypto/identity.hpp"
 
 namespace certfleet::cli {
 
-enum exit_code : int {
-  exit_ok = 0,
-  exit_failure = 1,
-  exit_usage = 2,
-  exit_not_found = 3,
-  exit_insecure = 4,
-  exit_bad_config = 5,
-  exit_storage = 6,
-  exit_unreachable = 7,
-  exit_refused = 8,
-};
-
-/// The exit code for an error, per the table above.
-int exit_code_for(const caf::error& err);
+// The programs name exit codes as cli::exit_*; they are defined once, in common/.
+using certfleet::exit_bad_config;
+using certfleet::exit_code;
+using certfleet::exit_code_for;
+using certfleet::exit_failure;
+using certfleet::exit_insecure;
+using certfleet::exit_not_found;
+using certfleet::exit_ok;
+using certfleet::exit_refused;
+using certfleet::exit_storage;
+using certfleet::exit_unreachable;
+using certfleet::exit_usage;
 
 /// Prints "certfleet: <message>" to stderr and returns the matching exit code.
 int report(const caf::error& err, const std::string& program = "certfleet");

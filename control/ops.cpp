@@ -1,0 +1,230 @@
+#include "control/ops.hpp"
+
+#include <unordered_map>
+
+#include "common/address.hpp"
+#include "control/manifest.hpp"
+#include "control/replies.hpp"
+#include "control/request_views.hpp"
+
+namespace certfleet::control {
+namespace {
+
+using json = nlohmann::json;
+
+caf::expected<json> status(op_context& ctx, request&) {
+  return status_json(ctx.m.status());
+}
+
+caf::expected<json> list(op_context& ctx, request&) {
+  auto views = ctx.m.list();
+  if (!views) return views.error();
+  json servers = json::array();
+  for (const auto& v : *views) servers.push_back(server_json(v, false));
+  return json{{"servers", std::move(servers)}};
+}
+
+caf::expected<json> show(op_context& ctx, request& req) {
+  auto id = string_arg(req, "id");
+  if (!id) return id.error();
+  auto v = ctx.m.show(*id);
+  if (!v) return v.error();
+  return server_json(*v, true);
+}
+
+caf::expected<json> add(op_context& ctx, request& req) {
+  auto add = add_request_from(req.args, req.op);
+  if (!add) return add.error();
+  auto v = ctx.m.add_server(std::move(*add));
+  if (!v) return v.error();
+  return server_json(*v, false);
+}
+
+caf::expected<json> add_bulk(op_context& ctx, request& req) {
+  auto it = req.args.find("servers");
+  if (it == req.args.end() || !it->is_array())
+    return make_error(ec::invalid_argument,
+                      "server.add_bulk: argument \"servers\" must be an array of objects");
+  // Entries that parse go to the manager as one batch (one credential flush, one fsync); the
+  // others keep their own error. Results stay in entry order.
+  std::vector<caf::expected<server_view>> outcome;
+  std::vector<add_server_request> batch;
+  std::vector<size_t> batch_index;  // entry index of each batch element
+  for (size_t i = 0; i < it->size(); ++i) {
+    auto& entry = (*it)[i];
+    outcome.emplace_back(make_error(
+        ec::invalid_argument, "server.add_bulk: entry " + std::to_string(i) + " is not an object"));
+    if (!entry.is_object()) continue;
+    auto add = add_request_from(entry, "server.add_bulk entry " + std::to_string(i));
+    if (!add) {
+      outcome.back() = add.error();
+      continue;
+    }
+    outcome.back() = make_error(ec::timeout, "server.add_bulk entry " + std::to_string(i) +
+                                                 ": the manager gave no answer for it; check "
+                                                 "'certfleet server list' and retry");
+    batch.push_back(std::move(*add));
+    batch_index.push_back(i);
+  }
+  auto added_views = ctx.m.add_servers(std::move(batch));
+  for (size_t k = 0; k < added_views.size() && k < batch_index.size(); ++k)
+    outcome[batch_index[k]] = std::move(added_views[k]);
+  json results = json::array();
+  size_t added = 0;
+  for (size_t i = 0; i < outcome.size(); ++i) {
+    json result{{"index", i}};
+    auto& v = outcome[i];
+    if (v) {
+      ++added;
+      result["ok"] = true;
+      result["server"] = server_json(*v, false);
+    } else {
+      result["ok"] = false;
+      result["error"] = error_json(v.error());
+    }
+    results.push_back(std::move(result));
+  }
+  return json{{"results", std::move(results)}, {"added", added}, {"failed", it->size() - added}};
+}
+
+caf::expected<json> trust(op_context& ctx, request& req) {
+  auto id = string_arg(req, "id");
+  if (!id) return id.error();
+  auto text = string_arg(req, "thumbprint");
+  if (!text) return text.error();
+  auto t = thumbprint::parse(*text);
+  if (!t) return t.error();
+  auto v = ctx.m.trust(*id, *t, ctx.validated_by());
+  if (!v) return v.error();
+  return server_json(*v, false);
+}
+
+/// Trusts every server whose address and presented thumbprint match a manifest entry.
+caf::expected<json> trust_manifest(op_context& ctx, request& req) {
+  const auto by = ctx.validated_by();
+  auto it = req.args.find("entries");
+  if (it == req.args.end() || !it->is_array())
+    return make_error(ec::invalid_argument,
+                      "server.trust_manifest: argument \"entries\" must be an array of "
+                      "{address, port, thumbprint} objects");
+  auto parsed =
+      parse_manifest(*it, "server.trust_manifest: \"entries\"", thumbprint_rule::required);
+  if (!parsed) return parsed.error();
+  struct entry {
+    std::string address;
+    thumbprint expected;
+    bool matched = false;
+  };
+  std::vector<entry> entries;
+  std::unordered_map<std::string, size_t> by_address;
+  for (const auto& e : *parsed) {
+    entries.push_back({e.address(), *e.sha256});
+    by_address[entries.back().address] = entries.size() - 1;
+  }
+  auto views = ctx.m.list();
+  if (!views) return views.error();
+  json results = json::array();
+  size_t trusted = 0, already = 0, skipped = 0, failed = 0;
+  for (const auto& v : *views) {
+    const auto& r = v.record;
+    auto address = normalised_address(r.host, r.port);
+    auto found = by_address.find(address);
+    if (found == by_address.end()) continue;
+    auto* match = &entries[found->second];
+    match->matched = true;
+    json result{{"id", r.id}, {"address", address}};
+    if (r.state == server_state::trusted && r.pinned && *r.pinned == match->expected) {
+      result["outcome"] = "already_trusted";
+      ++already;
+    } else if (!r.presented) {
+      result["outcome"] = "not_presented";
+      result["message"] = "the server has not presented a certificate yet (state " +
+                          std::string(to_string(r.state)) + "); run this again later";
+      ++skipped;
+    } else if (*r.presented != match->expected) {
+      result["outcome"] = "mismatch";
+      result["message"] = "presented " + r.presented->to_string() + ", the manifest says " +
+                          match->expected.to_string() + "; not trusted";
+      ++skipped;
+    } else if (auto tv = ctx.m.trust(r.id, match->expected, by); tv) {
+      result["outcome"] = "trusted";
+      ++trusted;
+    } else {
+      result["outcome"] = "error";
+      result["error"] = error_json(tv.error());
+      ++failed;
+    }
+    results.push_back(std::move(result));
+  }
+  json unmatched = json::array();
+  for (const auto& e : entries)
+    if (!e.matched) unmatched.push_back(e.address);
+  return json{{"results", std::move(results)},
+              {"trusted", trusted},
+              {"already_trusted", already},
+              {"skipped", skipped},
+              {"failed", failed},
+              {"unmatched_entries", std::move(unmatched)}};
+}
+
+caf::expected<json> reject(op_context& ctx, request& req) {
+  auto id = string_arg(req, "id");
+  if (!id) return id.error();
+  auto v = ctx.m.reject(*id);
+  if (!v) return v.error();
+  return server_json(*v, false);
+}
+
+caf::expected<json> remove(op_context& ctx, request& req) {
+  auto id = string_arg(req, "id");
+  if (!id) return id.error();
+  if (auto err = ctx.m.remove(*id)) return err;
+  return json{{"id", *id}, {"removed", true}};
+}
+
+caf::expected<json> credentials(op_context& ctx, request& req) {
+  auto id = string_arg(req, "id");
+  if (!id) return id.error();
+  auto account = string_arg(req, "account");
+  if (!account) return account.error();
+  auto password = take_password(req.args, req.op);
+  if (!password) return password.error();
+  auto v = ctx.m.set_credentials(*id, *account, std::move(*password));
+  if (!v) return v.error();
+  return server_json(*v, false);
+}
+
+struct op_entry {
+  const char* name;
+  op_fn handler;
+};
+
+// The access each op needs is the codec's table (control/protocol.cpp, `required_access`), which
+// the client shares; this one says what each op does. `events.subscribe` is a stream, not a reply
+// (control/event_stream.hpp).
+constexpr op_entry op_handlers[] = {
+    {"status", status},
+    {"server.list", list},
+    {"server.show", show},
+    {"server.add", add},
+    {"server.add_bulk", add_bulk},
+    {"server.trust", trust},
+    {"server.trust_manifest", trust_manifest},
+    {"server.reject", reject},
+    {"server.remove", remove},
+    {"server.credentials", credentials},
+};
+
+}  // namespace
+
+std::string op_context::validated_by() const {
+  return "admin (uid " + std::to_string(peer.uid) + ")";
+}
+
+op_fn find_op(std::string_view op) {
+  for (const auto& entry : op_handlers)
+    if (op == entry.name) return entry.handler;
+  return nullptr;
+}
+
+}  // namespace certfleet::control
