@@ -96,6 +96,7 @@ class manager_impl final : public manager {
     caf::anon_send(ctx_->bus, stop_atom::value);
     caf::anon_send(ctx_->broker, stop_atom::value);
     sys_->await_all_actors_done();
+    ctx_->connect_to = nullptr;
     ctx_->connect.reset();  // joins the connector thread
     supervisor_ = ctx_->bus = ctx_->broker = caf::actor{};
     sys_.reset();
@@ -162,6 +163,11 @@ caf::expected<std::unique_ptr<manager>> manager::start(const settings& cfg) {
   else if (*n > 0)
     spdlog::info("{} TLS sessions restored from the last orderly stop", *n);
   ctx->connect = std::make_unique<connector>();
+  ctx->connect_to = [c = ctx->connect.get()](const std::string& host, uint16_t port,
+                                             std::chrono::milliseconds deadline,
+                                             connector::done_fn done) {
+    c->connect(host, port, deadline, std::move(done));
+  };
   auto sys_cfg = std::make_unique<caf::actor_system_config>();
   sys_cfg->load<caf::io::middleman>();
   // CAF's own log and console output stay quiet; certfleet logs through spdlog.
