@@ -70,6 +70,8 @@ struct daemon_context {
   // race that lost their first messages); each server actor is given its supervisor instead.
   caf::actor broker;
   caf::actor bus;
+  /// The one writer of `store` for the actors (actors/storage_actor.hpp).
+  caf::actor storage;
 
   daemon_context(settings c, master_key k, identity id)
       : cfg(std::move(c)),

@@ -131,20 +131,36 @@ void report_presence(server_actor* self) {
              server_presence{st.rec.id, st.rec.state, is_up(st.conn), st.rec.last_error});
 }
 
-/// Persists the record with `events`; publishes the events once durable. False on failure (the
-/// caller keeps its current state and retries later).
-bool persist(server_actor* self, std::vector<event_record> events, bool sync) {
+/// Saves the record with `events` through the storage actor without waiting for it: connectivity
+/// and progress, not trust. Ordered after every earlier write of this actor; the storage actor
+/// logs a failure.
+void persist(server_actor* self, std::vector<event_record> events) {
   auto& st = self->state;
   st.rec.updated_ms = st.ctx->now_ms();
-  auto stored = st.ctx->store->put_server(st.rec, std::move(events), sync);
-  if (!stored) {
-    spdlog::error("server {} ({}): cannot save its state: {}", st.rec.id, address_of(st.rec),
-                  describe(stored.error()));
-    return false;
-  }
-  if (!stored->empty()) self->send(st.ctx->bus, published_atom::value, stored->back().seq);
+  self->send(st.ctx->storage, persist_atom::value, st.rec, std::move(events));
   report_presence(self);
-  return true;
+}
+
+/// Saves the record with `events` durably (a trust decision), then runs `done(saved)`. Until the
+/// storage actor confirms, this actor handles no other message; the fsync itself waits on the
+/// storage actor's thread, not on a scheduler thread.
+void persist_durably(server_actor* self, std::vector<event_record> events,
+                     std::function<void(bool saved)> done) {
+  auto& st = self->state;
+  st.rec.updated_ms = st.ctx->now_ms();
+  self->request(st.ctx->storage, caf::infinite, persist_atom::value, st.rec, std::move(events),
+                true)
+      .await(
+          [=](const std::vector<event_record>&) {
+            report_presence(self);
+            done(true);
+          },
+          [=](caf::error& err) {
+            auto& s = self->state;
+            spdlog::error("server {} ({}): cannot save its state: {}", s.rec.id, address_of(s.rec),
+                          describe(err));
+            done(false);
+          });
 }
 
 /// Hands the TLS records produced so far to the broker as one write.
@@ -205,7 +221,7 @@ void drop_connection(server_actor* self) {
   if (holds_slot(was)) self->send(st.supervisor, release_atom::value);
   ++st.generation;
   if (is_up(was))
-    persist(self, {make_event(st.rec, "connection_down", {{"reason", st.rec.last_error}})}, false);
+    persist(self, {make_event(st.rec, "connection_down", {{"reason", st.rec.last_error}})});
 }
 
 /// Asks the supervisor for a handshake slot; the connect starts when it is granted.
@@ -216,13 +232,15 @@ void start_connect(server_actor* self) {
   self->send(st.supervisor, slot_atom::value);
 }
 
-/// Moves to `next` with `events`, persisted with sync (a trust decision), and switches behavior;
-/// a state that does not contact its server closes the connection.
-void transition(server_actor* self, server_state next, std::vector<event_record> events) {
-  auto& st = self->state;
+/// Moves to `next` with `events`, saved durably (a trust decision), and switches behavior. Once
+/// saved, a state that does not contact its server closes the connection, then `then` runs.
+void transition(server_actor* self, server_state next, std::vector<event_record> events,
+                std::function<void()> then = nullptr) {
   enter(self, next);
-  persist(self, std::move(events), true);
-  if (st.role == nullptr) drop_connection(self);
+  persist_durably(self, std::move(events), [=](bool) {
+    if (self->state.role == nullptr) drop_connection(self);
+    if (then) then();
+  });
 }
 
 void erase_credentials(server_actor* self, const std::string& why) {
@@ -247,7 +265,7 @@ void on_connection_failed(server_actor* self, const std::string& why) {
   if (st.rec.state == server_state::registering) {
     // The answer to the credentials is lost with the connection: register again from the start.
     enter(self, server_state::pending_registration);
-    persist(self, {}, false);
+    persist(self, {});
   }
   st.rec.last_error = why;
   drop_connection(self);
@@ -281,8 +299,8 @@ void on_expected_certificate_mismatch(server_actor* self, const thumbprint& pres
   transition(self, server_state::certificate_mismatch,
              {make_event(st.rec, "certificate_mismatch",
                          {{"expected_thumbprint", expected},
-                          {"presented_thumbprint", presented.to_string()}})});
-  erase_credentials(self, "certificate mismatch");
+                          {"presented_thumbprint", presented.to_string()}})},
+             [=] { erase_credentials(self, "certificate mismatch"); });
 }
 
 // -- protocol ------------------------------------------------------------------------------------
@@ -320,26 +338,30 @@ void on_registered(server_actor* self, const wire::registered& msg) {
     events.push_back(
         make_event(st.rec, "validated", {{"thumbprint", presented->to_string()}, {"by", by}}));
   }
-  st.rec.state = next;
+  // Entered before it is saved, so that the rest of this read expects no registration reply.
+  enter(self, next);
   // The new state is durable before the credentials go: a crash in between is finished by the
   // supervisor at the next start (it deletes credentials of servers past registration).
-  if (!persist(self, std::move(events), true)) {
-    st.rec.state = server_state::registering;
-    on_connection_failed(self, "cannot save the registration");
-    return;
-  }
-  // Test builds can die here, exactly as SIGKILL would: after the durable state change and before
-  // the deletion of the credentials.
-  CERTFLEET_FAILPOINT("server.registered.before_credential_deletion");
-  erase_credentials(self, "registered");
-  enter(self, next);
-  if (next == server_state::trusted) {
-    st.conn = link::online;
-    persist(self, {make_event(st.rec, "connection_up", {})}, false);
-    begin_collection(self);
-  } else {
-    drop_connection(self);
-  }
+  persist_durably(self, std::move(events), [=](bool saved) {
+    auto& s = self->state;
+    if (!saved) {
+      enter(self, server_state::registering);
+      on_connection_failed(self, "cannot save the registration");
+      return;
+    }
+    // Test builds can die here, exactly as SIGKILL would: after the durable state change and
+    // before the deletion of the credentials.
+    CERTFLEET_FAILPOINT("server.registered.before_credential_deletion");
+    erase_credentials(self, "registered");
+    if (next == server_state::trusted) {
+      s.conn = link::online;
+      persist(self, {make_event(s.rec, "connection_up", {})});
+      begin_collection(self);
+      flush_output(self);
+    } else {
+      drop_connection(self);
+    }
+  });
 }
 
 void on_denied(server_actor* self, const wire::denied& msg) {
@@ -351,8 +373,8 @@ void on_denied(server_actor* self, const wire::denied& msg) {
   spdlog::warn("server {} ({}): {}", st.rec.id, address_of(st.rec), st.rec.last_error);
   transition(self, server_state::auth_failed,
              {make_event(st.rec, "auth_failed",
-                         {{"reason", wire::to_string(msg.reason)}, {"detail", msg.detail}})});
-  erase_credentials(self, "registration denied");
+                         {{"reason", wire::to_string(msg.reason)}, {"detail", msg.detail}})},
+             [=] { erase_credentials(self, "registration denied"); });
 }
 
 void on_inventory(server_actor* self, const wire::inventory& inv) {
@@ -366,14 +388,13 @@ void on_inventory(server_actor* self, const wire::inventory& inv) {
                     {"size_bytes", j.size_bytes}});
   auto now = st.ctx->now_ms();
   nlohmann::json doc{{"collected_ms", now}, {"jobs", jobs}};
-  if (auto err = st.ctx->store->put_inventory(st.rec.id, doc.dump()))
-    spdlog::error("server {}: cannot store inventory: {}", st.rec.id, describe(err));
+  self->send(st.ctx->storage, inventory_atom::value, st.rec.id, doc.dump());
   st.ctx->counters.collections++;
   st.ctx->counters.collection_latency.record(since<steady_clock>(st.collect_sent));
   st.rec.last_collection_ms = now;
   st.rec.last_seen_ms = now;
   st.conn = link::online;
-  persist(self, {}, false);
+  persist(self, {});
   auto interval = milliseconds{int64_t{st.ctx->cfg.daemon.collect_interval_s} * 1000};
   auto delay = interval - interval / 10 + random_delay(st.ctx->random, interval / 5);
   self->delayed_send(self, delay, collect_atom::value, st.generation);
@@ -432,7 +453,7 @@ void send_credentials(server_actor* self) {
             enter(self, server_state::registering);
             // Not a trust decision: a restart turns `registering` back into
             // `pending_registration`, so this write needs no fsync of its own.
-            persist(self, {}, false);
+            persist(self, {});
             wire::register_request req{account, password, s.ctx->manager_identity.sha256(),
                                        s.ctx->manager_subject};
             send_message(self, req);
@@ -458,7 +479,7 @@ void go_online(server_actor* self) {
   auto& st = self->state;
   st.conn = link::online;
   st.rec.last_error.clear();
-  persist(self, {make_event(st.rec, "connection_up", {})}, false);
+  persist(self, {make_event(st.rec, "connection_up", {})});
   begin_collection(self);
 }
 
@@ -591,11 +612,15 @@ caf::result<server_view> trust_presented(server_actor* self, const thumbprint& t
   st.rec.validated_by = by;
   st.rec.last_error.clear();
   st.attempt = 0;
+  auto promise = self->make_response_promise<server_view>();
   transition(self, server_state::trusted,
              {make_event(st.rec, "validated",
-                         {{"thumbprint", t.to_string()}, {"by", by}, {"previous", previous}})});
-  start_connect(self);
-  return view_of(self);
+                         {{"thumbprint", t.to_string()}, {"by", by}, {"previous", previous}})},
+             [=]() mutable {
+               start_connect(self);
+               promise.deliver(view_of(self));
+             });
+  return promise;
 }
 
 /// An admin rejected the presented thumbprint: the server stays (or becomes) blocked in `next`.
@@ -603,8 +628,10 @@ caf::result<server_view> reject_presented(server_actor* self, server_state next)
   auto& st = self->state;
   auto presented = st.rec.presented ? st.rec.presented->to_string() : std::string{};
   st.rec.last_error = "thumbprint " + presented + " rejected by an admin";
-  transition(self, next, {make_event(st.rec, "rejected", {{"thumbprint", presented}})});
-  return view_of(self);
+  auto promise = self->make_response_promise<server_view>();
+  transition(self, next, {make_event(st.rec, "rejected", {{"thumbprint", presented}})},
+             [=]() mutable { promise.deliver(view_of(self)); });
+  return promise;
 }
 
 caf::error cannot_reject(server_actor* self) {
@@ -624,15 +651,21 @@ void credentials_expired(server_actor* self, const std::string& why) {
 }
 
 /// The supervisor sealed and stored new credentials: register again, at once.
-server_view register_again(server_actor* self, const std::string& account) {
+caf::result<server_view> register_again(server_actor* self, const std::string& account) {
   auto& st = self->state;
   st.rec.account = account;
   st.rec.last_error.clear();
   st.attempt = 0;
-  if (st.rec.state != server_state::pending_registration)
-    transition(self, server_state::pending_registration, {});
-  start_connect(self);
-  return view_of(self);
+  if (st.rec.state == server_state::pending_registration) {
+    start_connect(self);
+    return view_of(self);
+  }
+  auto promise = self->make_response_promise<server_view>();
+  transition(self, server_state::pending_registration, {}, [=]() mutable {
+    start_connect(self);
+    promise.deliver(view_of(self));
+  });
+  return promise;
 }
 
 // -- behaviors -----------------------------------------------------------------------------------
@@ -650,13 +683,18 @@ caf::message_handler shared_handlers(server_actor* self) {
       [=](remove_atom) -> caf::result<bool> {
         auto& st = self->state;
         drop_connection(self);
-        auto stored =
-            st.ctx->store->remove_server(st.rec.id, {make_event(st.rec, "server_removed", {})});
-        if (!stored) return stored.error();
-        if (!stored->empty()) self->send(st.ctx->bus, published_atom::value, stored->back().seq);
-        st.rec.state = server_state::removed;
-        self->quit();
-        return true;
+        auto promise = self->make_response_promise<bool>();
+        std::vector<event_record> events{make_event(st.rec, "server_removed", {})};
+        self->request(st.ctx->storage, caf::infinite, remove_atom::value, st.rec.id,
+                      std::move(events))
+            .await(
+                [=](const std::vector<event_record>&) mutable {
+                  self->state.rec.state = server_state::removed;
+                  promise.deliver(true);
+                  self->quit();
+                },
+                [=](caf::error& err) mutable { promise.deliver(std::move(err)); });
+        return promise;
       },
       [=](credentials_atom, const std::string& account) -> caf::result<server_view> {
         return register_again(self, account);

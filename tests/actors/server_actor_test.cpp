@@ -23,6 +23,7 @@
 #include <caf/scheduler/test_coordinator.hpp>
 
 #include "actors/atoms.hpp"
+#include "actors/storage_actor.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace certfleet {
@@ -219,6 +220,7 @@ class server_actor_test : public ::testing::Test {
     };
     ctx->broker = sys->spawn(fake_broker, w);
     ctx->bus = sys->spawn(quiet_bus);
+    ctx->storage = spawn_storage_actor(*sys, ctx, false);
     supervisor = sys->spawn(fake_supervisor, w);
     rec.id = "s-00000001";
     rec.name = "backup-1";
@@ -229,11 +231,11 @@ class server_actor_test : public ::testing::Test {
   }
 
   void TearDown() override {
-    for (auto* a : {&server, &supervisor, &ctx->broker, &ctx->bus})
+    for (auto* a : {&server, &supervisor, &ctx->broker, &ctx->bus, &ctx->storage})
       if (*a) caf::anon_send_exit(*a, caf::exit_reason::kill);
     w->owner = nullptr;
     sched->run();
-    server = supervisor = ctx->broker = ctx->bus = nullptr;
+    server = supervisor = ctx->broker = ctx->bus = ctx->storage = nullptr;
   }
 
   /// Persists `rec` and spawns its actor, then lets everything run.
