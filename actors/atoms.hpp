@@ -34,6 +34,11 @@ using slot_atom = caf::atom_constant<caf::atom("slot")>;
 using release_atom = caf::atom_constant<caf::atom("release")>;
 using state_atom = caf::atom_constant<caf::atom("state")>;
 
+// storage actor
+using persist_atom = caf::atom_constant<caf::atom("persist")>;
+using inventory_atom = caf::atom_constant<caf::atom("inventory")>;
+using scrub_atom = caf::atom_constant<caf::atom("scrub")>;
+
 // control requests
 using add_atom = caf::atom_constant<caf::atom("add")>;
 using trust_atom = caf::atom_constant<caf::atom("trust")>;
@@ -71,6 +76,7 @@ struct subscriber_spec {
 }  // namespace certfleet
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(certfleet::server_record)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<certfleet::event_record>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(certfleet::server_view)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(certfleet::server_presence)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(certfleet::add_server_request)

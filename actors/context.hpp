@@ -8,8 +8,6 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
-#include <random>
 #include <string>
 
 #include <caf/actor.hpp>
@@ -37,6 +35,13 @@ struct daemon_counters {
   latency_histogram collection_latency;
 };
 
+/// A uniformly random integer in [0, max]. Must be safe to call from any thread.
+using random_fn = std::function<uint64_t(uint64_t max)>;
+
+/// The production source of randomness: one generator seeded from std::random_device, behind a
+/// mutex (the callers draw a few numbers per connection, never in a tight loop).
+random_fn system_random();
+
 struct daemon_context {
   settings cfg;
   std::unique_ptr<state_store> store;
@@ -46,6 +51,11 @@ struct daemon_context {
   std::string manager_subject;
   std::shared_ptr<tls_session_cache> sessions;
   std::unique_ptr<connector> connect;
+  /// Starts a TCP connect whose `done` is called exactly once, from any thread: `connect`'s by
+  /// default (manager::start), the test's own in actor tests.
+  std::function<void(const std::string& host, uint16_t port, std::chrono::milliseconds deadline,
+                     connector::done_fn done)>
+      connect_to;
   daemon_counters counters;
   /// Wall clock in unix milliseconds; injectable for tests.
   std::function<int64_t()> now_ms = [] {
@@ -53,11 +63,15 @@ struct daemon_context {
                std::chrono::system_clock::now().time_since_epoch())
         .count();
   };
+  /// Backoff and collection jitter and new server ids; injectable for tests.
+  random_fn random = system_random();
   // Set before the supervisor is spawned, never changed while actors run. The supervisor itself is
   // not here: its init spawns the server actors, which would read it before spawn() returned (a
   // race that lost their first messages); each server actor is given its supervisor instead.
   caf::actor broker;
   caf::actor bus;
+  /// The one writer of `store` for the actors (actors/storage_actor.hpp).
+  caf::actor storage;
 
   daemon_context(settings c, master_key k, identity id)
       : cfg(std::move(c)),
@@ -68,10 +82,11 @@ struct daemon_context {
 
 using context_ptr = std::shared_ptr<daemon_context>;
 
-/// A uniformly random duration in [0, max], for jitter. Thread-safe.
-std::chrono::milliseconds random_delay(std::chrono::milliseconds max);
+/// A uniformly random duration in [0, max] drawn from `random`, for jitter.
+std::chrono::milliseconds random_delay(const random_fn& random, std::chrono::milliseconds max);
 
 /// Capped exponential backoff with full jitter: uniform in [0, min(cap, initial * 2^attempt)].
-std::chrono::milliseconds backoff_delay(const daemon_settings& cfg, uint32_t attempt);
+std::chrono::milliseconds backoff_delay(const daemon_settings& cfg, uint32_t attempt,
+                                        const random_fn& random);
 
 }  // namespace certfleet

@@ -1,16 +1,22 @@
 // The I/O broker: the only actor that touches sockets, and it only moves bytes.
 //
 // It runs on CAF's middleman thread. It adopts sockets whose connect the connector has already
-// completed (ENGINEERING-NOTES pitfall 2), remembers which server actor owns each connection, and
+// completed (docs/platform.md), remembers which server actor owns each connection, and
 // forwards every chunk it reads to that owner as (bytes_atom, handle, chunk). Owners send back
 // (write_atom, handle, bytes) and (close_atom, handle). No TLS, no parsing: crypto runs in the
 // server actors on the scheduler's threads, so handshakes use both cores.
 //
-//   (adopt_atom, fd, owner)        -> owner receives (adopted_atom, handle)  or
-//   (connect_failed_atom) new data on handle             -> owner receives (bytes_atom, handle,
-//   std::vector<char>) (write_atom, handle, bytes)    -> written and flushed (close_atom, handle)
-//   -> closed; the owner is not told again peer closed / read error       -> owner receives
-//   (disconnected_atom, handle)
+// clang-format off
+//
+//   to the broker                     what follows
+//   ------------------------------    --------------------------------------------------------
+//   (adopt_atom, fd, owner)           owner receives (adopted_atom, handle)
+//   new data on handle                owner receives (bytes_atom, handle, std::vector<char>)
+//   (write_atom, handle, bytes)       written and flushed
+//   (close_atom, handle)              closed; the owner is not told again
+//   peer closed / read error          owner receives (disconnected_atom, handle)
+//
+// clang-format on
 #pragma once
 
 #include <caf/io/broker.hpp>

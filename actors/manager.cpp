@@ -11,6 +11,7 @@
 #include "actors/context.hpp"
 #include "actors/event_bus.hpp"
 #include "actors/io_broker.hpp"
+#include "actors/storage_actor.hpp"
 #include "actors/supervisor.hpp"
 #include "common/fs.hpp"
 #include "config/state_layout.hpp"
@@ -26,6 +27,7 @@ class manager_impl final : public manager {
     sys_ = std::make_unique<caf::actor_system>(*sys_cfg_);
     ctx_->broker = sys_->middleman().spawn_broker(io_broker, default_read_chunk);
     ctx_->bus = spawn_event_bus(*sys_, ctx_);
+    ctx_->storage = spawn_storage_actor(*sys_, ctx_);
     // Events written without their own fsync are published once the log syncer made them durable.
     ctx_->store->on_events_durable(
         [bus = ctx_->bus](uint64_t seq) { caf::anon_send(bus, published_atom::value, seq); });
@@ -92,12 +94,21 @@ class manager_impl final : public manager {
     if (stopped_) return;
     stopped_ = true;
     ctx_->store->on_events_durable({});  // before the bus and its actor system go away
-    caf::anon_send(supervisor_, stop_atom::value);
+    {
+      // The supervisor finishes its queued credential deletions through the storage actor, so
+      // the storage actor stops after it, with the writes of every server actor.
+      caf::scoped_actor self{*sys_};
+      self->monitor(supervisor_);
+      self->send(supervisor_, stop_atom::value);
+      self->receive([](const caf::down_msg&) {});
+    }
+    caf::anon_send(ctx_->storage, stop_atom::value);
     caf::anon_send(ctx_->bus, stop_atom::value);
     caf::anon_send(ctx_->broker, stop_atom::value);
     sys_->await_all_actors_done();
+    ctx_->connect_to = nullptr;
     ctx_->connect.reset();  // joins the connector thread
-    supervisor_ = ctx_->bus = ctx_->broker = caf::actor{};
+    supervisor_ = ctx_->bus = ctx_->broker = ctx_->storage = caf::actor{};
     sys_.reset();
     if (auto err = ctx_->sessions->save(state_layout{ctx_->cfg.state_dir}.tls_sessions_file(),
                                         ctx_->sealing_key))
@@ -162,6 +173,11 @@ caf::expected<std::unique_ptr<manager>> manager::start(const settings& cfg) {
   else if (*n > 0)
     spdlog::info("{} TLS sessions restored from the last orderly stop", *n);
   ctx->connect = std::make_unique<connector>();
+  ctx->connect_to = [c = ctx->connect.get()](const std::string& host, uint16_t port,
+                                             std::chrono::milliseconds deadline,
+                                             connector::done_fn done) {
+    c->connect(host, port, deadline, std::move(done));
+  };
   auto sys_cfg = std::make_unique<caf::actor_system_config>();
   sys_cfg->load<caf::io::middleman>();
   // CAF's own log and console output stay quiet; certfleet logs through spdlog.

@@ -1,26 +1,44 @@
-// One backup server: an actor that owns its connection lifecycle, its TLS client session and its
-// thumbprint state. Every state is persisted in its server_record before the actor acts on it, so
-// a restarted daemon (or a restarted actor) resumes where it was.
+// One backup server: an actor that owns its connection, its TLS client session and its thumbprint
+// state. Every state is persisted in its server_record before the actor acts on it, so a restarted
+// daemon (or a restarted actor) resumes where it was.
 //
-//                      +--- connect/TLS/transport failure: backoff, retry ---+
-//                      v                                                     |
-//   pending_registration --TLS up, credentials sent--> registering ----------+
-//        |  (credentials sealed,                         |  registered          |  denied
-//        |   deleted on leaving)                         v                      v
-//        |                          expected matches / tofu?   auth_failed <-- credentials(new)
-//        |                            yes |        | no                  \---->
-//        pending_registration |                                v        v | trusted <--
-//        awaiting_validation |                            |  ^   trust(presented) | expected
-//        differs           |  | v                            |  +-- trust(presented) --+
-//   certificate_mismatch              +-- pin differs --> certificate_changed
-//   (trust(presented) by an admin only)
+// Each server_state is one behavior (server_actor.cpp), composed with the handlers every state
+// shares (show, remove, trust, new credentials, and the disposal of messages about an abandoned
+// connection). The states that contact their server (pending_registration, registering, trusted)
+// add the connection handlers; the others never start a connection.
+//
+// clang-format off
+//
+//                    failure before `registered`: back off (jittered), reconnect
+//                +----------------------------------------------------+
+//                v                                                    |
+//   add --> pending_registration --TLS up, credentials sent--> registering
+//             |        ^                                          |        |
+//             |        | credentials(new)               registered|        | denied, or
+//             |        |                                          |        | credentials gone
+//             |   auth_failed <-----------------------------------|--------+ or expired
+//             v presented != expected (credentials destroyed)     |
+//   certificate_mismatch                            expected matches, or trust_policy tofu?
+//        |    ^                                       | no             | yes
+//        |    | reject                                v                |
+//        |    +------------------------------ awaiting_validation      |
+//        |                                            | trust(presented)
+//        |  trust(presented)                          v                v
+//        +----------------------------------------> trusted <---------+
+//                                                   |    ^   connection lost: back off, reconnect
+//                      presented != pinned at a     |    |
+//                      later handshake              v    | trust(presented)
+//                                             certificate_changed   (reject: stays blocked)
+//
+// clang-format on
 //
 // trusted: mutual TLS pinned on the leaf's SHA-256, then `collect` every collect_interval
-// (jittered); a lost connection backs off and reconnects. In certificate_changed, awaiting
-// validation, certificate_mismatch and auth_failed the server is not contacted at all.
+// (jittered). In awaiting_validation, certificate_changed, certificate_mismatch and auth_failed the
+// server is not contacted at all. Connection messages from the broker and the connector carry a
+// generation number, so replies about an abandoned connection are ignored.
 //
-// Messages handled in every state: show, remove; the connection messages of the broker and the
-// connector carry a generation number so that replies about an abandoned connection are ignored.
+// Thread: the actor runs on CAF's scheduler threads; its TLS crypto runs there too, the broker only
+// moves bytes.
 #pragma once
 
 #include <caf/fwd.hpp>

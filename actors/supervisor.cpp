@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <deque>
-#include <random>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -221,10 +220,9 @@ caf::expected<server_record> validate_new_server(supervisor_actor* self,
                           "credentials " +
                           *owner + "'");
   server_record rec;
-  thread_local std::mt19937 rng{std::random_device{}()};
   do {
     char buf[16];
-    std::snprintf(buf, sizeof(buf), "s-%08x", static_cast<unsigned>(rng()));
+    std::snprintf(buf, sizeof(buf), "s-%08x", static_cast<unsigned>(st.ctx->random(0xffffffffu)));
     rec.id = buf;
   } while (st.servers.count(rec.id) > 0 || batch.ids.count(rec.id) > 0);
   rec.name = req.name.empty() ? key : req.name;

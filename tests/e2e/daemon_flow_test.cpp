@@ -72,11 +72,15 @@ class daemon_flow : public ::testing::Test {
         << extra_daemon_settings;
   }
 
-  void start_daemon(const std::map<std::string, std::string>& env = {}) {
+  /// Starts certfleetd, or with `failpoints` (common/failpoint.hpp) the test build of it.
+  void start_daemon(const std::string& failpoints = "") {
     ::unlink((state() / "control.sock").c_str());
+    std::map<std::string, std::string> env;
+    if (!failpoints.empty()) env["CERTFLEET_FAILPOINTS"] = failpoints;
     daemon = std::make_unique<child>(
-        std::vector<std::string>{binary("apps/daemon/certfleetd"), "--config",
-                                 (dir / "certfleet.toml").string()},
+        std::vector<std::string>{binary(failpoints.empty() ? "apps/daemon/certfleetd"
+                                                           : "apps/daemon/certfleetd-testing"),
+                                 "--config", (dir / "certfleet.toml").string()},
         dir / "daemon.log", env);
     ASSERT_TRUE(wait_until([&] { return cli({"status"}).exit_code == 0; }, 30s)) << daemon->log();
   }
@@ -249,7 +253,7 @@ TEST_F(daemon_flow, offline_server_keeps_sealed_credentials_across_restart_until
 TEST_F(daemon_flow, kill_9_between_registration_and_credential_deletion_finishes_at_restart) {
   start_fleet(1);
   init_manager();
-  start_daemon({{"CERTFLEET_TEST_KILL_BEFORE_CREDENTIAL_DELETION", "1"}});
+  start_daemon("server.registered.before_credential_deletion=kill");
   add(0);
   ASSERT_TRUE(wait_until([&] { return !daemon->running(); }, 20s)) << daemon->log();
   daemon.reset();

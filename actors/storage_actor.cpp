@@ -1,0 +1,152 @@
+#include "actors/storage_actor.hpp"
+
+#include <vector>
+
+#include <spdlog/spdlog.h>
+#include <caf/all.hpp>
+
+#include "actors/atoms.hpp"
+#include "common/failpoint.hpp"
+
+namespace certfleet {
+namespace {
+
+using flush_atom = caf::atom_constant<caf::atom("flush")>;
+
+/// One queued write and whom to answer.
+struct queued_write {
+  server_record rec;
+  std::vector<event_record> events;
+  bool durable = false;
+  /// Empty for a write sent without a request: nobody waits for it.
+  std::optional<caf::typed_response_promise<std::vector<event_record>>> promise;
+};
+
+struct storage_data {
+  context_ptr ctx;
+  std::vector<queued_write> queue;
+  bool flush_scheduled = false;
+  static inline const char* name = "certfleet.storage";
+};
+
+using storage_actor = caf::stateful_actor<storage_data>;
+
+void publish(storage_actor* self, const std::vector<event_record>& stored) {
+  if (!stored.empty()) self->send(self->state.ctx->bus, published_atom::value, stored.back().seq);
+}
+
+void answer(queued_write& w, caf::expected<std::vector<event_record>> result) {
+  if (!w.promise) return;
+  if (result)
+    w.promise->deliver(std::move(*result));
+  else
+    w.promise->deliver(std::move(result.error()));
+}
+
+/// Writes the queued batch: one fsynced store batch when any write must be durable, otherwise each
+/// write to the log in order. Answers every writer.
+void flush(storage_actor* self) {
+  auto& st = self->state;
+  st.flush_scheduled = false;
+  if (st.queue.empty()) return;
+  auto batch = std::move(st.queue);
+  st.queue.clear();
+  bool durable = false;
+  for (auto& w : batch) durable = durable || w.durable;
+  if (!durable) {
+    for (auto& w : batch) {
+      auto stored = st.ctx->store->put_server(w.rec, std::move(w.events), false);
+      if (!stored) {
+        spdlog::error("server {}: cannot save its state: {}", w.rec.id, describe(stored.error()));
+        answer(w, stored.error());
+        continue;
+      }
+      publish(self, *stored);
+      answer(w, std::move(*stored));
+    }
+    return;
+  }
+  std::vector<server_record> records;
+  std::vector<event_record> events;
+  std::vector<size_t> counts;
+  records.reserve(batch.size());
+  counts.reserve(batch.size());
+  for (auto& w : batch) {
+    records.push_back(std::move(w.rec));
+    counts.push_back(w.events.size());
+    for (auto& e : w.events) events.push_back(std::move(e));
+  }
+  // Test builds can stall here, as a slow disk would, to show who waits for it.
+  CERTFLEET_FAILPOINT("storage.before_group_commit");
+  auto stored = st.ctx->store->put_servers(records, std::move(events));
+  if (!stored) {
+    spdlog::error("cannot save the state of {} servers (first {}): {}", records.size(),
+                  records.front().id, describe(stored.error()));
+    for (auto& w : batch) answer(w, stored.error());
+    return;
+  }
+  publish(self, *stored);
+  auto next = stored->begin();
+  for (size_t i = 0; i < batch.size(); ++i) {
+    auto end = next + static_cast<std::ptrdiff_t>(counts[i]);
+    answer(batch[i], std::vector<event_record>(next, end));
+    next = end;
+  }
+}
+
+void enqueue(storage_actor* self, queued_write w) {
+  auto& st = self->state;
+  st.queue.push_back(std::move(w));
+  if (!st.flush_scheduled) {
+    st.flush_scheduled = true;
+    self->send(self, flush_atom::value);
+  }
+}
+
+caf::behavior storage(storage_actor* self, context_ptr ctx) {
+  self->state.ctx = std::move(ctx);
+  return {
+      [=](persist_atom, server_record& rec, std::vector<event_record>& events) {
+        enqueue(self, {std::move(rec), std::move(events), false, std::nullopt});
+      },
+      [=](persist_atom, server_record& rec, std::vector<event_record>& events, bool durable) {
+        auto promise = self->make_response_promise<std::vector<event_record>>();
+        enqueue(self, {std::move(rec), std::move(events), durable, promise});
+        return promise;
+      },
+      [=](flush_atom) { flush(self); },
+      [=](inventory_atom, const std::string& id, const std::string& json) {
+        if (auto err = self->state.ctx->store->put_inventory(id, json))
+          spdlog::error("server {}: cannot store inventory: {}", id, describe(err));
+      },
+      [=](remove_atom, const std::string& id,
+          std::vector<event_record>& events) -> caf::result<std::vector<event_record>> {
+        flush(self);  // earlier writes of the server first
+        auto stored = self->state.ctx->store->remove_server(id, std::move(events));
+        if (!stored) return stored.error();
+        publish(self, *stored);
+        return std::move(*stored);
+      },
+      [=](scrub_atom, const std::vector<std::string>& ids,
+          std::vector<event_record>& events) -> caf::result<std::vector<event_record>> {
+        flush(self);
+        auto stored = self->state.ctx->store->erase_credentials(ids, std::move(events));
+        if (!stored) return stored.error();
+        publish(self, *stored);
+        return std::move(*stored);
+      },
+      [=](stop_atom) {
+        flush(self);
+        self->quit();
+      },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_storage_actor(caf::actor_system& sys, context_ptr ctx, bool detached) {
+  if (detached) return sys.spawn<caf::detached>(storage, std::move(ctx));
+  return sys.spawn(storage, std::move(ctx));
+}
+
+}  // namespace certfleet

@@ -1,0 +1,658 @@
+// Every transition of the server actor (actors/server_actor.hpp), run on CAF's deterministic test
+// coordinator: one thread, messages delivered by `sched.run()`, timers fired by advancing the
+// coordinator's clock. Time (`now_ms`) and randomness (backoff and collection jitter) are
+// injected through the daemon context.
+//
+// The real parts: the server actor, its TLS client session, the backup server's TLS server session
+// (protocol/), and a RocksDB store in a temp directory. Stand-ins: the supervisor (grants slots,
+// hands out credentials), the broker (moves bytes between the two TLS sessions in memory instead of
+// a socket) and the connector (hands over a file descriptor, or refuses).
+#include "actors/server_actor.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <caf/all.hpp>
+#include <caf/io/connection_handle.hpp>
+#include <caf/scheduler/test_coordinator.hpp>
+
+#include "actors/atoms.hpp"
+#include "actors/storage_actor.hpp"
+#include "tests/support/temp_dir.hpp"
+
+namespace certfleet {
+namespace {
+
+using namespace std::chrono_literals;
+using caf::io::connection_handle;
+
+identity make_identity(const std::string& cn) {
+  auto id = identity::generate({cn, "Acme Backup Ltd"}, std::chrono::hours{24 * 90}, cn);
+  EXPECT_TRUE(id) << describe(id.error());
+  return std::move(*id);
+}
+
+/// The backup server at the other end: a real TLS server session with scripted answers.
+struct backup_server {
+  identity id = make_identity("backup-1.example");
+  std::shared_ptr<tls_session_cache> cache = std::make_shared<tls_session_cache>(16);
+  // Script.
+  bool answer_handshake = true;  // false: swallow every byte (a stalled endpoint)
+  std::optional<wire::denied> deny;
+  std::optional<thumbprint> claimed_thumbprint;  // what `registered` says, when not the real one
+  std::optional<wire::hello> hello_answer;       // replaces the default hello
+  // What it saw.
+  std::vector<wire::message> received;
+  int connections = 0;
+
+  std::unique_ptr<tls_server_session> tls;
+  std::vector<uint8_t> out;
+  std::vector<wire::message> inbox;
+
+  void accept() {
+    ++connections;
+    out.clear();
+    inbox.clear();
+    tls_outputs o;
+    o.ciphertext = [this](const uint8_t* d, size_t n) { out.insert(out.end(), d, d + n); };
+    o.message = [this](wire::message&& m) { inbox.push_back(std::move(m)); };
+    tls = std::make_unique<tls_server_session>(
+        id, [](const thumbprint&) { return caf::error{}; }, cache, std::move(o));
+  }
+
+  /// Feeds the manager's bytes and answers; returns the bytes for the manager.
+  std::vector<char> feed(const std::vector<char>& bytes) {
+    if (tls && answer_handshake) {
+      static_cast<void>(
+          tls->received(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+      auto msgs = std::move(inbox);
+      inbox.clear();
+      for (auto& m : msgs) answer(m);
+    }
+    std::vector<char> reply(out.begin(), out.end());
+    out.clear();
+    return reply;
+  }
+
+  void answer(const wire::message& m) {
+    received.push_back(m);
+    if (std::holds_alternative<wire::hello>(m)) {
+      static_cast<void>(tls->send(hello_answer ? *hello_answer : wire::hello{1, 1, "backup-1"}));
+    } else if (std::holds_alternative<wire::register_request>(m)) {
+      if (deny)
+        static_cast<void>(tls->send(*deny));
+      else
+        static_cast<void>(
+            tls->send(wire::registered{claimed_thumbprint.value_or(id.sha256()), "vbr-1"}));
+    } else if (std::holds_alternative<wire::collect>(m)) {
+      wire::inventory inv;
+      inv.jobs.push_back({"nightly", "full", "success", 1700000000000, 42});
+      static_cast<void>(tls->send(inv));
+    }
+  }
+
+  size_t count(wire::message_type t) const {
+    return static_cast<size_t>(std::count_if(received.begin(), received.end(),
+                                             [t](const auto& m) { return wire::type_of(m) == t; }));
+  }
+};
+
+/// What the stand-ins for the supervisor, the broker and the connector do and saw.
+struct world {
+  backup_server server;
+  // supervisor
+  bool grant_slots = true;
+  int slot_requests = 0;
+  int releases = 0;
+  bool credentials_gone = false;
+  std::vector<std::string> credential_erasures;  // reasons
+  std::optional<server_presence> presence;
+  // connector
+  bool refuse_connects = false;
+  int connects = 0;
+  // broker
+  bool adopt = true;
+  int64_t next_handle = 0;
+  std::optional<connection_handle> open;
+  int closes = 0;
+  caf::actor owner;
+  // injected time and randomness
+  int64_t now_ms = 1'700'000'000'000;
+  uint64_t (*random)(uint64_t max) = [](uint64_t max) { return max; };
+};
+
+using world_ptr = std::shared_ptr<world>;
+
+caf::behavior fake_supervisor(caf::event_based_actor* self, world_ptr w) {
+  return {
+      [=](slot_atom) {
+        ++w->slot_requests;
+        if (w->grant_slots)
+          self->send(caf::actor_cast<caf::actor>(self->current_sender()), slot_atom::value);
+      },
+      [=](release_atom) { ++w->releases; },
+      [=](state_atom, const server_presence& p) { w->presence = p; },
+      [=](credentials_atom, const std::string&) -> caf::result<std::string, secret_bytes> {
+        if (w->credentials_gone) return make_error(ec::not_found, "no retained credentials");
+        return caf::result<std::string, secret_bytes>(std::string{"backup-admin"},
+                                                      to_secret("fleet-secret"));
+      },
+      [=](credentials_atom, remove_atom, const std::string&, const std::string& why) {
+        w->credential_erasures.push_back(why);
+      },
+  };
+}
+
+caf::behavior fake_broker(caf::event_based_actor* self, world_ptr w) {
+  return {
+      [=](adopt_atom, int fd, const caf::actor& owner) {
+        ::close(fd);
+        if (!w->adopt) return;
+        auto hdl = connection_handle::from_int(++w->next_handle);
+        w->open = hdl;
+        w->owner = owner;
+        w->server.accept();
+        self->send(owner, adopted_atom::value, hdl);
+      },
+      [=](write_atom, connection_handle hdl, const std::vector<char>& bytes) {
+        if (!w->open || *w->open != hdl) return;
+        auto reply = w->server.feed(bytes);
+        if (!reply.empty()) self->send(w->owner, bytes_atom::value, hdl, std::move(reply));
+      },
+      [=](close_atom, connection_handle hdl) {
+        ++w->closes;
+        if (w->open && *w->open == hdl) w->open.reset();
+      },
+  };
+}
+
+caf::behavior quiet_bus() {
+  return {[](published_atom, uint64_t) {}};
+}
+
+class server_actor_test : public ::testing::Test {
+ protected:
+  test::temp_dir dir{"certfleet-server-actor"};
+  world_ptr w = std::make_shared<world>();
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  caf::scheduler::test_coordinator* sched = nullptr;
+  context_ptr ctx;
+  caf::actor supervisor;
+  caf::actor server;
+  server_record rec;
+
+  void SetUp() override {
+    cfg.set("scheduler.policy", caf::atom("testing"));
+    cfg.set("logger.console-verbosity", caf::atom("quiet"));
+    cfg.set("logger.file-verbosity", caf::atom("quiet"));
+    sys = std::make_unique<caf::actor_system>(cfg);
+    sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
+    settings s;
+    s.daemon.connect_timeout_ms = 1000;
+    s.daemon.handshake_timeout_ms = 2000;
+    s.daemon.backoff_initial_ms = 100;
+    s.daemon.backoff_max_ms = 500;
+    s.daemon.collect_interval_s = 10;
+    auto key = master_key::create(dir / "master.key");
+    ASSERT_TRUE(key) << describe(key.error());
+    ctx = std::make_shared<daemon_context>(s, std::move(*key), make_identity("certfleet-manager"));
+    auto store = state_store::open(dir / "db");
+    ASSERT_TRUE(store) << describe(store.error());
+    ctx->store = std::move(*store);
+    ctx->sessions = std::make_shared<tls_session_cache>(16);
+    auto wp = w;
+    ctx->now_ms = [wp] { return wp->now_ms; };
+    ctx->random = [wp](uint64_t max) { return wp->random(max); };
+    ctx->connect_to = [wp](const std::string&, uint16_t, std::chrono::milliseconds,
+                           connector::done_fn done) {
+      ++wp->connects;
+      if (wp->refuse_connects)
+        done(-1, make_error(ec::io_error, "connection refused"));
+      else
+        done(::open("/dev/null", O_RDONLY | O_CLOEXEC), {});
+    };
+    ctx->broker = sys->spawn(fake_broker, w);
+    ctx->bus = sys->spawn(quiet_bus);
+    ctx->storage = spawn_storage_actor(*sys, ctx, false);
+    supervisor = sys->spawn(fake_supervisor, w);
+    rec.id = "s-00000001";
+    rec.name = "backup-1";
+    rec.host = "127.0.0.1";
+    rec.port = 10001;
+    rec.account = "backup-admin";
+    rec.state = server_state::pending_registration;
+  }
+
+  void TearDown() override {
+    for (auto* a : {&server, &supervisor, &ctx->broker, &ctx->bus, &ctx->storage})
+      if (*a) caf::anon_send_exit(*a, caf::exit_reason::kill);
+    w->owner = nullptr;
+    sched->run();
+    server = supervisor = ctx->broker = ctx->bus = ctx->storage = nullptr;
+  }
+
+  /// Persists `rec` and spawns its actor, then lets everything run.
+  void start() {
+    ASSERT_TRUE(ctx->store->put_server(rec, {}, true));
+    server = spawn_server_actor(*sys, ctx, supervisor, rec);
+    sched->run();
+  }
+
+  /// Lets `d` pass on the coordinator's clock, then runs what became due.
+  void advance(std::chrono::milliseconds d) {
+    sched->advance_time(d);
+    sched->run();
+  }
+
+  template <class T, class... Ts>
+  caf::expected<T> ask(Ts... xs) {
+    caf::scoped_actor self{*sys, true};
+    auto pending = self->request(server, caf::infinite, xs...);
+    sched->run();
+    caf::expected<T> result = make_error(ec::timeout, "no answer");
+    pending.receive([&](T& v) { result = std::move(v); }, [&](caf::error& e) { result = e; });
+    return result;
+  }
+
+  server_record stored() {
+    auto r = ctx->store->get_server(rec.id);
+    EXPECT_TRUE(r && *r);
+    return r && *r ? **r : server_record{};
+  }
+
+  server_state state() { return stored().state; }
+
+  std::vector<std::string> events() {
+    std::vector<std::string> types;
+    auto evs = ctx->store->read_events(0, 1000);
+    EXPECT_TRUE(evs);
+    if (evs)
+      for (auto& e : *evs)
+        if (e.server_id == rec.id) types.push_back(e.type);
+    return types;
+  }
+
+  bool has_event(const std::string& type) {
+    auto t = events();
+    return std::find(t.begin(), t.end(), type) != t.end();
+  }
+
+  /// Brings a fresh server to awaiting_validation (no expected thumbprint, manual policy).
+  void register_unvalidated() {
+    start();
+    ASSERT_EQ(state(), server_state::awaiting_validation);
+  }
+
+  /// Brings a fresh server to trusted, online and collected once.
+  void register_trusted() {
+    rec.expected = w->server.id.sha256();
+    start();
+    ASSERT_EQ(state(), server_state::trusted);
+  }
+};
+
+// -- pending_registration ------------------------------------------------------------------------
+
+TEST_F(server_actor_test, a_new_server_asks_for_a_handshake_slot_and_connects_once_granted) {
+  w->grant_slots = false;
+  start();
+  EXPECT_EQ(w->slot_requests, 1);
+  EXPECT_EQ(w->connects, 0) << "no connect without a slot";
+  caf::anon_send(server, slot_atom::value);
+  sched->run();
+  EXPECT_EQ(w->connects, 1);
+}
+
+TEST_F(server_actor_test, a_refused_connect_backs_off_by_the_injected_jitter_and_retries) {
+  w->refuse_connects = true;
+  start();
+  EXPECT_EQ(w->connects, 1);
+  EXPECT_EQ(w->releases, 1) << "the slot is given back at once";
+  ASSERT_TRUE(w->presence);
+  EXPECT_NE(w->presence->last_error.find("connection refused"), std::string::npos);
+  advance(99ms);
+  EXPECT_EQ(w->connects, 1) << "first retry after backoff_initial_ms (jitter at its maximum)";
+  advance(1ms);
+  EXPECT_EQ(w->connects, 2);
+  EXPECT_EQ(state(), server_state::pending_registration);
+}
+
+TEST_F(server_actor_test, backoff_doubles_per_failed_attempt_up_to_its_cap) {
+  w->refuse_connects = true;
+  start();
+  for (auto delay : {100ms, 200ms, 400ms, 500ms, 500ms}) {
+    auto before = w->connects;
+    advance(delay - 1ms);
+    EXPECT_EQ(w->connects, before) << delay.count();
+    advance(1ms);
+    EXPECT_EQ(w->connects, before + 1) << delay.count();
+  }
+}
+
+TEST_F(server_actor_test, full_jitter_can_retry_at_once) {
+  w->random = [](uint64_t) -> uint64_t { return 0; };
+  w->refuse_connects = true;
+  start();
+  advance(0ms);
+  EXPECT_GE(w->connects, 2);
+}
+
+TEST_F(server_actor_test, a_handshake_that_never_completes_fails_at_its_deadline_and_retries) {
+  w->server.answer_handshake = false;
+  start();
+  EXPECT_EQ(w->connects, 1);
+  advance(1999ms);
+  EXPECT_EQ(w->releases, 0) << "still handshaking";
+  advance(1ms);
+  EXPECT_EQ(w->releases, 1);
+  EXPECT_EQ(w->closes, 1);
+  EXPECT_NE(w->presence->last_error.find("did not complete within 2000 ms"), std::string::npos);
+  advance(100ms);
+  EXPECT_EQ(w->connects, 2);
+  EXPECT_EQ(ctx->counters.handshake_failures, 1u);
+}
+
+TEST_F(server_actor_test, a_connection_lost_during_the_handshake_is_retried) {
+  w->server.answer_handshake = false;
+  start();
+  ASSERT_TRUE(w->open);
+  caf::anon_send(server, disconnected_atom::value, *w->open);
+  sched->run();
+  EXPECT_NE(w->presence->last_error.find("closed during the TLS handshake"), std::string::npos);
+  advance(100ms);
+  EXPECT_EQ(w->connects, 2);
+}
+
+TEST_F(server_actor_test, a_socket_that_arrives_for_an_abandoned_attempt_is_closed) {
+  start();
+  caf::anon_send(server, adopted_atom::value, connection_handle::from_int(999));
+  sched->run();
+  EXPECT_GE(w->closes, 1) << "not adopted twice";
+}
+
+// -- pending_registration -> registering -> ... -------------------------------------------------
+
+TEST_F(server_actor_test, an_unknown_thumbprint_waits_for_validation_and_the_connection_closes) {
+  register_unvalidated();
+  auto r = stored();
+  ASSERT_TRUE(r.presented);
+  EXPECT_EQ(*r.presented, w->server.id.sha256());
+  EXPECT_FALSE(r.pinned);
+  EXPECT_EQ(r.remote_id, "vbr-1");
+  EXPECT_EQ(events(), (std::vector<std::string>{"registered", "validation_required"}));
+  EXPECT_EQ(w->server.count(wire::message_type::register_request), 1u);
+  EXPECT_EQ(w->credential_erasures, std::vector<std::string>{"registered"});
+  EXPECT_FALSE(w->open) << "not contacted while awaiting validation";
+  EXPECT_EQ(w->server.count(wire::message_type::collect), 0u);
+}
+
+TEST_F(server_actor_test, the_expected_thumbprint_is_trusted_at_once_and_collected) {
+  register_trusted();
+  auto r = stored();
+  EXPECT_EQ(r.validated_by, "expected");
+  EXPECT_EQ(*r.pinned, w->server.id.sha256());
+  EXPECT_EQ(events(), (std::vector<std::string>{"registered", "validated", "connection_up"}));
+  EXPECT_EQ(w->credential_erasures, std::vector<std::string>{"registered"});
+  EXPECT_EQ(w->server.count(wire::message_type::collect), 1u);
+  auto inv = ctx->store->get_inventory(rec.id);
+  ASSERT_TRUE(inv && *inv);
+  EXPECT_NE((*inv)->find("nightly"), std::string::npos);
+  EXPECT_EQ(r.last_collection_ms, w->now_ms) << "the injected clock";
+  EXPECT_TRUE(w->presence->connected);
+}
+
+TEST_F(server_actor_test, the_tofu_policy_trusts_the_first_thumbprint_and_says_so) {
+  ctx->cfg.daemon.trust_policy = "tofu";
+  start();
+  EXPECT_EQ(state(), server_state::trusted);
+  EXPECT_EQ(stored().validated_by, "tofu");
+}
+
+TEST_F(server_actor_test, a_certificate_other_than_the_expected_one_is_refused_before_credentials) {
+  rec.expected = make_identity("impostor").sha256();
+  start();
+  EXPECT_EQ(state(), server_state::certificate_mismatch);
+  EXPECT_EQ(w->server.count(wire::message_type::register_request), 0u) << "credentials not sent";
+  EXPECT_EQ(w->credential_erasures, std::vector<std::string>{"certificate mismatch"});
+  EXPECT_EQ(events(), std::vector<std::string>{"certificate_mismatch"});
+  advance(10s);
+  EXPECT_EQ(w->connects, 1) << "never contacted again";
+}
+
+TEST_F(server_actor_test, a_denied_registration_fails_with_the_reason_and_erases_the_credentials) {
+  w->server.deny = wire::denied{wire::denial_reason::bad_credentials, "wrong password"};
+  start();
+  EXPECT_EQ(state(), server_state::auth_failed);
+  EXPECT_NE(stored().last_error.find("bad_credentials"), std::string::npos);
+  EXPECT_EQ(w->credential_erasures, std::vector<std::string>{"registration denied"});
+  EXPECT_EQ(events(), std::vector<std::string>{"auth_failed"});
+}
+
+TEST_F(server_actor_test, a_registration_reply_with_another_thumbprint_is_not_trusted) {
+  w->server.claimed_thumbprint = make_identity("other").sha256();
+  start();
+  EXPECT_EQ(state(), server_state::pending_registration) << "registers again from the start";
+  EXPECT_NE(w->presence->last_error.find("not trusting it"), std::string::npos);
+  EXPECT_TRUE(w->credential_erasures.empty());
+}
+
+TEST_F(server_actor_test, credentials_gone_before_registration_end_in_auth_failed) {
+  w->credentials_gone = true;
+  start();
+  EXPECT_EQ(state(), server_state::auth_failed);
+  EXPECT_EQ(w->server.count(wire::message_type::register_request), 0u);
+  EXPECT_FALSE(w->open);
+}
+
+TEST_F(server_actor_test, expired_credentials_end_a_pending_registration_in_auth_failed) {
+  w->refuse_connects = true;
+  start();
+  caf::anon_send(server, credentials_atom::value, remove_atom::value,
+                 std::string{"credentials expired after 60 s"});
+  sched->run();
+  EXPECT_EQ(state(), server_state::auth_failed);
+  auto before = w->connects;
+  advance(1s);
+  EXPECT_EQ(w->connects, before) << "no retries in auth_failed";
+}
+
+TEST_F(server_actor_test, a_server_restarted_in_registering_registers_again_from_the_start) {
+  rec.state = server_state::registering;
+  start();
+  EXPECT_EQ(state(), server_state::awaiting_validation);
+  EXPECT_EQ(w->server.count(wire::message_type::register_request), 1u);
+}
+
+TEST_F(server_actor_test, a_server_speaking_another_protocol_version_is_dropped_and_retried) {
+  w->server.hello_answer = wire::hello{7, 9, "future"};
+  start();
+  EXPECT_NE(w->presence->last_error.find("protocol versions 7..9"), std::string::npos);
+  EXPECT_FALSE(w->open);
+  advance(100ms);
+  EXPECT_EQ(w->connects, 2);
+}
+
+// -- auth_failed -> pending_registration ---------------------------------------------------------
+
+TEST_F(server_actor_test, new_credentials_after_a_denial_register_again_at_once) {
+  w->server.deny = wire::denied{wire::denial_reason::bad_credentials, ""};
+  start();
+  ASSERT_EQ(state(), server_state::auth_failed);
+  w->server.deny.reset();
+  auto v = ask<server_view>(credentials_atom::value, std::string{"backup-admin"});
+  ASSERT_TRUE(v) << describe(v.error());
+  sched->run();
+  EXPECT_EQ(state(), server_state::awaiting_validation);
+  EXPECT_EQ(w->connects, 2);
+}
+
+// -- awaiting_validation -------------------------------------------------------------------------
+
+TEST_F(server_actor_test, trusting_the_presented_thumbprint_pins_it_connects_and_collects) {
+  register_unvalidated();
+  auto v = ask<server_view>(trust_atom::value, w->server.id.sha256(), std::string{"admin"});
+  ASSERT_TRUE(v) << describe(v.error());
+  sched->run();
+  auto r = stored();
+  EXPECT_EQ(r.state, server_state::trusted);
+  EXPECT_EQ(r.validated_by, "admin");
+  EXPECT_EQ(w->server.count(wire::message_type::collect), 1u);
+  EXPECT_TRUE(has_event("connection_up"));
+}
+
+TEST_F(server_actor_test, trusting_another_thumbprint_than_presented_is_refused) {
+  register_unvalidated();
+  auto v = ask<server_view>(trust_atom::value, make_identity("x").sha256(), std::string{"admin"});
+  ASSERT_FALSE(v);
+  EXPECT_EQ(code_of(v.error()), ec::invalid_argument);
+  EXPECT_EQ(state(), server_state::awaiting_validation);
+}
+
+TEST_F(server_actor_test, trust_before_any_certificate_was_presented_is_refused) {
+  w->refuse_connects = true;
+  start();
+  auto v = ask<server_view>(trust_atom::value, w->server.id.sha256(), std::string{"admin"});
+  ASSERT_FALSE(v);
+  EXPECT_EQ(code_of(v.error()), ec::invalid_state);
+}
+
+TEST_F(server_actor_test, rejecting_the_presented_thumbprint_blocks_the_server) {
+  register_unvalidated();
+  auto v = ask<server_view>(reject_atom::value);
+  ASSERT_TRUE(v) << describe(v.error());
+  EXPECT_EQ(state(), server_state::certificate_mismatch);
+  EXPECT_TRUE(has_event("rejected"));
+}
+
+TEST_F(server_actor_test, reject_is_refused_when_nothing_awaits_validation) {
+  w->refuse_connects = true;
+  start();
+  auto v = ask<server_view>(reject_atom::value);
+  ASSERT_FALSE(v);
+  EXPECT_EQ(code_of(v.error()), ec::invalid_state);
+}
+
+// -- trusted -------------------------------------------------------------------------------------
+
+TEST_F(server_actor_test, a_trusted_server_is_collected_again_after_the_jittered_interval) {
+  w->random = [](uint64_t) -> uint64_t { return 0; };
+  register_trusted();
+  ASSERT_EQ(w->server.count(wire::message_type::collect), 1u);
+  advance(8999ms);  // interval 10 s, minus a tenth, plus jitter 0
+  EXPECT_EQ(w->server.count(wire::message_type::collect), 1u);
+  advance(1ms);
+  EXPECT_EQ(w->server.count(wire::message_type::collect), 2u);
+}
+
+TEST_F(server_actor_test, a_lost_trusted_connection_is_announced_and_reestablished) {
+  register_trusted();
+  ASSERT_TRUE(w->open);
+  caf::anon_send(server, disconnected_atom::value, *w->open);
+  sched->run();
+  EXPECT_TRUE(has_event("connection_down"));
+  EXPECT_FALSE(w->presence->connected);
+  advance(100ms);
+  EXPECT_EQ(w->connects, 2);
+  auto t = events();
+  EXPECT_EQ(std::count(t.begin(), t.end(), "connection_up"), 2);
+  EXPECT_TRUE(w->presence->connected);
+  EXPECT_EQ(state(), server_state::trusted);
+}
+
+TEST_F(server_actor_test, trusting_the_pinned_thumbprint_again_changes_nothing) {
+  register_trusted();
+  auto before = events().size();
+  auto v = ask<server_view>(trust_atom::value, w->server.id.sha256(), std::string{"admin"});
+  ASSERT_TRUE(v);
+  EXPECT_EQ(events().size(), before);
+}
+
+TEST_F(server_actor_test, a_changed_certificate_blocks_collection_until_trusted) {
+  register_trusted();
+  caf::anon_send(server, disconnected_atom::value, *w->open);
+  sched->run();
+  w->server.id = make_identity("backup-1-renewed");
+  w->server.cache = std::make_shared<tls_session_cache>(16);  // no resumption across the change
+  advance(100ms);
+  EXPECT_EQ(state(), server_state::certificate_changed);
+  EXPECT_EQ(*stored().presented, w->server.id.sha256());
+  EXPECT_TRUE(has_event("certificate_changed"));
+  auto collects = w->server.count(wire::message_type::collect);
+  advance(60s);
+  EXPECT_EQ(w->server.count(wire::message_type::collect), collects) << "not contacted";
+  // certificate_changed -> trusted
+  auto v = ask<server_view>(trust_atom::value, w->server.id.sha256(), std::string{"admin"});
+  ASSERT_TRUE(v) << describe(v.error());
+  sched->run();
+  EXPECT_EQ(state(), server_state::trusted);
+  EXPECT_EQ(w->server.count(wire::message_type::collect), collects + 1);
+}
+
+TEST_F(server_actor_test, rejecting_a_changed_certificate_keeps_the_server_blocked) {
+  register_trusted();
+  caf::anon_send(server, disconnected_atom::value, *w->open);
+  sched->run();
+  w->server.id = make_identity("backup-1-renewed");
+  w->server.cache = std::make_shared<tls_session_cache>(16);
+  advance(100ms);
+  ASSERT_EQ(state(), server_state::certificate_changed);
+  auto v = ask<server_view>(reject_atom::value);
+  ASSERT_TRUE(v) << describe(v.error());
+  EXPECT_EQ(state(), server_state::certificate_changed);
+  EXPECT_TRUE(has_event("rejected"));
+}
+
+// -- blocked states and every state ------------------------------------------------------------
+
+TEST_F(server_actor_test, a_blocked_server_never_asks_for_a_slot_and_gives_back_a_late_one) {
+  rec.state = server_state::certificate_mismatch;
+  start();
+  EXPECT_EQ(w->slot_requests, 0);
+  caf::anon_send(server, slot_atom::value);
+  caf::anon_send(server, connected_atom::value, uint64_t{0}, ::open("/dev/null", O_RDONLY));
+  sched->run();
+  EXPECT_EQ(w->releases, 1);
+  EXPECT_EQ(w->connects, 0);
+}
+
+TEST_F(server_actor_test, trusting_a_mismatched_server_with_its_presented_thumbprint_connects) {
+  rec.expected = make_identity("impostor").sha256();
+  start();
+  ASSERT_EQ(state(), server_state::certificate_mismatch);
+  auto v = ask<server_view>(trust_atom::value, w->server.id.sha256(), std::string{"admin"});
+  ASSERT_TRUE(v) << describe(v.error());
+  sched->run();
+  EXPECT_EQ(state(), server_state::trusted);
+  EXPECT_EQ(w->server.count(wire::message_type::collect), 1u);
+}
+
+TEST_F(server_actor_test, show_reports_the_live_connection_and_retained_credentials) {
+  register_trusted();
+  auto v = ask<server_view>(show_atom::value);
+  ASSERT_TRUE(v);
+  EXPECT_TRUE(v->connected);
+  EXPECT_EQ(v->record.state, server_state::trusted);
+  EXPECT_NE(v->inventory_json.find("nightly"), std::string::npos);
+}
+
+TEST_F(server_actor_test, remove_closes_the_connection_deletes_the_record_and_stops_the_actor) {
+  register_trusted();
+  auto r = ask<bool>(remove_atom::value);
+  ASSERT_TRUE(r);
+  EXPECT_FALSE(w->open);
+  auto gone = ctx->store->get_server(rec.id);
+  ASSERT_TRUE(gone);
+  EXPECT_FALSE(*gone);
+  auto v = ask<server_view>(show_atom::value);
+  EXPECT_FALSE(v) << "the actor is gone";
+}
+
+}  // namespace
+}  // namespace certfleet
