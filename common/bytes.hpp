@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,19 +28,30 @@ class byte_writer {
   /// A 4-byte length followed by the bytes.
   void str(std::string_view s) {
     u32(static_cast<uint32_t>(s.size()));
-    buf_.insert(buf_.end(), s.begin(), s.end());
+    append(s.data(), s.size());
   }
   void bytes(const uint8_t* data, size_t n) {
     u32(static_cast<uint32_t>(n));
-    buf_.insert(buf_.end(), data, data + n);
+    append(data, n);
   }
-  void raw(const uint8_t* data, size_t n) { buf_.insert(buf_.end(), data, data + n); }
+  void raw(const uint8_t* data, size_t n) { append(data, n); }
   const std::vector<uint8_t>& data() const { return buf_; }
   std::vector<uint8_t> take() { return std::move(buf_); }
 
  private:
-  void put_be(uint64_t x, int n) {
-    for (int i = n - 1; i >= 0; --i) buf_.push_back(static_cast<uint8_t>(x >> (8 * i)));
+  // Grow once, then write in place: g++ 12 at -O3 reports a false stringop-overflow for
+  // vector::insert right after push_back (docs/platform.md, "g++ 12").
+  uint8_t* grow(size_t n) {
+    size_t at = buf_.size();
+    buf_.resize(at + n);
+    return buf_.data() + at;
+  }
+  void append(const void* data, size_t n) {
+    if (n != 0) std::memcpy(grow(n), data, n);
+  }
+  void put_be(uint64_t x, size_t n) {
+    uint8_t* out = grow(n);
+    for (size_t i = 0; i < n; ++i) out[i] = static_cast<uint8_t>(x >> (8 * (n - 1 - i)));
   }
   std::vector<uint8_t> buf_;
 };

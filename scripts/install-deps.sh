@@ -4,16 +4,21 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake pkg-config clang-format
+  build-essential cmake pkg-config clang-format ccache clang
   libcaf-dev libbotan-2-dev librocksdb-dev rocksdb-tools
   libspdlog-dev libfmt-dev libtomlplusplus-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   openssl socat
+  # the Prometheus endpoint and its end-to-end test (a real Prometheus server, promtool)
   prometheus-cpp-dev prometheus
+  # the systemd daemon (sd_notify, journald) and its unit check
+  libsystemd-dev systemd
+  # man pages at build time, the .deb (dpkg-shlibdeps) and its install test
+  help2man dpkg-dev file
 )
 # The storm benchmark (benchmarks/storm.py) and its plot: scripts/bench-storm.sh asks for them.
 if [[ "${CERTFLEET_WITH_BENCH:-0}" == 1 ]]; then packages+=(python3 gnuplot-nox); fi
-if [[ "${CERTFLEET_WITH_FUZZ:-0}" == 1 ]]; then packages+=(clang libclang-rt-14-dev); fi
+if [[ "${CERTFLEET_WITH_FUZZ:-0}" == 1 ]]; then packages+=(libclang-rt-14-dev); fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs the whole test suite with ctest.
+# Installs what is missing, builds with warnings as errors, and runs the whole test suite with ctest.
 # Usage: scripts/test.sh [--sanitize]   (--sanitize: the ASan+UBSan build in build-sanitize/)
-# Under CI (CI=true) the sanitizer build's suite runs as well, after the normal one.
+# Under CI (CI=true) it first compiles a Release (-O3) and a clang configuration (warning-free, not
+# run: the same sources as the suite), then runs the suite, then the sanitizer build's suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -12,6 +13,14 @@ run_suite() {
   build_dir=$(scripts/build.sh "$@" | tail -n 1)
   ctest --test-dir "$build_dir" --output-on-failure -j "$(nproc)" --timeout 600
 }
+if [[ "${CI:-}" == true && "${1:-}" != --sanitize ]]; then
+  for mode in --release --clang; do
+    echo "== CI: compile only, warnings as errors: scripts/build.sh $mode"
+    SECONDS=0
+    scripts/build.sh "$mode" -DCERTFLEET_BUILD_BENCHMARKS=OFF > /dev/null
+    echo "== CI: $mode built in ${SECONDS}s"
+  done
+fi
 run_suite "$@"
 if [[ "${CI:-}" == true && "${1:-}" != --sanitize ]]; then
   echo "== CI: the same suite under AddressSanitizer + UndefinedBehaviorSanitizer"

@@ -15,6 +15,7 @@
 #include "agent/control.hpp"
 #include "agent/server.hpp"
 #include "agent/state.hpp"
+#include "apps/cli/command_line.hpp"
 #include "apps/cli/output.hpp"
 #include "common/fs.hpp"
 #include "net/connector.hpp"
@@ -27,10 +28,10 @@ namespace fs = std::filesystem;
 
 const char* program = "certfleet-agent";
 
-struct options {
-  std::string state_dir;
+/// Every flag of every command; the global ones (--state-dir, --json, --log-level) come from
+/// `global_flags` and are accepted before or after the command.
+struct options : cli::global_flags {
   std::string log_level = "info";
-  bool json = false;
   // run / fleet
   std::string bind = "127.0.0.1";
   uint16_t port = 9401;
@@ -59,6 +60,14 @@ int fail(const caf::error& err) {
 
 fs::path state_dir(const options& o) {
   return fs::absolute(o.state_dir);
+}
+
+/// The commands that read an agent's state need one that `run` or `fleet` created (exit 3).
+caf::error require_state_dir(const options& o) {
+  if (fs::exists(state_paths(state_dir(o)).db)) return {};
+  return make_error(ec::not_found, "the state dir " + state_dir(o).string() +
+                                       " is not initialised; start the agent once with 'run' "
+                                       "(or 'fleet')");
 }
 
 // Blocks the signals that end `run` and `fleet` before any thread starts, so that only
@@ -195,6 +204,7 @@ int cmd_fleet(const options& o) {
 }
 
 int cmd_cert_show(const options& o) {
+  if (auto err = require_state_dir(o)) return fail(err);
   auto store = certificate_store::open(state_paths(state_dir(o)).certs, false);
   if (!store) return fail(store.error());
   auto id = store->load_current();
@@ -208,6 +218,7 @@ int cmd_cert_show(const options& o) {
 }
 
 caf::expected<std::string> single_server_id(const options& o) {
+  if (auto err = require_state_dir(o)) return err;
   auto store = agent_store::open(state_paths(state_dir(o)).db, true);
   if (!store) return store.error();
   auto sid = (*store)->get_meta("server_id");
@@ -242,6 +253,7 @@ caf::expected<uint32_t> endpoint_index(const options& o) {
 int cmd_managers_list(const options& o) {
   auto index = endpoint_index(o);
   if (!index) return fail(index.error());
+  if (auto err = require_state_dir(o)) return fail(err);
   auto store = agent_store::open(state_paths(state_dir(o)).db, true);
   if (!store) return fail(store.error());
   auto list = (*store)->managers(*index);
@@ -366,6 +378,17 @@ int cmd_fault(const options& o) {
   return cli::exit_ok;
 }
 
+/// `cmd` with the logger set up first (after the parse, so that --log-level anywhere counts).
+std::function<int()> logged(const options& o, int (*cmd)(const options&)) {
+  return [&o, cmd] {
+    auto logger = spdlog::stderr_logger_mt(program);
+    spdlog::set_default_logger(logger);
+    spdlog::set_level(spdlog::level::from_str(o.log_level));
+    spdlog::flush_on(spdlog::level::info);
+    return cmd(o);
+  };
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -379,15 +402,15 @@ int main(int argc, char** argv) {
 
   CLI::App app{
       "certfleet-agent: a backup-server endpoint (or a simulated fleet of them) that a "
-      "certfleet manager registers with and collects from.\nExit codes: 0 ok, 1 "
-      "unexpected failure, 2 usage, 3 not found, 4 insecure permissions, 6 storage "
-      "failure, 7 unreachable, 8 refused.",
+      "certfleet manager registers with and collects from.\nGlobal flags may come before or "
+      "after the command.\nExit codes: 0 ok, 1 unexpected failure, 2 usage, 3 not found, 4 "
+      "insecure permissions, 6 storage failure, 7 unreachable, 8 refused.",
       program};
-  app.fallthrough();
-  app.require_subcommand(1);
+  cli::prepare_app(app);
   app.add_option("-s,--state-dir", o.state_dir,
                  "State directory (default: $CERTFLEET_AGENT_STATE_DIR or "
                  "./certfleet-agent-state)");
+  cli::add_global_flags(app, o, cli::with_json);
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str();
   std::function<int()> run;
@@ -410,7 +433,7 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--bind", o.bind, "IPv4 or IPv6 address to listen on")->capture_default_str();
   run_cmd->add_option("--port", o.port, "TCP port (0: any free port)")->capture_default_str();
   add_timeouts(run_cmd);
-  run_cmd->callback([&] { run = [&] { return cmd_run(o); }; });
+  run_cmd->callback([&] { run = logged(o, cmd_run); });
 
   auto* fleet_cmd = app.add_subcommand("fleet", "Serve N simulated endpoints in this process");
   fleet_cmd->add_option("--count", o.count, "Number of endpoints")->required();
@@ -438,33 +461,28 @@ int main(int argc, char** argv) {
                    "interactive")
       ->capture_default_str();
   add_timeouts(fleet_cmd);
-  fleet_cmd->callback([&] { run = [&] { return cmd_fleet(o); }; });
+  fleet_cmd->callback([&] { run = logged(o, cmd_fleet); });
 
   auto* cert = app.add_subcommand("cert", "The single agent's certificate");
-  cert->require_subcommand(1);
   auto* cert_show = cert->add_subcommand("show", "Print the certificate summary");
-  cert_show->add_flag("--json", o.json, "Print JSON");
-  cert_show->callback([&] { run = [&] { return cmd_cert_show(o); }; });
+  cert_show->callback([&] { run = logged(o, cmd_cert_show); });
   auto* cert_regen = cert->add_subcommand(
       "regenerate",
       "Make a new key and certificate; a running agent presents it from its next "
       "connection on");
-  cert_regen->callback([&] { run = [&] { return cmd_cert_regenerate(o); }; });
+  cert_regen->callback([&] { run = logged(o, cmd_cert_regenerate); });
 
   auto* managers = app.add_subcommand("managers", "Managers registered with an endpoint");
-  managers->require_subcommand(1);
   managers->add_option("--endpoint", o.endpoint, "Endpoint index (fleet; 0 for a single agent)")
       ->capture_default_str();
   auto* m_list = managers->add_subcommand("list", "List registered managers");
-  m_list->add_flag("--json", o.json, "Print JSON");
-  m_list->callback([&] { run = [&] { return cmd_managers_list(o); }; });
+  m_list->callback([&] { run = logged(o, cmd_managers_list); });
   auto* m_revoke = managers->add_subcommand(
       "revoke", "Forget a manager (through the running agent when there is one)");
   m_revoke->add_option("thumbprint", o.thumb, "SHA-256 thumbprint of the manager")->required();
-  m_revoke->callback([&] { run = [&] { return cmd_managers_revoke(o); }; });
+  m_revoke->callback([&] { run = logged(o, cmd_managers_revoke); });
 
   auto* accounts = app.add_subcommand("accounts", "The single agent's accounts file");
-  accounts->require_subcommand(1);
   auto* a_add = accounts->add_subcommand("add", "Add or replace an account");
   a_add->add_option("name", o.name, "Account name")->required();
   a_add->add_option("--role", o.role, "administrator (Backup Administrator) or viewer")->required();
@@ -472,14 +490,13 @@ int main(int argc, char** argv) {
   a_add->add_option("--hash-profile", o.profile, "interactive or simulation");
   a_add->callback([&] {
     if (a_add->count("--hash-profile") == 0) o.profile = "interactive";
-    run = [&] { return cmd_accounts_add(o); };
+    run = logged(o, cmd_accounts_add);
   });
   auto* a_list = accounts->add_subcommand("list", "List accounts and roles");
-  a_list->add_flag("--json", o.json, "Print JSON");
-  a_list->callback([&] { run = [&] { return cmd_accounts_list(o); }; });
+  a_list->callback([&] { run = logged(o, cmd_accounts_list); });
   auto* a_remove = accounts->add_subcommand("remove", "Remove an account");
   a_remove->add_option("name", o.name, "Account name")->required();
-  a_remove->callback([&] { run = [&] { return cmd_accounts_remove(o); }; });
+  a_remove->callback([&] { run = logged(o, cmd_accounts_remove); });
 
   auto* fault = app.add_subcommand(
       "fault",
@@ -493,19 +510,8 @@ int main(int argc, char** argv) {
     auto kind = parse_fault_kind(o.fault);
     if (kind && takes_value(*kind) && fault->count("value") == 0)
       throw CLI::ValidationError("value", o.fault + " needs a number (milliseconds or bytes)");
-    run = [&] { return cmd_fault(o); };
+    run = logged(o, cmd_fault);
   });
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? cli::exit_ok : cli::exit_usage;
-  }
-
-  auto logger = spdlog::stderr_logger_mt(program);
-  spdlog::set_default_logger(logger);
-  spdlog::set_level(spdlog::level::from_str(o.log_level));
-  spdlog::flush_on(spdlog::level::info);
-  return run ? run() : cli::exit_usage;
+  return cli::parse_and_run(app, argc, argv, o, run);
 }

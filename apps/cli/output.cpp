@@ -5,9 +5,32 @@
 
 namespace certfleet::cli {
 
+namespace {
+bool json_errors_on = false;
+}  // namespace
+
+void set_json_errors(bool on) {
+  json_errors_on = on;
+}
+
+bool json_errors() {
+  return json_errors_on;
+}
+
 int report(const caf::error& err, const std::string& program) {
-  std::cerr << program << ": " << describe(err) << '\n';
-  return exit_code_for(err);
+  int rc = exit_code_for(err);
+  if (json_errors_on) {
+    auto code = code_of(err);
+    std::cerr << nlohmann::json{{"code", code == ec::none ? "failure" : to_string(code)},
+                                {"message", describe(err)},
+                                {"exit_code", rc},
+                                {"program", program}}
+                     .dump()
+              << '\n';
+  } else {
+    std::cerr << program << ": " << describe(err) << '\n';
+  }
+  return rc;
 }
 
 nlohmann::json to_json(const certificate_summary& s) {

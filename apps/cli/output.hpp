@@ -26,8 +26,16 @@ using certfleet::exit_storage;
 using certfleet::exit_unreachable;
 using certfleet::exit_usage;
 
-/// Prints "certfleet: <message>" to stderr and returns the matching exit code.
+/// Prints "certfleet: <message>" to stderr and returns the matching exit code. In JSON mode
+/// (`set_json_errors`) it prints one line {"code", "message", "exit_code", "program"} instead,
+/// `code` being the error code's name (common/error.hpp) or "usage".
 int report(const caf::error& err, const std::string& program = "certfleet");
+
+/// Switches `report` to JSON (the --json flag). Process-wide: called from main() only.
+void set_json_errors(bool on);
+
+/// Whether `report` prints JSON.
+bool json_errors();
 
 nlohmann::json to_json(const certificate_summary& s);
 

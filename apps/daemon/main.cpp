@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include "actors/manager.hpp"
+#include "apps/cli/command_line.hpp"
 #include "apps/cli/logging.hpp"
 #include "apps/cli/output.hpp"
 #include "control/control_server.hpp"
@@ -24,20 +25,23 @@ caf::expected<settings> load(const std::string& config_file, const std::string& 
 
 }  // namespace
 
+int run_daemon(const cli::global_flags& flags);
+
 int main(int argc, char** argv) {
   CLI::App app{
       "certfleetd: the certfleet manager daemon. Runs in the foreground; stop it with "
       "SIGTERM. Initialise the state directory first with 'certfleet init'.",
       "certfleetd"};
-  std::string config_file, state_dir;
-  app.add_option("-c,--config", config_file, "TOML configuration file (default: built-in defaults)")
-      ->check(CLI::ExistingFile);
-  app.add_option("-s,--state-dir", state_dir, "State directory (overrides the configuration)");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? cli::exit_ok : cli::exit_usage;
-  }
+  cli::prepare_app(app);
+  cli::global_flags flags;
+  cli::add_global_flags(app, flags, cli::with_config | cli::with_state_dir | cli::with_json);
+  return cli::parse_and_run(
+      app, argc, argv, flags, [&flags] { return run_daemon(flags); }, false);
+}
+
+int run_daemon(const cli::global_flags& flags) {
+  const std::string& config_file = flags.config_file;
+  const std::string& state_dir = flags.state_dir;
   auto cfg = load(config_file, state_dir);
   if (!cfg) return cli::report(cfg.error(), "certfleetd");
   if (auto err = cli::setup_logging(cfg->log)) return cli::report(err, "certfleetd");
