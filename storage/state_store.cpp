@@ -11,11 +11,15 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include <sys/statvfs.h>
+
 #include <rocksdb/db.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
 
 #include "common/fs.hpp"
+#include "storage/rocksdb_logger.hpp"
 
 namespace certfleet {
 
@@ -39,6 +43,10 @@ const std::string key_first_event_seq = "store.first_event_seq";
 // How long erasure waits for a concurrent RocksDB job to release the table files that held a
 // credential before reporting failure. Such jobs finish in milliseconds on a healthy disk.
 constexpr auto obsolete_file_deadline = std::chrono::seconds(10);
+
+// How often the log syncer retries after a failed fsync (a full disk: each retry first asks
+// RocksDB to resume, which tries to flush). Writes retry on their own, at once.
+constexpr auto failed_sync_retry = std::chrono::seconds(1);
 
 std::string seq_key(uint64_t seq) {
   std::string k(8, '\0');
@@ -87,11 +95,46 @@ bool is_no_space(const rocksdb::Status& s) {
          text.find("ENOSPC") != std::string::npos;
 }
 
+// "12.5 MiB": free space as a person reads it.
+std::string human_bytes(uint64_t n) {
+  static const char* const units[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(n);
+  size_t u = 0;
+  while (v >= 1024 && u + 1 < std::size(units)) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  if (u == 0)
+    std::snprintf(buf, sizeof buf, "%llu bytes", static_cast<unsigned long long>(n));
+  else
+    std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
+  return buf;
+}
+
+std::string free_space_text(const fs::path& dir) {
+  struct statvfs v {};
+  if (::statvfs(dir.c_str(), &v) != 0) return "free space unknown";
+  return human_bytes(static_cast<uint64_t>(v.f_bavail) * v.f_frsize) + " free";
+}
+
 bool is_lock_held(const rocksdb::Status& s) {
   if (!s.IsIOError()) return false;
   auto text = s.ToString();
   return text.find("/LOCK") != std::string::npos || text.find("lock hold") != std::string::npos;
 }
+
+// RocksDB's own recovery from a full disk waits until the free space exceeds a reserve of one
+// memtable (64 MiB by default), which a small file system never reaches; it also makes a manual
+// Resume() answer "busy" meanwhile. The store turns it off for that error and resumes itself at the
+// next write instead (`ready_for_writes`), so writing resumes as soon as any space is back.
+class resume_manually final : public rocksdb::EventListener {
+ public:
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status bg_error,
+                            bool* auto_recovery) override {
+    if (is_no_space(bg_error)) *auto_recovery = false;
+  }
+};
 
 rocksdb::DBOptions make_db_options() {
   rocksdb::DBOptions o;
@@ -110,7 +153,9 @@ rocksdb::DBOptions make_db_options() {
   o.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
   // The manager needs its descriptors for connections (ENGINEERING-NOTES pitfall 11).
   o.max_open_files = 256;
-  o.keep_log_file_num = 4;
+  // RocksDB's file logger aborts the process on a full disk (storage/rocksdb_logger.hpp).
+  o.info_log = storage_detail::make_info_logger();
+  o.listeners.push_back(std::make_shared<resume_manually>());
   return o;
 }
 
@@ -168,6 +213,20 @@ struct state_store::impl {
   caf::error sync_error;  // the last background fsync failure, cleared by a success
   std::thread syncer;
 
+  // Set when a write, flush or compaction failed (a full disk, typically). RocksDB then refuses
+  // writes until it has recovered, and fsyncing a log file whose append failed would abort the
+  // process (docs/platform.md), so nothing calls SyncWAL while it is set; the next write or fsync
+  // asks RocksDB to resume first, which clears it once space is back. `last_write_failure` is the
+  // status that set it, reported while RocksDB's own recovery is still running.
+  std::atomic<bool> write_failed{false};
+  std::mutex failure_mutex;
+  rocksdb::Status last_write_failure;
+  // Log writers hold it shared, SyncWAL exclusively: no fsync can start between an append that
+  // failed and `write_failed` being set.
+  std::shared_mutex wal_guard;
+  // The scrub that `open` runs could not finish (a full disk); the next credential write runs it.
+  bool scrub_pending = false;  // guarded by credential_mutex
+
   ~impl() {
     if (db == nullptr) return;
     if (syncer.joinable()) {
@@ -178,8 +237,9 @@ struct state_store::impl {
       wake_syncer.notify_all();
       syncer.join();
     }
-    // Close does not fsync the log; unsynced connectivity writes get their fsync here.
-    db->SyncWAL();
+    // Close does not fsync the log; unsynced connectivity writes get their fsync here, unless a
+    // failed write left the log unfit for it (RocksDB's recovery at the next open replays it).
+    if (!write_failed.load()) db->SyncWAL();
     for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
     db->Close();
     delete db;
@@ -207,10 +267,38 @@ struct state_store::impl {
     wake_syncer.notify_one();
   }
 
+  /// Records a failed write (see `write_failed`) and returns `s`.
+  rocksdb::Status note(rocksdb::Status s) {
+    if (s.ok() || s.IsNotFound() || s.IsBusy() || s.IsTryAgain()) return s;
+    std::lock_guard<std::mutex> lock(failure_mutex);
+    last_write_failure = s;
+    write_failed.store(true);
+    return s;
+  }
+
+  /// OK when writes may go ahead: no write failed, or RocksDB has recovered from it (Resume()
+  /// flushes what the memtables hold and starts a fresh log). Otherwise the failure that stopped
+  /// writes, so a full disk keeps being reported as one until space is back.
+  rocksdb::Status ready_for_writes() {
+    if (!write_failed.load()) return rocksdb::Status::OK();
+    auto s = db->Resume();
+    std::lock_guard<std::mutex> lock(failure_mutex);
+    if (s.ok()) {
+      write_failed.store(false);
+      last_write_failure = rocksdb::Status::OK();
+      return s;
+    }
+    // Busy: RocksDB's own recovery is running (it waits for free space); it has not succeeded yet.
+    return last_write_failure.ok() ? s : last_write_failure;
+  }
+
   /// Writes `batch` through the WAL; `sync` fsyncs it (and everything logged before) first.
   rocksdb::Status write_logged(rocksdb::WriteBatch& batch, bool sync) {
+    std::shared_lock<std::shared_mutex> guard(wal_guard);
+    auto ready = ready_for_writes();
+    if (!ready.ok()) return ready;
     auto mark = sync ? log_mark() : 0;
-    auto s = db->Write(wal_options(sync), &batch);
+    auto s = note(db->Write(wal_options(sync), &batch));
     if (!s.ok()) return s;
     if (sync)
       mark_durable(mark);
@@ -224,7 +312,12 @@ struct state_store::impl {
     // Every event up to `seq` was written (commit_seq runs after the write returned), so it is in
     // the log before the fsync below.
     auto seq = last_seq_view.load();
-    auto s = db->SyncWAL();
+    rocksdb::Status s;
+    {
+      std::unique_lock<std::shared_mutex> guard(wal_guard);
+      s = ready_for_writes();
+      if (s.ok()) s = note(db->SyncWAL());
+    }
     if (!s.ok()) return fail(s, op);
     mark_durable(mark);
     if (raise_durable_seq(seq)) {
@@ -254,9 +347,8 @@ struct state_store::impl {
       if (err) {
         sync_error = std::move(err);
         synced.notify_all();
-        // Retry after another delay rather than spinning on a failing disk.
-        if (wake_syncer.wait_for(lock, state_store::wal_sync_delay, [this] { return stop_syncer; }))
-          return;
+        // Retry after a pause rather than spinning on a failing disk.
+        if (wake_syncer.wait_for(lock, failed_sync_retry, [this] { return stop_syncer; })) return;
       } else {
         sync_error = caf::error{};
       }
@@ -265,11 +357,12 @@ struct state_store::impl {
 
   caf::error fail(const rocksdb::Status& s, const std::string& op) const {
     if (is_no_space(s))
-      return make_error(ec::disk_full, "could not " + op + " in database " + dir_text +
-                                           ": the disk is full (" + s.ToString() +
-                                           "); nothing was written; free space on the file "
-                                           "system holding " +
-                                           dir_text + " and restart certfleet");
+      return make_error(ec::disk_full,
+                        "could not " + op + " in database " + dir_text +
+                            ": the file system holding it is full (" + free_space_text(dir) +
+                            "); nothing was written. Reads still work; free space on that file "
+                            "system and writing resumes on its own within seconds (" +
+                            s.ToString() + ")");
     return make_error(ec::storage_failure,
                       "could not " + op + " in database " + dir_text + ": " + s.ToString());
   }
@@ -350,14 +443,14 @@ struct state_store::impl {
     rocksdb::FlushOptions fo;
     fo.wait = true;
     fo.allow_write_stall = true;
-    auto s = db->Flush(fo, credentials);
+    auto s = note(db->Flush(fo, credentials));
     if (!s.ok()) return fail(s, op + " (flush credentials)");
     auto old_files = credential_table_files();
     rocksdb::CompactRangeOptions cro;
     cro.exclusive_manual_compaction = true;
     cro.allow_write_stall = true;
     cro.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
-    s = db->CompactRange(cro, credentials, nullptr, nullptr);
+    s = note(db->CompactRange(cro, credentials, nullptr, nullptr));
     if (!s.ok()) return fail(s, op + " (compact credentials)");
     auto live_now = credential_table_files();
     std::vector<std::string> pending;
@@ -376,7 +469,10 @@ struct state_store::impl {
                                      return !fs::exists(f, ec_ignored);
                                    }),
                     pending.end());
-      if (pending.empty()) return {};
+      if (pending.empty()) {
+        scrub_pending = false;
+        return {};
+      }
       if (std::chrono::steady_clock::now() > deadline)
         return make_error(ec::storage_failure,
                           "could not " + op + " in database " + dir_text + ": table file " +
@@ -393,12 +489,13 @@ struct state_store::impl {
     // would outlive `erase_credential` there); a synchronous flush makes them durable instead.
     rocksdb::WriteOptions w;
     w.disableWAL = true;
-    auto s = db->Write(w, &batch);
+    auto s = ready_for_writes();
+    if (s.ok()) s = note(db->Write(w, &batch));
     if (!s.ok()) return fail(s, op);
     rocksdb::FlushOptions fo;
     fo.wait = true;
     fo.allow_write_stall = true;
-    s = db->Flush(fo, credentials);
+    s = note(db->Flush(fo, credentials));
     if (!s.ok()) return fail(s, op + " (flush credentials)");
     return {};
   }
@@ -439,7 +536,7 @@ struct state_store::impl {
     }
     if (auto err = write_credential_batch(batch, op)) return err;
     // A replaced credential is as secret as an erased one.
-    if (replaced) return scrub_credentials(op);
+    if (replaced || scrub_pending) return scrub_credentials(op);
     return {};
   }
 
@@ -448,8 +545,8 @@ struct state_store::impl {
     std::string value;
     auto s = db->Get(rocksdb::ReadOptions(), meta, key_schema_version, &value);
     if (s.IsNotFound()) {
-      s = db->Put(wal_options(true), meta, key_schema_version,
-                  std::to_string(state_store::schema_version));
+      s = note(db->Put(wal_options(true), meta, key_schema_version,
+                       std::to_string(state_store::schema_version)));
       if (!s.ok()) return fail(s, "write the schema version");
     } else if (!s.ok()) {
       return fail(s, "read the schema version");
@@ -505,9 +602,13 @@ struct state_store::impl {
       if (!it->status().ok()) return fail(it->status(), "count the servers");
     }
     server_count.store(n);
-    // Finishes an erasure that a crash interrupted after its tombstone was flushed.
+    // Finishes an erasure that a crash interrupted after its tombstone was flushed. On a full disk
+    // the store still opens, to serve reads; the next credential write finishes the scrub.
     std::unique_lock<std::shared_mutex> lock(credential_mutex);
-    return scrub_credentials("finish pending credential erasures");
+    scrub_pending = true;
+    auto err = scrub_credentials("finish pending credential erasures");
+    if (code_of(err) == ec::disk_full) return {};
+    return err;
   }
 };
 
