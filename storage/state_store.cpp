@@ -39,6 +39,7 @@ const std::string internal_prefix = "store.";
 const std::string key_schema_version = "store.schema_version";
 const std::string key_last_event_seq = "store.last_event_seq";
 const std::string key_first_event_seq = "store.first_event_seq";
+const std::string key_master_key_id = "store.master_key_id";
 
 // How long erasure waits for a concurrent RocksDB job to release the table files that held a
 // credential before reporting failure. Such jobs finish in milliseconds on a healthy disk.
@@ -1019,6 +1020,35 @@ caf::error state_store::put_meta(const std::string& key, const std::string& valu
     return {};
   } catch (const std::exception& e) {
     return p.fail_exception("write meta key " + key, e);
+  }
+}
+
+caf::expected<std::optional<std::string>> state_store::master_key_id() const {
+  auto& p = *impl_;
+  try {
+    std::string value;
+    auto s = p.db->Get(rocksdb::ReadOptions(), p.meta, key_master_key_id, &value);
+    if (s.IsNotFound()) return std::optional<std::string>{};
+    if (!s.ok()) return p.fail(s, "read the master key id");
+    return std::optional<std::string>{std::move(value)};
+  } catch (const std::exception& e) {
+    return p.fail_exception("read the master key id", e);
+  }
+}
+
+caf::error state_store::put_master_key_id(const std::string& id) {
+  auto& p = *impl_;
+  try {
+    rocksdb::WriteBatch batch;
+    if (id.empty())
+      batch.Delete(p.meta, key_master_key_id);
+    else
+      batch.Put(p.meta, key_master_key_id, id);
+    auto s = p.write_logged(batch, true);
+    if (!s.ok()) return p.fail(s, "record the master key id");
+    return {};
+  } catch (const std::exception& e) {
+    return p.fail_exception("record the master key id", e);
   }
 }
 

@@ -1,4 +1,5 @@
 // `certfleet init` and `certfleet cert ...`: the manager's own identity.
+#include <cstdlib>
 #include <iostream>
 
 #include "apps/certfleet/commands.hpp"
@@ -7,6 +8,7 @@
 #include "config/state_layout.hpp"
 #include "crypto/certificate_store.hpp"
 #include "crypto/sealing.hpp"
+#include "storage/master_key_guard.hpp"
 #include "storage/state_store.hpp"
 
 namespace certfleet::cli {
@@ -31,7 +33,7 @@ int print_identity(const context& ctx, const identity& id, const std::string& he
 
 /// Creates whatever part of the state directory is missing; never replaces an existing identity.
 caf::expected<identity> initialise(const settings& cfg, const std::string& friendly_name,
-                                   bool& created) {
+                                   bool discard_sealed, bool& created) {
   state_layout layout{cfg.state_dir};
   created = false;
   if (std::filesystem::exists(layout.root)) {
@@ -39,10 +41,16 @@ caf::expected<identity> initialise(const settings& cfg, const std::string& frien
   } else if (auto err = ensure_directory(layout.root, 0700)) {
     return err;
   }
-  if (!std::filesystem::exists(layout.master_key_file())) {
-    if (auto key = master_key::create(layout.master_key_file()); !key) return key.error();
+  auto db = state_store::open(layout.db_dir());
+  if (!db) return db.error();
+  auto loc = locate_master_key(cfg, std::getenv("CREDENTIALS_DIRECTORY"));
+  if (!std::filesystem::exists(loc.file)) {
+    auto key = create_master_key(loc.file, **db, layout.tls_sessions_file(), discard_sealed);
+    if (!key) return key.error();
     created = true;
-  } else if (auto key = master_key::load(layout.master_key_file()); !key) {
+  } else if (auto key =
+                 load_master_key(loc.file, loc.description, **db, layout.tls_sessions_file());
+             !key) {
     return key.error();
   }
   auto store = certificate_store::open(layout.certs_dir(), true);
@@ -53,8 +61,6 @@ caf::expected<identity> initialise(const settings& cfg, const std::string& frien
     if (auto err = store->install(*id)) return err;
     created = true;
   }
-  auto db = state_store::open(layout.db_dir());
-  if (!db) return db.error();
   return store->load_current();
 }
 
@@ -77,12 +83,16 @@ void add_identity_commands(CLI::App& app, context& ctx) {
       "then print the identity summary. Safe to repeat: nothing existing is replaced.");
   init->add_option("--friendly-name", friendly_name, "Label stored beside the certificate")
       ->capture_default_str();
+  static bool discard_sealed = false;
+  init->add_flag("--discard-sealed-credentials", discard_sealed,
+                 "When the master key is lost: delete every stored credential (with events) and "
+                 "create a new key");
   init->callback([&ctx] {
     ctx.run = [&ctx]() -> int {
       auto cfg = ctx.load();
       if (!cfg) return report(cfg.error());
       bool created = false;
-      auto id = initialise(*cfg, friendly_name, created);
+      auto id = initialise(*cfg, friendly_name, discard_sealed, created);
       if (!id) return report(id.error());
       std::cerr << (created ? "Initialised " : "Already initialised, nothing changed: ")
                 << cfg->state_dir.string() << '\n';
