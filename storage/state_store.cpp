@@ -45,6 +45,20 @@ const std::string key_master_key_id = "store.master_key_id";
 // credential before reporting failure. Such jobs finish in milliseconds on a healthy disk.
 constexpr auto obsolete_file_deadline = std::chrono::seconds(10);
 
+// Every credential write flushes the credentials family, and each flush starts a new write-ahead
+// log; the old logs stay as long as another family's unflushed data lives in them, which for the
+// quiet families (servers, events) is until their memtable fills: hundreds of tiny logs per hour
+// of churn. Once more logs than this are live, every family is flushed, which frees all but the
+// newest.
+constexpr size_t max_live_logs = 8;
+
+// Those flushes make small table files, and with keys that only grow (event seqs) RocksDB moves
+// them down the levels without merging them: the count would grow with every flush. Once a family
+// has more table files than this, the key range its small files cover is compacted into one file;
+// for the events family that is only the newest events, so the cost stays small.
+constexpr size_t max_table_files_per_family = 6;
+constexpr uint64_t small_table_file_bytes = 4 << 20;
+
 // How often the log syncer retries after a failed fsync (a full disk: each retry first asks
 // RocksDB to resume, which tries to flush). Writes retry on their own, at once.
 constexpr auto failed_sync_retry = std::chrono::seconds(1);
@@ -157,11 +171,19 @@ rocksdb::DBOptions make_db_options() {
   // RocksDB's file logger aborts the process on a full disk (storage/rocksdb_logger.hpp).
   o.info_log = storage_detail::make_info_logger();
   o.listeners.push_back(std::make_shared<resume_manually>());
+  // Bounds on what piles up in the database directory under churn (docs/reliability.md): the
+  // write-ahead logs by size (and by count, `max_live_logs`), the MANIFEST by size (it is rewritten
+  // from scratch once larger).
+  o.max_total_wal_size = 16 << 20;
+  o.max_manifest_file_size = 4 << 20;
   return o;
 }
 
 rocksdb::ColumnFamilyOptions make_cf_options(const std::string& name) {
   rocksdb::ColumnFamilyOptions o;
+  // Rewrites files older than a day, so tombstones of removed servers and trimmed events do not
+  // keep dead data on disk indefinitely in a family that is rarely compacted otherwise.
+  o.periodic_compaction_seconds = 24 * 60 * 60;
   if (name == cf_credentials) {
     // Sealed blobs are ciphertext: compression gains nothing, and storing them verbatim keeps the
     // erasure test (which looks for the raw bytes) meaningful.
@@ -498,6 +520,45 @@ struct state_store::impl {
     fo.allow_write_stall = true;
     s = note(db->Flush(fo, credentials));
     if (!s.ok()) return fail(s, op + " (flush credentials)");
+    return bound_live_logs(op);
+  }
+
+  // See `max_live_logs`.
+  caf::error bound_live_logs(const std::string& op) {
+    rocksdb::VectorLogPtr logs;
+    auto s = db->GetSortedWalFiles(logs);
+    if (!s.ok() || logs.size() <= max_live_logs) return {};
+    rocksdb::FlushOptions fo;
+    fo.wait = true;
+    fo.allow_write_stall = true;
+    s = note(db->Flush(fo, handles));
+    if (!s.ok()) return fail(s, op + " (flush every family to retire old logs)");
+    return bound_table_files(op);
+  }
+
+  // See `max_table_files_per_family`. The credentials family is left out: every erasure rewrites
+  // it whole.
+  caf::error bound_table_files(const std::string& op) {
+    std::vector<rocksdb::LiveFileMetaData> live;
+    db->GetLiveFilesMetaData(&live);
+    for (auto* h : handles) {
+      if (h == credentials) continue;
+      size_t count = 0;
+      std::optional<std::string> begin;
+      for (const auto& f : live) {
+        if (f.column_family_name != h->GetName()) continue;
+        ++count;
+        if (f.size < small_table_file_bytes && (!begin || f.smallestkey < *begin))
+          begin = f.smallestkey;
+      }
+      if (count <= max_table_files_per_family || !begin) continue;
+      rocksdb::CompactRangeOptions cro;
+      cro.allow_write_stall = true;
+      cro.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+      rocksdb::Slice from(*begin);
+      auto s = note(db->CompactRange(cro, h, &from, nullptr));
+      if (!s.ok()) return fail(s, op + " (compact the " + h->GetName() + " family)");
+    }
     return {};
   }
 
