@@ -236,6 +236,27 @@ key_rule path_key(std::string path, std::string doc, Get get) {
   return rule;
 }
 
+// A file-system path that may be empty ("use the default"); relative ones are resolved as by
+// path_key.
+template <class Get>
+key_rule optional_path_key(std::string path, std::string doc, Get get) {
+  key_rule rule;
+  rule.path = std::move(path);
+  rule.doc = std::move(doc);
+  rule.requirement = "empty or a path without NUL characters";
+  rule.apply = [=](const toml::node& node, const parse_context& ctx, settings& out) {
+    auto value = node.as_string();
+    if (!value || value->get().find('\0') != std::string::npos) return false;
+    std::filesystem::path p = value->get();
+    if (!p.empty() && p.is_relative() && !ctx.base_dir.empty())
+      p = (ctx.base_dir / p).lexically_normal();
+    get(out) = p;
+    return true;
+  };
+  rule.render = [=](const settings& s) { return toml_string_literal(get(s).string()); };
+  return rule;
+}
+
 // A Unix socket path that may be empty (the daemon then picks one under state_dir). Relative
 // paths are resolved like path_key's; the resolved path must fit a socket address.
 template <class Get>
@@ -322,6 +343,18 @@ const std::vector<key_rule>& key_table() {
           "identity.renewal_warning_days",
           "Days before expiry at which renewal is prompted; less than validity_days.", 1, 365,
           [](auto& s) -> auto& { return s.identity.renewal_warning_days; }),
+      optional_path_key(
+          "identity.master_key_file",
+          "The sealing master key; empty means <state_dir>/master.key. May lie outside the state "
+          "directory. A systemd credential named master.key ($CREDENTIALS_DIRECTORY) takes "
+          "precedence. A relative path is resolved against the directory of this file.",
+          [](auto& s) -> auto& { return s.identity.master_key_file; }),
+      name_key(
+          "identity.store_group",
+          "A group that may read the certificate store: its key files become mode 0640 with this "
+          "group and the store directory 0750. Empty means only the owner.",
+          group_name_max, empty_value::allowed,
+          [](auto& s) -> auto& { return s.identity.store_group; }),
       choice_key(
           "log.level", "Least severe log messages written.",
           {"trace", "debug", "info", "warn", "error", "critical", "off"},
@@ -578,6 +611,20 @@ class document_reader {
 };
 
 }  // namespace
+
+master_key_location locate_master_key(const settings& s, const char* credentials_directory) {
+  if (credentials_directory != nullptr && *credentials_directory != '\0') {
+    std::filesystem::path file = std::filesystem::path(credentials_directory) / "master.key";
+    std::error_code ignored;
+    if (std::filesystem::exists(file, ignored))
+      return {file, "systemd credential master.key (" + file.string() + ")", true};
+  }
+  if (!s.identity.master_key_file.empty())
+    return {s.identity.master_key_file, "master key file " + s.identity.master_key_file.string(),
+            false};
+  auto file = s.state_dir / "master.key";
+  return {file, "master key file " + file.string(), false};
+}
 
 caf::expected<settings> parse_settings(std::string_view toml_text, const std::string& source,
                                        const std::filesystem::path& base_dir) {

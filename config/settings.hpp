@@ -37,6 +37,10 @@ struct identity_settings {
   int validity_days = 365;
   /// Days before expiry at which renewal is prompted (1..365, below validity_days).
   int renewal_warning_days = 30;
+  /// The sealing master key; empty means <state_dir>/master.key (see `locate_master_key`).
+  std::filesystem::path master_key_file;
+  /// A group allowed to read the certificate store (key files 0640, directory 0750; "" = none).
+  std::string store_group;
 };
 
 struct log_settings {
@@ -103,6 +107,22 @@ caf::expected<settings> parse_settings(std::string_view toml_text, const std::st
 /// Fails with `ec::not_found` naming the path when it does not exist, `ec::io_error` when it cannot
 /// be read, `ec::bad_config` when it is invalid.
 caf::expected<settings> load_settings(const std::filesystem::path& file);
+
+/// Where the sealing master key comes from.
+struct master_key_location {
+  std::filesystem::path file;
+  /// Names the source for messages: "master key file /etc/certfleet/master.key" or "systemd
+  /// credential master.key (/run/credentials/certfleetd.service/master.key)".
+  std::string description;
+  /// True for a systemd credential: read-only, never created or replaced by certfleet.
+  bool systemd_credential = false;
+};
+
+/// The master key's location: `$CREDENTIALS_DIRECTORY/master.key` when `credentials_directory`
+/// (pass `std::getenv("CREDENTIALS_DIRECTORY")`) is set and holds that file (systemd's
+/// `LoadCredential=master.key:...` or `LoadCredentialEncrypted=`), else `identity.master_key_file`,
+/// else `<state_dir>/master.key`.
+master_key_location locate_master_key(const settings& s, const char* credentials_directory);
 
 /// One documented key, for help output and for checking the example file.
 struct setting_description {

@@ -2,9 +2,16 @@
 
 #include <botan/mem_ops.h>
 
+#include <grp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cctype>
+#include <cerrno>
+#include <cstdio>
 #include <set>
 #include <system_error>
+#include <vector>
 
 namespace certfleet {
 namespace {
@@ -14,6 +21,75 @@ constexpr const char* previous_pointer = "previous";
 constexpr mode_t key_mode = 0600;
 constexpr mode_t public_mode = 0644;
 constexpr mode_t dir_mode = 0700;
+constexpr mode_t group_key_mode = 0640;
+constexpr mode_t group_dir_mode = 0750;
+
+using group_access = certificate_store::group_access;
+
+std::string octal(mode_t mode) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
+  return buf;
+}
+
+caf::expected<group_access> resolve_group(const std::string& name) {
+  if (name.empty()) return group_access{};
+  std::vector<char> buf(16384);
+  struct group gr {};
+  struct group* found = nullptr;
+  int rc = ::getgrnam_r(name.c_str(), &gr, buf.data(), buf.size(), &found);
+  if (rc != 0 || found == nullptr)
+    return make_error(ec::bad_config, "identity.store_group names group '" + name +
+                                          "', which does not exist on this system; create it "
+                                          "(groupadd) or correct the setting");
+  return group_access{name, found->gr_gid};
+}
+
+// With a store group, the one widening accepted: exactly `allowed` group bits, with that group.
+caf::error check_group_access(const std::filesystem::path& path, const group_access& group,
+                              mode_t allowed, const char* fix_mode) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return make_error(ec::not_found, path.string() + " does not exist");
+    return make_error(ec::io_error, "cannot stat " + path.string() + ": " + errno_text(errno));
+  }
+  if (st.st_uid != ::geteuid())
+    return make_error(ec::insecure_permissions,
+                      path.string() + " is owned by uid " + std::to_string(st.st_uid) +
+                          ", not by the service account (uid " + std::to_string(::geteuid()) +
+                          "); run chown on it");
+  auto group_bits = st.st_mode & S_IRWXG;
+  bool bad = (st.st_mode & S_IRWXO) != 0 || (group_bits & ~allowed) != 0 ||
+             (group_bits != 0 && st.st_gid != group.gid);
+  if (bad)
+    return make_error(ec::insecure_permissions,
+                      path.string() + " has mode " + octal(st.st_mode) + " and group id " +
+                          std::to_string(st.st_gid) + "; only the owner and the store group '" +
+                          group.name + "' may have access: run chgrp " + group.name + " " +
+                          path.string() + " and chmod " + fix_mode + " " + path.string());
+  return {};
+}
+
+caf::error check_directory(const std::filesystem::path& dir, const group_access& group) {
+  if (!group.set()) return check_private_directory(dir);
+  return check_group_access(dir, group, S_IRGRP | S_IXGRP, "750");
+}
+
+caf::error check_key_file(const std::filesystem::path& file, const group_access& group) {
+  if (!group.set()) return check_private_file(file);
+  return check_group_access(file, group, S_IRGRP, "640");
+}
+
+// Hands `path` to the store group with `mode`; the group is set before the mode widens.
+caf::error share_with_group(const std::filesystem::path& path, const group_access& group,
+                            mode_t mode) {
+  if (!group.set()) return {};
+  if (::chown(path.c_str(), static_cast<uid_t>(-1), group.gid) != 0 ||
+      ::chmod(path.c_str(), mode) != 0)
+    return make_error(ec::io_error, "cannot give " + path.string() + " to group '" + group.name +
+                                        "': " + errno_text(errno));
+  return {};
+}
 
 bool is_hex_serial(const std::string& s) {
   if (s.empty() || s.size() > 64) return false;
@@ -66,7 +142,9 @@ bool is_store_file(const std::string& name, std::string& serial) {
 }  // namespace
 
 caf::expected<certificate_store> certificate_store::open(const std::filesystem::path& dir,
-                                                         bool create) {
+                                                         bool create, const std::string& group) {
+  auto access = resolve_group(group);
+  if (!access) return access.error();
   std::error_code err;
   bool exists = std::filesystem::exists(dir, err);
   if (err)
@@ -77,9 +155,10 @@ caf::expected<certificate_store> certificate_store::open(const std::filesystem::
       return make_error(ec::not_found, "certificate store " + dir.string() +
                                            " does not exist; initialise the state directory first");
     if (auto e = ensure_directory(dir, dir_mode)) return e;
+    if (auto e = share_with_group(dir, *access, group_dir_mode)) return e;
   }
-  if (auto e = check_private_directory(dir)) return e;
-  return certificate_store{dir};
+  if (auto e = check_directory(dir, *access)) return e;
+  return certificate_store{dir, std::move(*access)};
 }
 
 bool certificate_store::has_current() const {
@@ -89,10 +168,11 @@ bool certificate_store::has_current() const {
 
 namespace {
 
-caf::expected<identity> load_serial(const std::filesystem::path& dir, const std::string& serial) {
-  if (auto e = check_private_directory(dir)) return e;
+caf::expected<identity> load_serial(const std::filesystem::path& dir, const group_access& group,
+                                    const std::string& serial) {
+  if (auto e = check_directory(dir, group)) return e;
   auto key_path = dir / (serial + ".key");
-  if (auto e = check_private_file(key_path)) return e;
+  if (auto e = check_key_file(key_path, group)) return e;
   auto key = read_file(key_path);
   if (!key) return std::move(key.error());
   secret_bytes key_pem(key->begin(), key->end());
@@ -121,7 +201,7 @@ caf::expected<identity> certificate_store::load_current() const {
                                            dir_.string() + "; generate one first");
     return std::move(serial.error());
   }
-  return load_serial(dir_, *serial);
+  return load_serial(dir_, group_, *serial);
 }
 
 caf::expected<std::optional<identity>> certificate_store::load_previous() const {
@@ -130,13 +210,13 @@ caf::expected<std::optional<identity>> certificate_store::load_previous() const 
     if (code_of(serial.error()) == ec::not_found) return std::optional<identity>{};
     return std::move(serial.error());
   }
-  auto id = load_serial(dir_, *serial);
+  auto id = load_serial(dir_, group_, *serial);
   if (!id) return std::move(id.error());
   return std::optional<identity>{std::move(*id)};
 }
 
 caf::error certificate_store::install(const identity& id, const fs_hooks& hooks) {
-  if (auto e = check_private_directory(dir_)) return e;
+  if (auto e = check_directory(dir_, group_)) return e;
   auto serial = id.summary().serial;
   auto base = dir_ / serial;
 
@@ -144,6 +224,7 @@ caf::error certificate_store::install(const identity& id, const fs_hooks& hooks)
   if (auto e =
           write_file_atomically(base.string() + ".key", key_pem.data(), key_pem.size(), key_mode))
     return e;
+  if (auto e = share_with_group(base.string() + ".key", group_, group_key_mode)) return e;
   if (auto e = write_text(base.string() + ".crt", id.certificate_pem(), public_mode)) return e;
   if (auto e = write_text(base.string() + ".name", id.friendly_name(), public_mode)) return e;
 

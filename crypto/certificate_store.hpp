@@ -11,13 +11,19 @@
 // next successful `install`.
 //
 // Loading refuses a key file that group or others can access, or a store directory group or others
-// can write, naming the file and the fix, as ssh does.
+// can write, naming the file and the fix, as ssh does. One widening may be configured: a store
+// group (an administrators group): key files are then 0640 and the directory 0750, both with that
+// group, and exactly that is accepted besides the private modes; any other group, or any access for
+// others, is still refused.
 //
 // Thread-safety: not synchronised; one writer per store (the daemon, or one CLI command).
 #pragma once
 
 #include <filesystem>
 #include <optional>
+#include <string>
+
+#include <sys/types.h>
 
 #include "common/error.hpp"
 #include "common/fs.hpp"
@@ -30,7 +36,11 @@ class certificate_store {
   /// Opens the store at `dir`, creating it with mode 0700 when `create` is true and it is missing.
   /// Fails with `ec::not_found` when missing and not created, `ec::insecure_permissions` when the
   /// directory is group- or world-writable.
-  static caf::expected<certificate_store> open(const std::filesystem::path& dir, bool create);
+  /// With a non-empty `group` (`identity.store_group`), the store may be read by that group as
+  /// described above, and what it creates or installs is given to it; `ec::bad_config` when no such
+  /// group exists.
+  static caf::expected<certificate_store> open(const std::filesystem::path& dir, bool create,
+                                               const std::string& group = {});
 
   /// True when a current identity is installed.
   bool has_current() const;
@@ -48,9 +58,18 @@ class certificate_store {
 
   const std::filesystem::path& dir() const { return dir_; }
 
+  /// The store group (see `open`), empty when none.
+  struct group_access {
+    std::string name;
+    gid_t gid = 0;
+    bool set() const { return !name.empty(); }
+  };
+
  private:
-  explicit certificate_store(std::filesystem::path dir) : dir_(std::move(dir)) {}
+  certificate_store(std::filesystem::path dir, group_access group)
+      : dir_(std::move(dir)), group_(std::move(group)) {}
   std::filesystem::path dir_;
+  group_access group_;
 };
 
 }  // namespace certfleet

@@ -2,6 +2,8 @@
 
 #include <botan/aead.h>
 #include <botan/exceptn.h>
+#include <botan/hex.h>
+#include <botan/mac.h>
 #include <botan/mem_ops.h>
 #include <botan/system_rng.h>
 
@@ -56,6 +58,15 @@ caf::expected<master_key> master_key::load(const std::filesystem::path& file) {
                       "master key " + file.string() + " has " + std::to_string(key.size()) +
                           " bytes, not " + std::to_string(key_size) + "; restore it from a backup");
   return master_key{std::move(key)};
+}
+
+std::string master_key::id() const {
+  auto mac = Botan::MessageAuthenticationCode::create_or_throw("HMAC(SHA-256)");
+  mac->set_key(key_);
+  static constexpr char label[] = "certfleet master key id";
+  mac->update(reinterpret_cast<const uint8_t*>(label), sizeof label - 1);
+  auto tag = mac->final();
+  return Botan::hex_encode(tag.data(), 16, false);
 }
 
 caf::expected<sealed_blob> seal(const master_key& key, std::string_view record_id,

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <filesystem>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -27,6 +28,11 @@ class master_key {
   static caf::expected<master_key> load(const std::filesystem::path& file);
 
   const secret_bytes& bytes() const { return key_; }
+
+  /// A public name of this key: 32 hex digits of HMAC-SHA256(key, "certfleet master key id").
+  /// Stored beside the data sealed under the key, it tells a wrong key from tampered data before
+  /// anything is opened; it reveals nothing about the key.
+  std::string id() const;
 
  private:
   explicit master_key(secret_bytes key) : key_(std::move(key)) {}

@@ -5,6 +5,7 @@
 #include <rocksdb/write_batch.h>
 
 #include "common/fs.hpp"
+#include "storage/rocksdb_logger.hpp"
 
 namespace certfleet {
 
@@ -123,7 +124,8 @@ caf::expected<std::unique_ptr<agent_store>> agent_store::open(const std::filesys
   o.paranoid_checks = true;
   // The fleet needs its descriptors for listening sockets and connections.
   o.max_open_files = 64;
-  o.keep_log_file_num = 2;
+  // RocksDB's own LOG file aborts the process once a disk is full (storage/rocksdb_logger.hpp).
+  o.info_log = storage_detail::make_info_logger();
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s;
   if (read_only) {

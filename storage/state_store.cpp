@@ -11,23 +11,24 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include <sys/statvfs.h>
+
 #include <rocksdb/db.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
 
 #include "common/fs.hpp"
+#include "storage/rocksdb_logger.hpp"
+#include "storage/state_store_impl.hpp"
 
 namespace certfleet {
+
+using namespace storage_detail;
 
 namespace {
 
 namespace fs = std::filesystem;
-
-const std::string cf_servers = "servers";
-const std::string cf_credentials = "credentials";
-const std::string cf_inventory = "inventory";
-const std::string cf_events = "events";
-const std::string cf_meta = "meta";
 
 // Keys the store keeps for itself in `meta`; `put_meta` refuses this prefix so callers cannot
 // corrupt the event counter or the schema version.
@@ -35,10 +36,7 @@ const std::string internal_prefix = "store.";
 const std::string key_schema_version = "store.schema_version";
 const std::string key_last_event_seq = "store.last_event_seq";
 const std::string key_first_event_seq = "store.first_event_seq";
-
-// How long erasure waits for a concurrent RocksDB job to release the table files that held a
-// credential before reporting failure. Such jobs finish in milliseconds on a healthy disk.
-constexpr auto obsolete_file_deadline = std::chrono::seconds(10);
+const std::string key_master_key_id = "store.master_key_id";
 
 std::string seq_key(uint64_t seq) {
   std::string k(8, '\0');
@@ -69,22 +67,33 @@ bool parse_u64(const std::string& s, uint64_t& out) {
   return true;
 }
 
-rocksdb::Slice as_slice(const std::vector<uint8_t>& v) {
-  return rocksdb::Slice(reinterpret_cast<const char*>(v.data()), v.size());
-}
-
 int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
-bool is_no_space(const rocksdb::Status& s) {
-  if (s.IsNoSpace()) return true;
-  if (!s.IsIOError()) return false;
-  auto text = s.ToString();
-  return text.find("No space left on device") != std::string::npos ||
-         text.find("ENOSPC") != std::string::npos;
+// "12.5 MiB": free space as a person reads it.
+std::string human_bytes(uint64_t n) {
+  static const char* const units[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(n);
+  size_t u = 0;
+  while (v >= 1024 && u + 1 < std::size(units)) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  if (u == 0)
+    std::snprintf(buf, sizeof buf, "%llu bytes", static_cast<unsigned long long>(n));
+  else
+    std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
+  return buf;
+}
+
+std::string free_space_text(const fs::path& dir) {
+  struct statvfs v {};
+  if (::statvfs(dir.c_str(), &v) != 0) return "free space unknown";
+  return human_bytes(static_cast<uint64_t>(v.f_bavail) * v.f_frsize) + " free";
 }
 
 bool is_lock_held(const rocksdb::Status& s) {
@@ -92,6 +101,18 @@ bool is_lock_held(const rocksdb::Status& s) {
   auto text = s.ToString();
   return text.find("/LOCK") != std::string::npos || text.find("lock hold") != std::string::npos;
 }
+
+// RocksDB's own recovery from a full disk waits until the free space exceeds a reserve of one
+// memtable (64 MiB by default), which a small file system never reaches; it also makes a manual
+// Resume() answer "busy" meanwhile. The store turns it off for that error and resumes itself at the
+// next write instead (`ready_for_writes`), so writing resumes as soon as any space is back.
+class resume_manually final : public rocksdb::EventListener {
+ public:
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status bg_error,
+                            bool* auto_recovery) override {
+    if (is_no_space(bg_error)) *auto_recovery = false;
+  }
+};
 
 rocksdb::DBOptions make_db_options() {
   rocksdb::DBOptions o;
@@ -110,12 +131,22 @@ rocksdb::DBOptions make_db_options() {
   o.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
   // The manager needs its descriptors for connections (ENGINEERING-NOTES pitfall 11).
   o.max_open_files = 256;
-  o.keep_log_file_num = 4;
+  // RocksDB's file logger aborts the process on a full disk (storage/rocksdb_logger.hpp).
+  o.info_log = storage_detail::make_info_logger();
+  o.listeners.push_back(std::make_shared<resume_manually>());
+  // Bounds on what piles up in the database directory under churn (docs/reliability.md): the
+  // write-ahead logs by size (and by count, `max_live_logs`), the MANIFEST by size (it is rewritten
+  // from scratch once larger).
+  o.max_total_wal_size = 16 << 20;
+  o.max_manifest_file_size = 4 << 20;
   return o;
 }
 
 rocksdb::ColumnFamilyOptions make_cf_options(const std::string& name) {
   rocksdb::ColumnFamilyOptions o;
+  // Rewrites files older than a day, so tombstones of removed servers and trimmed events do not
+  // keep dead data on disk indefinitely in a family that is rarely compacted otherwise.
+  o.periodic_compaction_seconds = 24 * 60 * 60;
   if (name == cf_credentials) {
     // Sealed blobs are ciphertext: compression gains nothing, and storing them verbatim keeps the
     // erasure test (which looks for the raw bytes) meaningful.
@@ -126,390 +157,167 @@ rocksdb::ColumnFamilyOptions make_cf_options(const std::string& name) {
 
 }  // namespace
 
-struct state_store::impl {
-  fs::path dir;
-  std::string dir_text;
-  rocksdb::DB* db = nullptr;
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::ColumnFamilyHandle* servers = nullptr;
-  rocksdb::ColumnFamilyHandle* credentials = nullptr;
-  rocksdb::ColumnFamilyHandle* inventory = nullptr;
-  rocksdb::ColumnFamilyHandle* events = nullptr;
-  rocksdb::ColumnFamilyHandle* meta = nullptr;
+namespace storage_detail {
 
-  // Serialises every write that assigns event seqs or changes the server count, so seqs are
-  // written in order and the count stays exact. Guards `last_seq` and `first_seq`; the atomics
-  // mirror them for lock-free readers.
-  std::mutex write_mutex;
-  uint64_t last_seq = 0;
-  uint64_t first_seq = 1;
-  std::atomic<uint64_t> last_seq_view{0};
-  // The highest seq known to be fsynced, and who wants to hear when it grows (the event bus).
-  std::atomic<uint64_t> durable_seq_view{0};
-  std::mutex listener_mutex;
-  std::function<void(uint64_t)> durable_listener;
-  std::atomic<uint64_t> first_seq_view{1};
-  std::atomic<size_t> server_count{0};
+bool is_no_space(const rocksdb::Status& s) {
+  if (s.IsNoSpace()) return true;
+  if (!s.IsIOError()) return false;
+  auto text = s.ToString();
+  return text.find("No space left on device") != std::string::npos ||
+         text.find("ENOSPC") != std::string::npos;
+}
 
-  // Credential writes take it exclusively: erasure must be sure no reader pins an old table file.
-  // Lock order: credential_mutex before write_mutex.
-  mutable std::shared_mutex credential_mutex;
+}  // namespace storage_detail
 
-  // The log syncer. `logged` counts unsynced WAL writes that have returned; `durable` is how many
-  // of them are known to be fsynced. Counting returned writes is what makes a synced write's mark
-  // sound: every write counted before it started is earlier in the (sequential) log, so its fsync
-  // covers them too. Never held while calling RocksDB.
-  std::mutex sync_mutex;
-  std::condition_variable wake_syncer;
-  std::condition_variable synced;
-  uint64_t logged = 0;
-  uint64_t durable = 0;
-  bool stop_syncer = false;
-  caf::error sync_error;  // the last background fsync failure, cleared by a success
-  std::thread syncer;
-
-  ~impl() {
-    if (db == nullptr) return;
-    if (syncer.joinable()) {
-      {
-        std::lock_guard<std::mutex> lock(sync_mutex);
-        stop_syncer = true;
-      }
-      wake_syncer.notify_all();
-      syncer.join();
-    }
-    // Close does not fsync the log; unsynced connectivity writes get their fsync here.
-    db->SyncWAL();
-    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
-    db->Close();
-    delete db;
-  }
-
-  uint64_t log_mark() {
-    std::lock_guard<std::mutex> lock(sync_mutex);
-    return logged;
-  }
-
-  void mark_durable(uint64_t mark) {
+state_store::impl::~impl() {
+  if (db == nullptr) return;
+  if (syncer.joinable()) {
     {
       std::lock_guard<std::mutex> lock(sync_mutex);
-      if (mark <= durable) return;
-      durable = mark;
+      stop_syncer = true;
     }
-    synced.notify_all();
+    wake_syncer.notify_all();
+    syncer.join();
   }
+  // Close does not fsync the log; unsynced connectivity writes get their fsync here, unless a
+  // failed write left the log unfit for it (RocksDB's recovery at the next open replays it).
+  if (!write_failed.load()) db->SyncWAL();
+  for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+  db->Close();
+  delete db;
+}
 
-  void mark_logged() {
-    {
-      std::lock_guard<std::mutex> lock(sync_mutex);
-      ++logged;
-    }
-    wake_syncer.notify_one();
+caf::error state_store::impl::fail(const rocksdb::Status& s, const std::string& op) const {
+  if (is_no_space(s))
+    return make_error(ec::disk_full,
+                      "could not " + op + " in database " + dir_text +
+                          ": the file system holding it is full (" + free_space_text(dir) +
+                          "); nothing was written. Reads still work; free space on that file "
+                          "system and writing resumes on its own within seconds (" +
+                          s.ToString() + ")");
+  return make_error(ec::storage_failure,
+                    "could not " + op + " in database " + dir_text + ": " + s.ToString());
+}
+
+caf::error state_store::impl::fail_exception(const std::string& op, const std::exception& e) const {
+  return make_error(ec::storage_failure,
+                    "could not " + op + " in database " + dir_text + ": " + e.what());
+}
+
+caf::error state_store::impl::corrupt(const std::string& what, const caf::error& err) const {
+  return make_error(ec::corrupt_data,
+                    what + " in database " + dir_text + " is unreadable: " + describe(err));
+}
+
+rocksdb::WriteOptions state_store::impl::wal_options(bool sync) const {
+  rocksdb::WriteOptions w;
+  w.sync = sync;
+  return w;
+}
+
+// Assigns seqs (and missing times) to `evs` and adds them plus the counter to `batch`. The
+// caller holds `write_mutex` and calls `commit_seq` only after the batch was written.
+uint64_t state_store::impl::stage_events(rocksdb::WriteBatch& batch,
+                                         std::vector<event_record>& evs) {
+  uint64_t seq = last_seq;
+  if (evs.empty()) return seq;
+  auto t = now_ms();
+  for (auto& e : evs) {
+    e.seq = ++seq;
+    if (e.time_ms == 0) e.time_ms = t;
+    batch.Put(events, seq_key(e.seq), as_slice(encode(e)));
   }
+  batch.Put(meta, key_last_event_seq, std::to_string(seq));
+  return seq;
+}
 
-  /// Writes `batch` through the WAL; `sync` fsyncs it (and everything logged before) first.
-  rocksdb::Status write_logged(rocksdb::WriteBatch& batch, bool sync) {
-    auto mark = sync ? log_mark() : 0;
-    auto s = db->Write(wal_options(sync), &batch);
-    if (!s.ok()) return s;
-    if (sync)
-      mark_durable(mark);
-    else
-      mark_logged();
-    return s;
+void state_store::impl::commit_seq(uint64_t seq, bool synced) {
+  last_seq = seq;
+  last_seq_view.store(seq);
+  if (synced) raise_durable_seq(seq);
+}
+
+caf::expected<std::vector<event_record>> state_store::impl::write_events(
+    std::vector<event_record> evs, const std::string& op) {
+  if (evs.empty()) return evs;
+  std::lock_guard<std::mutex> guard(write_mutex);
+  rocksdb::WriteBatch batch;
+  auto seq = stage_events(batch, evs);
+  auto s = write_logged(batch, true);
+  if (!s.ok()) return fail(s, op);
+  commit_seq(seq, true);
+  return evs;
+}
+
+caf::error state_store::impl::load_state() {
+  // Schema version.
+  std::string value;
+  auto s = db->Get(rocksdb::ReadOptions(), meta, key_schema_version, &value);
+  if (s.IsNotFound()) {
+    s = note(db->Put(wal_options(true), meta, key_schema_version,
+                     std::to_string(state_store::schema_version)));
+    if (!s.ok()) return fail(s, "write the schema version");
+  } else if (!s.ok()) {
+    return fail(s, "read the schema version");
+  } else {
+    uint64_t v = 0;
+    if (!parse_u64(value, v))
+      return make_error(ec::corrupt_data, "database " + dir_text +
+                                              " has an unreadable schema version '" + value +
+                                              "'; restore it from a backup");
+    if (v > state_store::schema_version)
+      return make_error(ec::corrupt_data,
+                        "database " + dir_text + " has schema version " + std::to_string(v) +
+                            ", but this build of certfleet supports schema version " +
+                            std::to_string(state_store::schema_version) +
+                            " at most; run the newer certfleet that wrote it");
   }
-
-  caf::error sync_now(const std::string& op) {
-    auto mark = log_mark();
-    // Every event up to `seq` was written (commit_seq runs after the write returned), so it is in
-    // the log before the fsync below.
-    auto seq = last_seq_view.load();
-    auto s = db->SyncWAL();
-    if (!s.ok()) return fail(s, op);
-    mark_durable(mark);
-    if (raise_durable_seq(seq)) {
-      std::lock_guard<std::mutex> lock(listener_mutex);
-      if (durable_listener) durable_listener(durable_seq_view.load());
-    }
-    return {};
-  }
-
-  void run_syncer() {
-    std::unique_lock<std::mutex> lock(sync_mutex);
-    for (;;) {
-      wake_syncer.wait(lock, [this] { return stop_syncer || logged > durable; });
-      if (stop_syncer) return;
-      // Lets a burst of writes gather so that one fsync covers all of them.
-      if (wake_syncer.wait_for(lock, state_store::wal_sync_delay, [this] { return stop_syncer; }))
-        return;                         // the destructor syncs after joining
-      if (logged <= durable) continue;  // a synced write covered them meanwhile
-      lock.unlock();
-      caf::error err;
-      try {
-        err = sync_now("fsync the write-ahead log");
-      } catch (const std::exception& e) {
-        err = fail_exception("fsync the write-ahead log", e);
-      }
-      lock.lock();
-      if (err) {
-        sync_error = std::move(err);
-        synced.notify_all();
-        // Retry after another delay rather than spinning on a failing disk.
-        if (wake_syncer.wait_for(lock, state_store::wal_sync_delay, [this] { return stop_syncer; }))
-          return;
-      } else {
-        sync_error = caf::error{};
-      }
-    }
-  }
-
-  caf::error fail(const rocksdb::Status& s, const std::string& op) const {
-    if (is_no_space(s))
-      return make_error(ec::disk_full, "could not " + op + " in database " + dir_text +
-                                           ": the disk is full (" + s.ToString() +
-                                           "); nothing was written; free space on the file "
-                                           "system holding " +
-                                           dir_text + " and restart certfleet");
-    return make_error(ec::storage_failure,
-                      "could not " + op + " in database " + dir_text + ": " + s.ToString());
-  }
-
-  caf::error fail_exception(const std::string& op, const std::exception& e) const {
-    return make_error(ec::storage_failure,
-                      "could not " + op + " in database " + dir_text + ": " + e.what());
-  }
-
-  caf::error corrupt(const std::string& what, const caf::error& err) const {
-    return make_error(ec::corrupt_data,
-                      what + " in database " + dir_text + " is unreadable: " + describe(err));
-  }
-
-  rocksdb::WriteOptions wal_options(bool sync) const {
-    rocksdb::WriteOptions w;
-    w.sync = sync;
-    return w;
-  }
-
-  // Assigns seqs (and missing times) to `evs` and adds them plus the counter to `batch`. The
-  // caller holds `write_mutex` and calls `commit_seq` only after the batch was written.
-  uint64_t stage_events(rocksdb::WriteBatch& batch, std::vector<event_record>& evs) {
-    uint64_t seq = last_seq;
-    if (evs.empty()) return seq;
-    auto t = now_ms();
-    for (auto& e : evs) {
-      e.seq = ++seq;
-      if (e.time_ms == 0) e.time_ms = t;
-      batch.Put(events, seq_key(e.seq), as_slice(encode(e)));
-    }
-    batch.Put(meta, key_last_event_seq, std::to_string(seq));
-    return seq;
-  }
-
-  void commit_seq(uint64_t seq, bool synced) {
-    last_seq = seq;
-    last_seq_view.store(seq);
-    if (synced) raise_durable_seq(seq);
-  }
-
-  /// Returns true when `seq` advanced the durable seq.
-  bool raise_durable_seq(uint64_t seq) {
-    uint64_t seen = durable_seq_view.load();
-    while (seq > seen)
-      if (durable_seq_view.compare_exchange_weak(seen, seq)) return true;
-    return false;
-  }
-
-  caf::expected<std::vector<event_record>> write_events(std::vector<event_record> evs,
-                                                        const std::string& op) {
-    if (evs.empty()) return evs;
-    std::lock_guard<std::mutex> guard(write_mutex);
-    rocksdb::WriteBatch batch;
-    auto seq = stage_events(batch, evs);
-    auto s = write_logged(batch, true);
-    if (!s.ok()) return fail(s, op);
-    commit_seq(seq, true);
-    return evs;
-  }
-
-  std::set<std::string> credential_table_files() const {
-    std::vector<rocksdb::LiveFileMetaData> live;
-    db->GetLiveFilesMetaData(&live);
-    std::set<std::string> out;
-    for (const auto& f : live)
-      if (f.column_family_name == cf_credentials)
-        out.insert(f.directory + "/" + f.relative_filename);
-    return out;
-  }
-
-  // Makes every value deleted from (or overwritten in) the credentials family physically gone:
-  // flushes its memtable (tombstones included), rewrites the whole family down to the bottommost
-  // level, where tombstones and the values they shadow are both dropped, and waits until the table
-  // files that held them are unlinked. The caller holds `credential_mutex` exclusively, so no
-  // reader pins an old version of the family. See docs/storage.md.
-  caf::error scrub_credentials(const std::string& op) {
-    rocksdb::FlushOptions fo;
-    fo.wait = true;
-    fo.allow_write_stall = true;
-    auto s = db->Flush(fo, credentials);
-    if (!s.ok()) return fail(s, op + " (flush credentials)");
-    auto old_files = credential_table_files();
-    rocksdb::CompactRangeOptions cro;
-    cro.exclusive_manual_compaction = true;
-    cro.allow_write_stall = true;
-    cro.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
-    s = db->CompactRange(cro, credentials, nullptr, nullptr);
-    if (!s.ok()) return fail(s, op + " (compact credentials)");
-    auto live_now = credential_table_files();
-    std::vector<std::string> pending;
-    for (const auto& f : old_files)
-      if (live_now.count(f) == 0) pending.push_back(f);
-    auto deadline = std::chrono::steady_clock::now() + obsolete_file_deadline;
-    for (;;) {
-      // Re-enabling deletions runs a full scan for obsolete files and deletes them in this thread;
-      // it also catches files a background job made obsolete but had not yet unlinked.
-      s = db->DisableFileDeletions();
-      if (s.ok()) s = db->EnableFileDeletions(/*force=*/false);
-      if (!s.ok()) return fail(s, op + " (delete obsolete credential files)");
-      pending.erase(std::remove_if(pending.begin(), pending.end(),
-                                   [](const std::string& f) {
-                                     std::error_code ec_ignored;
-                                     return !fs::exists(f, ec_ignored);
-                                   }),
-                    pending.end());
-      if (pending.empty()) return {};
-      if (std::chrono::steady_clock::now() > deadline)
-        return make_error(ec::storage_failure,
-                          "could not " + op + " in database " + dir_text + ": table file " +
-                              pending.front() +
-                              " that held a deleted credential was not removed; stop certfleet "
-                              "and restart it, which finishes the erasure");
-      // Another RocksDB job still protects the file; it finishes in milliseconds.
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-  }
-
-  caf::error write_credential_batch(rocksdb::WriteBatch& batch, const std::string& op) {
-    // Credentials never enter the write-ahead log (it is not rewritten on deletion, so the blob
-    // would outlive `erase_credential` there); a synchronous flush makes them durable instead.
-    rocksdb::WriteOptions w;
-    w.disableWAL = true;
-    auto s = db->Write(w, &batch);
-    if (!s.ok()) return fail(s, op);
-    rocksdb::FlushOptions fo;
-    fo.wait = true;
-    fo.allow_write_stall = true;
-    s = db->Flush(fo, credentials);
-    if (!s.ok()) return fail(s, op + " (flush credentials)");
-    return {};
-  }
-
-  caf::error erase_credential_locked(const std::string& server_id, const std::string& op) {
-    return erase_credentials_locked({server_id}, op);
-  }
-
-  // The caller holds `credential_mutex` exclusively.
-  caf::error erase_credentials_locked(const std::vector<std::string>& ids, const std::string& op) {
-    rocksdb::WriteBatch batch;
-    for (const auto& id : ids) batch.Delete(credentials, id);
-    if (auto err = write_credential_batch(batch, op)) return err;
-    return scrub_credentials(op);
-  }
-
-  caf::error put_credentials(const std::vector<std::pair<std::string, sealed_blob>>& creds,
-                             const std::string& op) {
-    if (creds.empty()) return {};
-    // Last one wins, and an earlier duplicate is never written at all: it cannot linger anywhere.
-    std::unordered_map<std::string, size_t> last;
-    for (size_t i = 0; i < creds.size(); ++i) last[creds[i].first] = i;
-    std::unique_lock<std::shared_mutex> lock(credential_mutex);
-    rocksdb::WriteBatch batch;
-    bool replaced = false;
-    std::string old;
-    for (size_t i = 0; i < creds.size(); ++i) {
-      const auto& [id, blob] = creds[i];
-      if (last[id] != i) continue;
-      auto existing = db->Get(rocksdb::ReadOptions(), credentials, id, &old);
-      if (!existing.ok() && !existing.IsNotFound()) return fail(existing, op);
-      if (existing.ok() &&
-          (old.size() != blob.bytes.size() ||
-           !std::equal(old.begin(), old.end(), blob.bytes.begin(),
-                       [](char a, uint8_t b) { return static_cast<uint8_t>(a) == b; })))
-        replaced = true;
-      batch.Put(credentials, id, as_slice(blob.bytes));
-    }
-    if (auto err = write_credential_batch(batch, op)) return err;
-    // A replaced credential is as secret as an erased one.
-    if (replaced) return scrub_credentials(op);
-    return {};
-  }
-
-  caf::error load_state() {
-    // Schema version.
-    std::string value;
-    auto s = db->Get(rocksdb::ReadOptions(), meta, key_schema_version, &value);
-    if (s.IsNotFound()) {
-      s = db->Put(wal_options(true), meta, key_schema_version,
-                  std::to_string(state_store::schema_version));
-      if (!s.ok()) return fail(s, "write the schema version");
-    } else if (!s.ok()) {
-      return fail(s, "read the schema version");
-    } else {
-      uint64_t v = 0;
-      if (!parse_u64(value, v))
-        return make_error(ec::corrupt_data, "database " + dir_text +
-                                                " has an unreadable schema version '" + value +
-                                                "'; restore it from a backup");
-      if (v > state_store::schema_version)
-        return make_error(ec::corrupt_data,
-                          "database " + dir_text + " has schema version " + std::to_string(v) +
-                              ", but this build of certfleet supports schema version " +
-                              std::to_string(state_store::schema_version) +
-                              " at most; run the newer certfleet that wrote it");
-    }
-    // Event counters.
-    auto read_counter = [&](const std::string& key, uint64_t fallback,
-                            uint64_t& out) -> caf::error {
-      std::string v;
-      auto st = db->Get(rocksdb::ReadOptions(), meta, key, &v);
-      if (st.IsNotFound()) {
-        out = fallback;
-        return {};
-      }
-      if (!st.ok()) return fail(st, "read " + key);
-      if (!parse_u64(v, out))
-        return make_error(ec::corrupt_data, "database " + dir_text + " has an unreadable " + key +
-                                                " '" + v + "'; restore it from a backup");
+  // Event counters.
+  auto read_counter = [&](const std::string& key, uint64_t fallback, uint64_t& out) -> caf::error {
+    std::string v;
+    auto st = db->Get(rocksdb::ReadOptions(), meta, key, &v);
+    if (st.IsNotFound()) {
+      out = fallback;
       return {};
-    };
-    if (auto err = read_counter(key_last_event_seq, 0, last_seq)) return err;
-    if (auto err = read_counter(key_first_event_seq, 1, first_seq)) return err;
-    {
-      std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), events));
-      it->SeekToLast();
-      uint64_t newest = 0;
-      if (it->Valid() && (!parse_seq_key(it->key(), newest) || newest > last_seq))
-        return make_error(ec::corrupt_data,
-                          "database " + dir_text +
-                              " holds events beyond its event counter; restore it from a backup");
-      if (!it->status().ok()) return fail(it->status(), "read the events");
     }
-    last_seq_view.store(last_seq);
-    // Recovery flushes what the log held to table files: everything loaded is on disk.
-    durable_seq_view.store(last_seq);
-    first_seq_view.store(first_seq);
-    // Server count.
-    size_t n = 0;
-    {
-      std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), servers));
-      for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
-      if (!it->status().ok()) return fail(it->status(), "count the servers");
-    }
-    server_count.store(n);
-    // Finishes an erasure that a crash interrupted after its tombstone was flushed.
-    std::unique_lock<std::shared_mutex> lock(credential_mutex);
-    return scrub_credentials("finish pending credential erasures");
+    if (!st.ok()) return fail(st, "read " + key);
+    if (!parse_u64(v, out))
+      return make_error(ec::corrupt_data, "database " + dir_text + " has an unreadable " + key +
+                                              " '" + v + "'; restore it from a backup");
+    return {};
+  };
+  if (auto err = read_counter(key_last_event_seq, 0, last_seq)) return err;
+  if (auto err = read_counter(key_first_event_seq, 1, first_seq)) return err;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), events));
+    it->SeekToLast();
+    uint64_t newest = 0;
+    if (it->Valid() && (!parse_seq_key(it->key(), newest) || newest > last_seq))
+      return make_error(ec::corrupt_data,
+                        "database " + dir_text +
+                            " holds events beyond its event counter; restore it from a backup");
+    if (!it->status().ok()) return fail(it->status(), "read the events");
   }
-};
+  last_seq_view.store(last_seq);
+  // Recovery flushes what the log held to table files: everything loaded is on disk.
+  durable_seq_view.store(last_seq);
+  first_seq_view.store(first_seq);
+  // Server count.
+  size_t n = 0;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), servers));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
+    if (!it->status().ok()) return fail(it->status(), "count the servers");
+  }
+  server_count.store(n);
+  // Finishes an erasure that a crash interrupted after its tombstone was flushed. On a full disk
+  // the store still opens, to serve reads; the next credential write finishes the scrub.
+  std::unique_lock<std::shared_mutex> lock(credential_mutex);
+  scrub_pending = true;
+  auto err = scrub_credentials("finish pending credential erasures");
+  if (code_of(err) == ec::disk_full) return {};
+  return err;
+}
 
 caf::expected<std::unique_ptr<state_store>> state_store::open(const fs::path& dir) {
   auto p = std::make_unique<impl>();
@@ -918,6 +726,35 @@ caf::error state_store::put_meta(const std::string& key, const std::string& valu
     return {};
   } catch (const std::exception& e) {
     return p.fail_exception("write meta key " + key, e);
+  }
+}
+
+caf::expected<std::optional<std::string>> state_store::master_key_id() const {
+  auto& p = *impl_;
+  try {
+    std::string value;
+    auto s = p.db->Get(rocksdb::ReadOptions(), p.meta, key_master_key_id, &value);
+    if (s.IsNotFound()) return std::optional<std::string>{};
+    if (!s.ok()) return p.fail(s, "read the master key id");
+    return std::optional<std::string>{std::move(value)};
+  } catch (const std::exception& e) {
+    return p.fail_exception("read the master key id", e);
+  }
+}
+
+caf::error state_store::put_master_key_id(const std::string& id) {
+  auto& p = *impl_;
+  try {
+    rocksdb::WriteBatch batch;
+    if (id.empty())
+      batch.Delete(p.meta, key_master_key_id);
+    else
+      batch.Put(p.meta, key_master_key_id, id);
+    auto s = p.write_logged(batch, true);
+    if (!s.ok()) return p.fail(s, "record the master key id");
+    return {};
+  } catch (const std::exception& e) {
+    return p.fail_exception("record the master key id", e);
   }
 }
 

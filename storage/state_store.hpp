@@ -118,6 +118,11 @@ class state_store {
   // -- meta ---------------------------------------------------------------------------------
   caf::expected<std::optional<std::string>> get_meta(const std::string& key) const;
   caf::error put_meta(const std::string& key, const std::string& value);
+  /// The id of the master key the stored credentials are sealed under (`master_key::id()`), if
+  /// recorded (storage/master_key_guard.hpp keeps it).
+  caf::expected<std::optional<std::string>> master_key_id() const;
+  /// Records `id` durably; an empty `id` removes the record.
+  caf::error put_master_key_id(const std::string& id);
 
   // -- durability ---------------------------------------------------------------------------
   /// Fsyncs the write-ahead log now, making every write that returned before this call durable.

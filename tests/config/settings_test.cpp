@@ -28,6 +28,8 @@ void expect_same(const settings& actual, const settings& expected) {
   EXPECT_EQ(actual.identity.common_name, expected.identity.common_name);
   EXPECT_EQ(actual.identity.validity_days, expected.identity.validity_days);
   EXPECT_EQ(actual.identity.renewal_warning_days, expected.identity.renewal_warning_days);
+  EXPECT_EQ(actual.identity.master_key_file, expected.identity.master_key_file);
+  EXPECT_EQ(actual.identity.store_group, expected.identity.store_group);
   EXPECT_EQ(actual.log.level, expected.log.level);
   EXPECT_EQ(actual.log.format, expected.log.format);
   const auto& a = actual.daemon;
@@ -87,6 +89,8 @@ organization = "Example Backup GmbH"
 common_name = "manager-01.example.net"
 validity_days = 730
 renewal_warning_days = 60
+master_key_file = "/etc/certfleet/master.key"
+store_group = "backup-admins"
 
 [log]
 level = "debug"
@@ -130,6 +134,8 @@ request_timeout_ms = 30000
   expected.identity.common_name = "manager-01.example.net";
   expected.identity.validity_days = 730;
   expected.identity.renewal_warning_days = 60;
+  expected.identity.master_key_file = "/etc/certfleet/master.key";
+  expected.identity.store_group = "backup-admins";
   expected.log.level = "debug";
   expected.log.format = "json";
   expect_same(*loaded, expected);
@@ -581,6 +587,53 @@ TEST(settings, metrics_listen_takes_an_ip_literal_and_port) {
     EXPECT_NE(message.find("metrics.listen must be empty or IP:PORT"), std::string::npos)
         << bad << ": " << message;
   }
+}
+
+}  // namespace
+}  // namespace certfleet
+
+namespace certfleet {
+namespace {
+
+TEST(master_key_location, defaults_to_master_key_in_the_state_directory) {
+  settings s;
+  s.state_dir = "/var/lib/certfleet";
+  auto loc = locate_master_key(s, nullptr);
+  EXPECT_EQ(loc.file, std::filesystem::path("/var/lib/certfleet/master.key"));
+  EXPECT_FALSE(loc.systemd_credential);
+  EXPECT_NE(loc.description.find("/var/lib/certfleet/master.key"), std::string::npos);
+}
+
+TEST(master_key_location, a_configured_file_outside_the_state_directory_is_used) {
+  temp_dir dir;
+  auto file = write_text(dir.path() / "certfleet.toml",
+                         "[identity]\nmaster_key_file = \"keys/master.key\"\n");
+  auto loaded = load_settings(file);
+  ASSERT_TRUE(loaded) << describe(loaded.error());
+  auto loc = locate_master_key(*loaded, "");
+  EXPECT_EQ(loc.file, dir.path() / "keys" / "master.key")
+      << "resolved against the file's directory";
+  EXPECT_FALSE(loc.systemd_credential);
+}
+
+TEST(master_key_location, a_systemd_credential_takes_precedence_when_present) {
+  temp_dir creds;
+  settings s;
+  s.identity.master_key_file = "/etc/certfleet/master.key";
+  // $CREDENTIALS_DIRECTORY without a master.key credential: the configured file.
+  EXPECT_EQ(locate_master_key(s, creds.path().c_str()).file, s.identity.master_key_file);
+  write_text(creds.path() / "master.key", std::string(32, 'k'));
+  auto loc = locate_master_key(s, creds.path().c_str());
+  EXPECT_EQ(loc.file, creds.path() / "master.key");
+  EXPECT_TRUE(loc.systemd_credential);
+  EXPECT_NE(loc.description.find("systemd credential"), std::string::npos);
+}
+
+TEST(settings, store_group_may_be_empty_but_not_unprintable) {
+  EXPECT_EQ(parse_error_of("[identity]\nstore_group = \"\"\n"), "");
+  EXPECT_EQ(parse_error_of("[identity]\nstore_group = \"adm\"\n"), "");
+  auto err = parse_error_of("[identity]\nstore_group = \"a\\u001bb\"\n");
+  EXPECT_NE(err.find("identity.store_group"), std::string::npos) << err;
 }
 
 }  // namespace

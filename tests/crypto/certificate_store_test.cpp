@@ -211,3 +211,80 @@ TEST(certificate_store, reinstalling_the_current_identity_keeps_previous) {
 
 }  // namespace
 }  // namespace certfleet
+
+namespace certfleet {
+namespace {
+
+gid_t group_of(const std::filesystem::path& p) {
+  struct stat st {};
+  EXPECT_EQ(::stat(p.c_str(), &st), 0);
+  return st.st_gid;
+}
+
+// Giving files to another group needs root (CI runs as root); `adm` and `daemon` exist on Debian.
+#define REQUIRE_ROOT() \
+  if (::geteuid() != 0) GTEST_SKIP() << "changing a file's group to another group needs root"
+
+TEST(certificate_store_group, a_store_group_makes_keys_0640_and_the_directory_0750_for_that_group) {
+  REQUIRE_ROOT();
+  temp_dir tmp;
+  auto dir = tmp.path() / "certs";
+  auto store = certificate_store::open(dir, true, "adm");
+  ASSERT_TRUE(store) << describe(store.error());
+  auto id = make_identity("manager");
+  ASSERT_FALSE(store->install(id));
+  auto key = dir / (id.summary().serial + ".key");
+  EXPECT_EQ(mode_of(dir), 0750u);
+  EXPECT_EQ(mode_of(key), 0640u);
+  EXPECT_EQ(group_of(dir), 4u);
+  EXPECT_EQ(group_of(key), 4u);
+  auto loaded = store->load_current();
+  ASSERT_TRUE(loaded) << describe(loaded.error());
+  EXPECT_EQ(loaded->sha256(), id.sha256());
+}
+
+TEST(certificate_store_group, any_other_widening_is_refused_naming_the_file_and_the_fix) {
+  REQUIRE_ROOT();
+  temp_dir tmp;
+  auto dir = tmp.path() / "certs";
+  auto store = certificate_store::open(dir, true, "adm");
+  ASSERT_TRUE(store);
+  auto id = make_identity("manager");
+  ASSERT_FALSE(store->install(id));
+  auto key = dir / (id.summary().serial + ".key");
+
+  ASSERT_EQ(::chmod(key.c_str(), 0644), 0);  // world-readable
+  auto loaded = store->load_current();
+  ASSERT_FALSE(loaded);
+  EXPECT_EQ(code_of(loaded.error()), ec::insecure_permissions);
+  EXPECT_NE(describe(loaded.error()).find(key.string()), std::string::npos);
+  EXPECT_NE(describe(loaded.error()).find("chmod 640"), std::string::npos);
+
+  ASSERT_EQ(::chmod(key.c_str(), 0640), 0);
+  ASSERT_EQ(::chown(key.c_str(), static_cast<uid_t>(-1), 1), 0);  // group daemon, not adm
+  loaded = store->load_current();
+  ASSERT_FALSE(loaded);
+  EXPECT_EQ(code_of(loaded.error()), ec::insecure_permissions);
+  EXPECT_NE(describe(loaded.error()).find("chgrp adm"), std::string::npos);
+
+  ASSERT_EQ(::chmod(key.c_str(), 0660), 0);  // group-writable
+  ASSERT_EQ(::chown(key.c_str(), static_cast<uid_t>(-1), 4), 0);
+  EXPECT_FALSE(store->load_current());
+
+  // Without the setting, the group-readable key is refused as before.
+  ASSERT_EQ(::chmod(key.c_str(), 0640), 0);
+  auto plain = certificate_store::open(dir, false);
+  ASSERT_TRUE(plain) << describe(plain.error());
+  EXPECT_EQ(code_of(plain->load_current().error()), ec::insecure_permissions);
+}
+
+TEST(certificate_store_group, an_unknown_store_group_is_a_configuration_error) {
+  temp_dir tmp;
+  auto store = certificate_store::open(tmp.path() / "certs", true, "no-such-group-certfleet");
+  ASSERT_FALSE(store);
+  EXPECT_EQ(code_of(store.error()), ec::bad_config);
+  EXPECT_NE(describe(store.error()).find("identity.store_group"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace certfleet

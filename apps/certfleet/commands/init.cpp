@@ -1,5 +1,6 @@
 // `certfleet init`: creates whatever part of the state directory is missing; never replaces an
 // existing identity.
+#include <cstdlib>
 #include <iostream>
 
 #include "apps/certfleet/commands/support.hpp"
@@ -7,6 +8,7 @@
 #include "common/fs.hpp"
 #include "config/state_layout.hpp"
 #include "crypto/sealing.hpp"
+#include "storage/master_key_guard.hpp"
 #include "storage/state_store.hpp"
 
 namespace certfleet::cli {
@@ -14,10 +16,11 @@ namespace {
 
 struct init_options {
   std::string friendly_name = "certfleet manager";
+  bool discard_sealed = false;
 };
 
 caf::expected<identity> initialise(const settings& cfg, const std::string& friendly_name,
-                                   bool& created) {
+                                   bool discard_sealed, bool& created) {
   state_layout layout{cfg.state_dir};
   created = false;
   if (std::filesystem::exists(layout.root)) {
@@ -25,10 +28,16 @@ caf::expected<identity> initialise(const settings& cfg, const std::string& frien
   } else if (auto err = ensure_directory(layout.root, 0700)) {
     return err;
   }
-  if (!std::filesystem::exists(layout.master_key_file())) {
-    if (auto key = master_key::create(layout.master_key_file()); !key) return key.error();
+  auto db = state_store::open(layout.db_dir());
+  if (!db) return db.error();
+  auto loc = locate_master_key(cfg, std::getenv("CREDENTIALS_DIRECTORY"));
+  if (!std::filesystem::exists(loc.file)) {
+    auto key = create_master_key(loc.file, **db, layout.tls_sessions_file(), discard_sealed);
+    if (!key) return key.error();
     created = true;
-  } else if (auto key = master_key::load(layout.master_key_file()); !key) {
+  } else if (auto key =
+                 load_master_key(loc.file, loc.description, **db, layout.tls_sessions_file());
+             !key) {
     return key.error();
   }
   auto store = certificate_store::open(layout.certs_dir(), true);
@@ -39,8 +48,6 @@ caf::expected<identity> initialise(const settings& cfg, const std::string& frien
     if (auto err = store->install(*id)) return err;
     created = true;
   }
-  auto db = state_store::open(layout.db_dir());
-  if (!db) return db.error();
   return store->load_current();
 }
 
@@ -48,7 +55,7 @@ int run_init(const context& ctx, const init_options& o) {
   auto cfg = ctx.load();
   if (!cfg) return report(cfg.error());
   bool created = false;
-  auto id = initialise(*cfg, o.friendly_name, created);
+  auto id = initialise(*cfg, o.friendly_name, o.discard_sealed, created);
   if (!id) return report(id.error());
   std::cerr << (created ? "Initialised " : "Already initialised, nothing changed: ")
             << cfg->state_dir.string() << '\n';
@@ -66,6 +73,9 @@ void add_init_command(CLI::App& parent, context& ctx) {
       ctx, [&ctx, o] { return run_init(ctx, *o); });
   cmd->add_option("--friendly-name", o->friendly_name, "Label stored beside the certificate")
       ->capture_default_str();
+  cmd->add_flag("--discard-sealed-credentials", o->discard_sealed,
+                "When the master key is lost: delete every stored credential (with events) and "
+                "create a new key");
 }
 
 }  // namespace certfleet::cli
