@@ -129,10 +129,9 @@ bool stream_events(jsonl::connection& c, manager& m, const request& req, size_t 
   else if (!follow)
     bad = follow.error();
   if (!bad && *type && !type->value().empty()) {
-    const auto& known = event_types();
-    if (std::find(known.begin(), known.end(), **type) == known.end()) {
+    if (!parse_event_type(**type)) {
       std::string list;
-      for (const auto& t : known) list += (list.empty() ? "" : ", ") + t;
+      for (const auto& t : event_types()) list += (list.empty() ? "" : ", ") + t;
       bad = make_error(ec::invalid_argument,
                        "events.subscribe: unknown event type \"" + **type + "\"; known: " + list);
     }
