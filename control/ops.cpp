@@ -146,7 +146,7 @@ caf::expected<json> remove(op_context& ctx, request& req) {
 caf::expected<json> credentials(op_context& ctx, request& req) {
   auto id = string_arg(req, "id");
   if (!id) return id.error();
-  auto account = string_arg(req, "account");
+  auto account = account_arg(req);
   if (!account) return account.error();
   auto password = take_password(req.args, req.op);
   if (!password) return password.error();
