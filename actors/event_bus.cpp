@@ -4,6 +4,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -196,9 +197,34 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<certfleet::event_sink>)
 namespace certfleet {
 namespace {
 
+/// Events [begin, end) of a shared page, all with seqs in order and without gaps.
+struct event_slice {
+  event_page page;
+  size_t begin = 0;
+  size_t end = 0;
+
+  uint64_t first_seq() const { return (*page)[begin].seq; }
+  uint64_t last_seq() const { return (*page)[end - 1].seq; }
+  size_t size() const { return end - begin; }
+  /// Drops the events with a seq at or below `seq`.
+  void skip_to(uint64_t seq) {
+    if (begin < end && first_seq() <= seq)
+      begin = std::min(end, begin + static_cast<size_t>(seq - first_seq() + 1));
+  }
+};
+
 struct bus_state {
   context_ptr ctx;
-  uint64_t head = 0;
+  uint64_t head = 0;   // last seq published (offered to every live subscriber)
+  uint64_t known = 0;  // highest seq announced by any publisher
+  // Batches announced with their events and not yet published (not durable yet, or waiting for a
+  // gap before them to close), keyed by their first seq.
+  std::map<uint64_t, event_slice> pending;
+  // The most recent published events, contiguous and ending at `head`, at most `window_capacity`
+  // of them: a subscriber starting inside the window replays from memory, not from the store.
+  std::deque<event_slice> recent;
+  size_t recent_events = 0;
+  size_t window_capacity = default_event_window;
   uint64_t next_id = 1;
   std::unordered_map<uint64_t, std::shared_ptr<event_sink>> live;
   std::unordered_map<uint64_t, std::shared_ptr<event_sink>> catching_up;
@@ -222,6 +248,28 @@ size_t first_after(const std::vector<event_record>& page, uint64_t seq) {
       page.begin());
 }
 
+/// Seq of the first event the window holds; `head + 1` when it is empty.
+uint64_t window_first(const bus_state& st) {
+  return st.recent.empty() ? st.head + 1 : st.recent.front().first_seq();
+}
+
+/// Offers the window's events after `sink->cursor` to a catching-up sink, as many as it has room
+/// for. False when the sink's cursor lies before the window (it must read the store).
+bool offer_from_window(bus_state& st, event_sink& sink) {
+  if (st.recent.empty() || sink.cursor + 1 < window_first(st)) return false;
+  size_t room = sink.room();
+  for (const auto& s : st.recent) {
+    if (room == 0 || sink.cursor >= st.head) break;
+    if (s.last_seq() <= sink.cursor) continue;
+    event_slice part = s;
+    part.skip_to(sink.cursor);
+    part.end = std::min(part.end, part.begin + room);
+    room -= part.size();
+    if (!sink.offer(part.page, part.begin, part.end)) break;
+  }
+  return true;
+}
+
 /// Moves subscribers that are replaying history forward by as much as their queues hold.
 void pump(bus_actor* self) {
   auto& st = self->state;
@@ -235,7 +283,7 @@ void pump(bus_actor* self) {
       continue;
     }
     auto room = std::min(sink->room(), page_size);
-    if (room > 0 && sink->cursor < st.head) {
+    if (room > 0 && sink->cursor < st.head && !offer_from_window(st, *sink)) {
       auto read = st.ctx->store->read_events(sink->cursor, room);
       if (read && !read->empty()) {
         auto n = first_after(*read, st.head);
@@ -248,6 +296,8 @@ void pump(bus_actor* self) {
         // Seqs below the oldest kept event were trimmed by retention: skip the gap.
         sink->cursor = st.head;
       }
+    } else if (room > 0) {
+      keeping_up = true;
     }
     if (sink->cursor >= st.head) {
       st.live.emplace(it->first, std::move(sink));
@@ -259,13 +309,16 @@ void pump(bus_actor* self) {
   if (!st.catching_up.empty()) schedule_pump(self, std::chrono::milliseconds{keeping_up ? 0 : 5});
 }
 
-/// Offers a page read at the head to every live subscriber; one that cannot take it is cut off.
-void publish(bus_state& st, const event_page& page) {
+/// Offers `s` (the events right after the head) to every live subscriber, cutting off one that
+/// cannot take it, and appends it to the window.
+void publish(bus_state& st, const event_slice& s) {
   for (auto it = st.live.begin(); it != st.live.end();) {
     auto& sink = it->second;
     if (sink->finished()) {
       it = st.live.erase(it);
-    } else if (!sink->offer(page, first_after(*page, sink->cursor), page->size())) {
+    } else if (!sink->offer(s.page,
+                            std::min(s.end, std::max(s.begin, first_after(*s.page, sink->cursor))),
+                            s.end)) {
       sink->cut_off("fell behind: " + std::to_string(sink->capacity()) +
                     " events queued and not read");
       it = st.live.erase(it);
@@ -273,37 +326,81 @@ void publish(bus_state& st, const event_page& page) {
       ++it;
     }
   }
+  st.head = s.last_seq();
+  st.recent.push_back(s);
+  st.recent_events += s.size();
+  while (st.recent_events > st.window_capacity && st.recent.size() > 1) {
+    st.recent_events -= st.recent.front().size();
+    st.recent.pop_front();
+  }
+}
+
+/// Publishes every event up to `min(known, durable)`: from pending batches where they cover the
+/// next seqs, from the store where a publisher announced a seq without its events.
+void publish_durable(bus_state& st) {
+  // Only events already fsynced are published: one a power cut could still take away would have
+  // its seq reused after restart, and a subscriber resuming after it would miss the reused one.
+  // Connectivity events are fsynced within `state_store::wal_sync_delay`; the store's listener
+  // announces the new durable seq then (actors/manager.cpp).
+  auto target = std::min(st.known, st.ctx->store->durable_event_seq());
+  while (st.head < target) {
+    while (!st.pending.empty() && st.pending.begin()->second.last_seq() <= st.head)
+      st.pending.erase(st.pending.begin());
+    if (!st.pending.empty() && st.pending.begin()->first <= st.head + 1) {
+      auto s = st.pending.begin()->second;
+      st.pending.erase(st.pending.begin());
+      s.skip_to(st.head);
+      event_slice now = s;
+      if (now.last_seq() > target) now.end = now.begin + static_cast<size_t>(target - st.head);
+      publish(st, now);
+      if (now.end < s.end) {
+        s.begin = now.end;
+        st.pending.emplace(s.first_seq(), s);
+      }
+      continue;
+    }
+    // A gap no batch covers: the events were announced by seq alone.
+    uint64_t gap_end = target;
+    if (!st.pending.empty()) gap_end = std::min(gap_end, st.pending.begin()->first - 1);
+    if (st.live.empty()) {
+      // No one to hand them to: a subscriber that comes later replays from the store.
+      st.recent.clear();
+      st.recent_events = 0;
+      st.head = gap_end;
+      continue;
+    }
+    // Seqs are gap-free: read exactly the missing ones, not a page of later events to throw away.
+    auto want = static_cast<size_t>(std::min<uint64_t>(page_size, gap_end - st.head));
+    auto read = st.ctx->store->read_events(st.head, want);
+    if (!read || read->empty()) break;
+    read->resize(first_after(*read, gap_end));
+    if (read->empty()) break;
+    event_slice s{std::make_shared<const std::vector<event_record>>(std::move(*read)), 0, 0};
+    s.end = s.page->size();
+    publish(st, s);
+  }
 }
 
 caf::behavior event_bus(bus_actor* self, context_ptr ctx) {
   self->state.ctx = ctx;
   self->state.head = ctx->store->last_event_seq();
+  self->state.known = self->state.head;
   self->delayed_send(self, std::chrono::minutes{1}, trim_atom::value);
   return {
       [=](published_atom, uint64_t last) {
         auto& st = self->state;
-        // Only events already fsynced are published: one a power cut could still take away would
-        // have its seq reused after restart, and a subscriber resuming after it would miss the
-        // reused one. Connectivity events are fsynced within `state_store::wal_sync_delay`; the
-        // store's listener sends the new durable seq then (actors/manager.cpp).
-        last = std::min(last, st.ctx->store->durable_event_seq());
-        if (st.live.empty()) {
-          // No one to hand a page to: a subscriber that comes later replays from the store.
-          st.head = std::max(st.head, last);
-          return;
-        }
-        while (st.head < last) {
-          // Seqs are gap-free: read exactly the durable ones, not a page of later, unsynced
-          // events to throw away (during a storm, thousands each time).
-          auto want = static_cast<size_t>(std::min<uint64_t>(page_size, last - st.head));
-          auto read = st.ctx->store->read_events(st.head, want);
-          if (!read || read->empty()) break;
-          read->resize(first_after(*read, last));
-          if (read->empty()) break;
-          auto page = std::make_shared<const std::vector<event_record>>(std::move(*read));
-          publish(st, page);
-          st.head = page->back().seq;
-        }
+        st.known = std::max(st.known, last);
+        publish_durable(st);
+      },
+      [=](published_atom, std::vector<event_record>& events) {
+        auto& st = self->state;
+        if (events.empty() || events.back().seq <= st.head) return;
+        auto last = events.back().seq;
+        event_slice s{nullptr, 0, events.size()};
+        s.page = std::make_shared<const std::vector<event_record>>(std::move(events));
+        st.pending.emplace(s.first_seq(), std::move(s));
+        st.known = std::max(st.known, last);
+        publish_durable(st);
       },
       [=](subscribe_atom, std::shared_ptr<event_sink> sink) -> uint64_t {
         auto& st = self->state;

@@ -83,10 +83,11 @@ class manager_impl final : public manager {
 
   caf::expected<std::unique_ptr<event_subscription>> subscribe(uint64_t since, event_filter filter,
                                                                event_fn on_event,
-                                                               cutoff_fn on_cutoff) override {
+                                                               cutoff_fn on_cutoff,
+                                                               size_t queue_events) override {
     if (stopped_) return make_error(ec::invalid_state, "the manager is stopped");
     return subscribe_events(*sys_, ctx_->bus, since, std::move(filter), std::move(on_event),
-                            std::move(on_cutoff));
+                            std::move(on_cutoff), queue_events);
   }
 
   void stop() override {

@@ -78,7 +78,8 @@ class event_subscription {
 
 class manager {
  public:
-  /// Called for each event in seq order, on a bus thread: must not block. Return false to stop.
+  /// Called for each event in seq order, on the subscriber's own delivery thread; blocking holds
+  /// back this subscriber alone (its queue fills and it is cut off). Return false to stop.
   using event_fn = std::function<bool(const event_record&)>;
   /// Called once when the subscriber fell too far behind and was cut off: `last_seq` is the last
   /// seq it was given; resubscribe with `since = last_seq` to continue without loss.
@@ -108,10 +109,11 @@ class manager {
   virtual status_view status() = 0;
 
   /// Replays stored events with seq > `since`, then follows live ones, in order, without gaps.
-  virtual caf::expected<std::unique_ptr<event_subscription>> subscribe(uint64_t since,
-                                                                       event_filter filter,
-                                                                       event_fn on_event,
-                                                                       cutoff_fn on_cutoff) = 0;
+  /// `queue_events` bounds the subscriber's queue (actors/event_bus.hpp): a subscriber that falls
+  /// that far behind is cut off.
+  virtual caf::expected<std::unique_ptr<event_subscription>> subscribe(
+      uint64_t since, event_filter filter, event_fn on_event, cutoff_fn on_cutoff,
+      size_t queue_events = 65536) = 0;
 
   /// Stops accepting work, closes connections and flushes state. Idempotent.
   virtual void stop() = 0;

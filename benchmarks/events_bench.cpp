@@ -8,12 +8,13 @@
 //
 //   live      one producer thread appends connection_up-sized events with
 //             `state_store::append_events` (every call fsynced by the store), `batch` per call, and
-//             sends (published_atom, last_seq) to the bus after each call, as the server actors
-//             do; each subscriber's callback counts and checks that seqs arrive gap-free and in
-//             order. Rate = events delivered to each subscriber / (last delivery - first append).
-//             The producer keeps at most `window` events in flight beyond the slowest subscriber,
-//             so what is measured is the rate the bus sustains without cutting anyone off (the
-//             cut-off is the storm benchmark's subject); cut-offs are counted and must be zero.
+//             sends (published_atom, stored events) to the bus after each call (--publish seq: the
+//             last seq alone, as the server actors do); each subscriber's callback counts and
+//             checks that seqs arrive gap-free and in order. Rate = events delivered to each
+//             subscriber / (last delivery - first append). The producer keeps at most `window`
+//             events in flight beyond the slowest subscriber, so what is measured is the rate the
+//             bus sustains without cutting anyone off (the cut-off is the storm benchmark's
+//             subject); cut-offs are counted and must be zero.
 //   replay    N events already stored; one subscriber with since = 0; rate = N / (time from the
 //             subscribe call to the last delivery).
 //   append    append_events alone, to show how much of `live` the store takes.
@@ -71,6 +72,7 @@ struct options {
   size_t batch = 256;
   size_t replay_events = 1000000;
   size_t window = 32768;
+  bool publish_batch = true;  // (published_atom, events) rather than (published_atom, last seq)
   fs::path disk_dir = "/tmp";
   fs::path fast_dir = "/dev/shm";
   std::string json_path;
@@ -290,8 +292,11 @@ run_result measure_live(const options& opt, const fs::path& base, size_t subscri
     board.wait_for_room(appended, opt.window);
     if (board.cutoffs() > 0) break;
     auto stored = must(env.store().append_events(templ), "appending events");
-    caf::anon_send(env.bus(), published_atom::value, stored.back().seq);
     appended += stored.size();
+    if (opt.publish_batch)
+      caf::anon_send(env.bus(), published_atom::value, std::move(stored));
+    else
+      caf::anon_send(env.bus(), published_atom::value, stored.back().seq);
   }
   auto end = board.wait_until_all_delivered(appended, std::chrono::seconds{120});
   auto cpu = process_cpu_seconds() - cpu0;
@@ -459,6 +464,7 @@ int run(const options& opt) {
             {"runs", opt.runs},
             {"batch", opt.batch},
             {"window", opt.window},
+            {"publish", opt.publish_batch ? "batch" : "seq"},
             {"replay_events", opt.replay_events},
             {"results", results}};
   std::cout << line.dump() << "\n";
@@ -485,6 +491,8 @@ int usage(const char* self) {
                "  --disk-dir DIR     where the fsynced stores live (default /tmp)\n"
                "  --fast-dir DIR     tmpfs for the fsync-free variants (default /dev/shm; '' "
                "skips them)\n"
+               "  --publish batch|seq  tell the bus the stored events (default) or only the last "
+               "seq\n"
                "  --json PATH        also write the JSON line to PATH\n";
   return 2;
 }
@@ -536,6 +544,8 @@ int main(int argc, char** argv) {
         opt.fast_dir = val;
       } else if (arg == "--json") {
         opt.json_path = val;
+      } else if (arg == "--publish" && (val == "batch" || val == "seq")) {
+        opt.publish_batch = val == "batch";
       } else {
         return usage(argv[0]);
       }

@@ -12,9 +12,10 @@
 // Threads: one acceptor thread plus one thread per connection (at most `max_clients`; one more
 // gets an error line and is closed). A connection thread reads requests, calls the manager
 // synchronously (each call is bounded by the manager's request_timeout) and writes replies. For
-// `events.subscribe`, the manager's bus thread only appends to the connection's bounded queue and
-// never blocks; when the queue is full the subscription is stopped and the client gets a cutoff
-// line naming the last seq it was given, so it can resume with `since` without loss.
+// `events.subscribe`, the bus's one bounded queue for the subscription is drained by its delivery
+// thread straight into the socket (control/event_stream.hpp); the bus never blocks, and when the
+// queue is full the client gets a cutoff line naming the last seq it was given, so it can resume
+// with `since` without loss.
 //
 // Ownership and lifetime: the server borrows the manager, which must outlive it; call `stop()` (or
 // destroy the server) before stopping the manager. `stop()` is idempotent and thread-safe: it
@@ -41,7 +42,7 @@ struct server_options {
   std::string read_only_group;
   /// Connections served at once.
   size_t max_clients = 128;
-  /// Event lines queued per subscriber before it is cut off.
+  /// Events queued per subscriber before it is cut off.
   size_t subscriber_queue_lines = 10000;
 };
 

@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <deque>
 #include <mutex>
 
 #include "common/fs.hpp"
@@ -18,19 +17,22 @@ namespace {
 using json = nlohmann::json;
 using jsonl::dump_line;
 
-/// What one subscriber's connection and the manager's bus thread share. The bus side only appends
-/// under a short lock and signals the eventfd; it never waits for the connection.
-struct subscriber_queue {
+/// What the subscription's delivery thread and the connection's thread share. The delivery thread
+/// (the bus's one queue per subscriber drains into it) writes event lines to the socket itself;
+/// the connection thread waits for the end of the stream and writes the final reply after the
+/// subscription is gone, so the two never write at once.
+struct stream_state {
+  explicit stream_state(jsonl::connection& conn) : c(conn) {}
+
+  jsonl::connection& c;
   std::mutex mutex;
-  std::deque<std::string> lines;
-  size_t max_lines = 0;
-  uint64_t last_seq = 0;   // seq of the last event queued (or skipped by the local filter)
+  uint64_t last_seq = 0;   // last event written (or passed over by the local filter)
   uint64_t replay_to = 0;  // follow=false: stop once this seq has been seen
   bool follow = true;
   event_filter local_filter;  // follow=false filters here, so every seq is seen
   bool replay_done = false;
   bool cut_off = false;
-  std::string cut_reason;
+  bool broken = false;  // the client is gone
   int wake_fd = -1;
 
   void wake() {
@@ -39,44 +41,53 @@ struct subscriber_queue {
     [[maybe_unused]] auto n = ::write(wake_fd, &one, sizeof(one));
   }
 
+  /// Delivery thread. Blocking in write holds back this subscriber only: the bus cuts it off when
+  /// its queue is full.
   bool on_event(const event_record& e) {
-    std::lock_guard<std::mutex> lock(mutex);
-    if (replay_done || cut_off) return false;
     bool wanted = (local_filter.type.empty() || local_filter.type == e.type) &&
                   (local_filter.server_id.empty() || local_filter.server_id == e.server_id);
-    if (wanted) {
-      if (lines.size() >= max_lines) {
-        cut_off = true;
-        cut_reason =
-            "the subscriber fell behind: " + std::to_string(max_lines) +
-            " events were waiting to be sent; resubscribe with since=" + std::to_string(last_seq) +
-            " to continue without loss";
-        wake();
-        return false;
-      }
-      lines.push_back(dump_line(json{{"event", event_json(e)}}));
+    if (wanted && !c.write(dump_line(json{{"event", event_json(e)}}))) {
+      std::lock_guard<std::mutex> lock(mutex);
+      broken = true;
+      wake();
+      return false;
     }
+    std::lock_guard<std::mutex> lock(mutex);
     last_seq = e.seq;
-    if (!follow && e.seq >= replay_to) replay_done = true;
-    wake();
-    return !replay_done;
+    if (!follow && e.seq >= replay_to) {
+      replay_done = true;
+      wake();
+      return false;
+    }
+    return true;
   }
 
-  void on_cutoff(uint64_t manager_last_seq, const std::string& why) {
+  /// Delivery thread, after every queued event was written.
+  void on_cutoff(uint64_t delivered, const std::string& why) {
+    uint64_t last;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (cut_off || replay_done || broken) return;
+      // The bus counts what it delivered; resuming from the lower of the two is safe.
+      last = std::min(last_seq, delivered);
+    }
+    c.write(dump_line(
+        json{{"cutoff",
+              {{"last_seq", last},
+               {"reason", "the subscriber fell behind (" + why + "); resubscribe with since=" +
+                              std::to_string(last) + " to continue without loss"}}}}));
     std::lock_guard<std::mutex> lock(mutex);
-    if (cut_off || replay_done) return;
     cut_off = true;
-    // The manager's count can run ahead of what this queue kept; resuming from the lower is safe.
-    last_seq = std::min(last_seq, manager_last_seq);
-    cut_reason = why;
     wake();
   }
 };
 
-bool stream(jsonl::connection& c, subscriber_queue& q, const json& id) {
+/// Connection thread: waits until the stream ends. Returns true when the replay finished
+/// (follow=false) and the final reply is due.
+bool wait_for_end(jsonl::connection& c, stream_state& st) {
   char sink[4096];
   for (;;) {
-    pollfd fds[2] = {{c.fd(), POLLIN, 0}, {q.wake_fd, POLLIN, 0}};
+    pollfd fds[2] = {{c.fd(), POLLIN, 0}, {st.wake_fd, POLLIN, 0}};
     if (::poll(fds, 2, -1) < 0) {
       if (errno == EINTR) continue;
       return false;
@@ -89,31 +100,15 @@ bool stream(jsonl::connection& c, subscriber_queue& q, const json& id) {
     }
     if (!fds[1].revents) continue;
     uint64_t counter;
-    [[maybe_unused]] auto r = ::read(q.wake_fd, &counter, sizeof(counter));
-    std::deque<std::string> lines;
-    bool done, cut;
-    uint64_t last;
-    std::string reason;
-    {
-      std::lock_guard<std::mutex> lock(q.mutex);
-      lines.swap(q.lines);
-      done = q.replay_done;
-      cut = q.cut_off;
-      last = q.last_seq;
-      reason = q.cut_reason;
-    }
-    for (const auto& l : lines)
-      if (!c.write(l)) return false;
-    if (cut) {
-      c.write(dump_line(json{{"cutoff", {{"last_seq", last}, {"reason", reason}}}}));
-      return false;
-    }
-    if (done) return c.write(ok_reply(id, json{{"last_seq", last}}));
+    [[maybe_unused]] auto r = ::read(st.wake_fd, &counter, sizeof(counter));
+    std::lock_guard<std::mutex> lock(st.mutex);
+    if (st.broken || st.cut_off) return false;
+    if (st.replay_done) return true;
   }
 }
+
 }  // namespace
 
-/// Streams events until the replay ends (follow=false), a cutoff, the client leaving or stop().
 bool stream_events(jsonl::connection& c, manager& m, const request& req, size_t queue_lines) {
   auto since = uint_arg(req, "since", 0, UINT64_MAX);
   auto type = optional_string_arg(req, "type");
@@ -129,10 +124,9 @@ bool stream_events(jsonl::connection& c, manager& m, const request& req, size_t 
   else if (!follow)
     bad = follow.error();
   if (!bad && *type && !type->value().empty()) {
-    const auto& known = event_types();
-    if (std::find(known.begin(), known.end(), **type) == known.end()) {
+    if (!parse_event_type(**type)) {
       std::string list;
-      for (const auto& t : known) list += (list.empty() ? "" : ", ") + t;
+      for (const auto& t : event_types()) list += (list.empty() ? "" : ", ") + t;
       bad = make_error(ec::invalid_argument,
                        "events.subscribe: unknown event type \"" + **type + "\"; known: " + list);
     }
@@ -140,40 +134,41 @@ bool stream_events(jsonl::connection& c, manager& m, const request& req, size_t 
   if (bad) return c.write(error_reply(req.id, bad));
 
   event_filter filter{type->value_or(""), server->value_or("")};
-  auto q = std::make_shared<subscriber_queue>();
-  q->max_lines = queue_lines;
-  q->follow = *follow;
-  q->last_seq = *since;
+  auto st = std::make_shared<stream_state>(c);
+  st->follow = *follow;
+  st->last_seq = *since;
   if (!*follow) {
-    // Replay up to the newest event now stored. Filtering locally means every seq passes
-    // through the queue, so the end of the replay is seen even when it does not match.
-    q->replay_to = m.status().last_event_seq;
-    if (q->replay_to <= *since) return c.write(ok_reply(req.id, json{{"last_seq", *since}}));
-    q->local_filter = filter;
+    // Replay up to the newest event now stored. Filtering locally means every seq passes through
+    // the stream, so the end of the replay is seen even when it does not match.
+    st->replay_to = m.status().last_event_seq;
+    if (st->replay_to <= *since) return c.write(ok_reply(req.id, json{{"last_seq", *since}}));
+    st->local_filter = filter;
     filter = event_filter{};
   }
   int wake = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake < 0)
     return c.write(error_reply(
         req.id, make_error(ec::io_error, "cannot create an eventfd: " + errno_text(errno))));
-  q->wake_fd = wake;
+  st->wake_fd = wake;
   auto sub = m.subscribe(
-      *since, filter, [q](const event_record& e) { return q->on_event(e); },
-      [q](uint64_t last, const std::string& why) { q->on_cutoff(last, why); });
+      *since, filter, [st](const event_record& e) { return st->on_event(e); },
+      [st](uint64_t last, const std::string& why) { st->on_cutoff(last, why); }, queue_lines);
   if (!sub) {
     ::close(wake);
     return c.write(error_reply(req.id, sub.error()));
   }
-  bool keep_connection = stream(c, *q, req.id);
-  // Unsubscribe first: after that the bus no longer touches the queue's eventfd.
+  bool replayed = wait_for_end(c, *st);
+  // Unsubscribing joins the delivery thread: after it, nothing else writes to the socket or
+  // touches the eventfd.
   sub->reset();
-  {
-    std::lock_guard<std::mutex> lock(q->mutex);
-    q->wake_fd = -1;
-    q->cut_off = true;
-  }
   ::close(wake);
-  return keep_connection;
+  if (!replayed) return false;
+  uint64_t last;
+  {
+    std::lock_guard<std::mutex> lock(st->mutex);
+    last = st->last_seq;
+  }
+  return c.write(ok_reply(req.id, json{{"last_seq", last}}));
 }
 
 }  // namespace certfleet::control

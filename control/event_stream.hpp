@@ -1,10 +1,11 @@
 // `events.subscribe` on the control socket: replays stored events and, with `follow`, streams live
 // ones on the requesting connection (docs/control-api.md, "events.subscribe").
 //
-// The manager's bus delivers events on its own thread into the connection's bounded queue and
-// never waits for the connection; the connection's thread writes them out. A subscriber whose
-// queue is full is cut off with a `cutoff` line naming the last seq it was given, so it can resume
-// with `since` and lose nothing.
+// The bus's queue for this subscriber is the only queue between the bus and the socket: its
+// delivery thread writes event lines straight to the connection, and the bus never waits for it.
+// A client that does not read holds back its own delivery thread only; its queue fills and the bus
+// cuts it off; once the queued lines are written, a `cutoff` line names the last seq it was given,
+// so it can resume with `since` and lose nothing.
 #pragma once
 
 #include <cstddef>
@@ -16,7 +17,7 @@
 namespace certfleet::control {
 
 /// Serves the subscription `req` on `c` until the replay ends (follow=false), a cutoff, the client
-/// leaving or the server stopping; `queue_lines` bounds the lines queued for the connection.
+/// leaving or the server stopping; `queue_lines` bounds the events queued for the connection.
 /// Returns false when the connection must close.
 bool stream_events(jsonl::connection& c, manager& m, const request& req, size_t queue_lines);
 

@@ -1,8 +1,6 @@
 #include "control/ops.hpp"
 
-#include <unordered_map>
-
-#include "common/address.hpp"
+#include "actors/trust_manifest.hpp"
 #include "control/manifest.hpp"
 #include "control/replies.hpp"
 #include "control/request_views.hpp"
@@ -99,9 +97,9 @@ caf::expected<json> trust(op_context& ctx, request& req) {
   return server_json(*v, false);
 }
 
-/// Trusts every server whose address and presented thumbprint match a manifest entry.
+/// Trusts every server whose address and presented thumbprint match a manifest entry (the rule is
+/// actors/trust_manifest.hpp's; this is its wire form).
 caf::expected<json> trust_manifest(op_context& ctx, request& req) {
-  const auto by = ctx.validated_by();
   auto it = req.args.find("entries");
   if (it == req.args.end() || !it->is_array())
     return make_error(ec::invalid_argument,
@@ -110,61 +108,24 @@ caf::expected<json> trust_manifest(op_context& ctx, request& req) {
   auto parsed =
       parse_manifest(*it, "server.trust_manifest: \"entries\"", thumbprint_rule::required);
   if (!parsed) return parsed.error();
-  struct entry {
-    std::string address;
-    thumbprint expected;
-    bool matched = false;
-  };
-  std::vector<entry> entries;
-  std::unordered_map<std::string, size_t> by_address;
-  for (const auto& e : *parsed) {
-    entries.push_back({e.address(), *e.sha256});
-    by_address[entries.back().address] = entries.size() - 1;
-  }
-  auto views = ctx.m.list();
-  if (!views) return views.error();
+  std::vector<trust_manifest_entry> entries;
+  entries.reserve(parsed->size());
+  for (const auto& e : *parsed) entries.push_back({e.host, e.port, *e.sha256});
+  auto report = apply_trust_manifest(ctx.m, entries, ctx.validated_by());
+  if (!report) return report.error();
   json results = json::array();
-  size_t trusted = 0, already = 0, skipped = 0, failed = 0;
-  for (const auto& v : *views) {
-    const auto& r = v.record;
-    auto address = normalised_address(r.host, r.port);
-    auto found = by_address.find(address);
-    if (found == by_address.end()) continue;
-    auto* match = &entries[found->second];
-    match->matched = true;
-    json result{{"id", r.id}, {"address", address}};
-    if (r.state == server_state::trusted && r.pinned && *r.pinned == match->expected) {
-      result["outcome"] = "already_trusted";
-      ++already;
-    } else if (!r.presented) {
-      result["outcome"] = "not_presented";
-      result["message"] = "the server has not presented a certificate yet (state " +
-                          std::string(to_string(r.state)) + "); run this again later";
-      ++skipped;
-    } else if (*r.presented != match->expected) {
-      result["outcome"] = "mismatch";
-      result["message"] = "presented " + r.presented->to_string() + ", the manifest says " +
-                          match->expected.to_string() + "; not trusted";
-      ++skipped;
-    } else if (auto tv = ctx.m.trust(r.id, match->expected, by); tv) {
-      result["outcome"] = "trusted";
-      ++trusted;
-    } else {
-      result["outcome"] = "error";
-      result["error"] = error_json(tv.error());
-      ++failed;
-    }
+  for (const auto& r : report->results) {
+    json result{{"id", r.server_id}, {"address", r.address}, {"outcome", to_string(r.outcome)}};
+    if (!r.message.empty()) result["message"] = r.message;
+    if (r.outcome == manifest_outcome::error) result["error"] = error_json(r.error);
     results.push_back(std::move(result));
   }
-  json unmatched = json::array();
-  for (const auto& e : entries)
-    if (!e.matched) unmatched.push_back(e.address);
   return json{{"results", std::move(results)},
-              {"trusted", trusted},
-              {"already_trusted", already},
-              {"skipped", skipped},
-              {"failed", failed},
-              {"unmatched_entries", std::move(unmatched)}};
+              {"trusted", report->trusted},
+              {"already_trusted", report->already_trusted},
+              {"skipped", report->skipped},
+              {"failed", report->failed},
+              {"unmatched_entries", report->unmatched}};
 }
 
 caf::expected<json> reject(op_context& ctx, request& req) {
@@ -185,7 +146,7 @@ caf::expected<json> remove(op_context& ctx, request& req) {
 caf::expected<json> credentials(op_context& ctx, request& req) {
   auto id = string_arg(req, "id");
   if (!id) return id.error();
-  auto account = string_arg(req, "account");
+  auto account = account_arg(req);
   if (!account) return account.error();
   auto password = take_password(req.args, req.op);
   if (!password) return password.error();

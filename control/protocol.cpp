@@ -29,19 +29,11 @@ caf::error bad_arg(const request& r, const char* name, const std::string& requir
 }  // namespace
 
 const std::vector<std::string>& event_types() {
-  static const std::vector<std::string> types{"server_added",
-                                              "server_removed",
-                                              "credentials_retained",
-                                              "credentials_deleted",
-                                              "registered",
-                                              "validation_required",
-                                              "validated",
-                                              "rejected",
-                                              "certificate_changed",
-                                              "certificate_mismatch",
-                                              "auth_failed",
-                                              "connection_up",
-                                              "connection_down"};
+  static const std::vector<std::string> types = [] {
+    std::vector<std::string> names;
+    for (auto t : all_event_types) names.emplace_back(to_string(t));
+    return names;
+  }();
   return types;
 }
 

@@ -25,6 +25,7 @@
 #include "common/error.hpp"
 #include "common/jsonl.hpp"
 #include "common/jsonl_server.hpp"
+#include "common/vocabulary.hpp"
 
 namespace certfleet::control {
 
@@ -35,7 +36,8 @@ constexpr size_t max_request_line = 64 * 1024;
 /// The port a backup server listens on when `server add` names none.
 constexpr uint16_t default_server_port = 9401;
 
-/// Every event type the daemon emits, in the order docs/control-api.md lists them.
+/// The names of `all_event_types` (common/vocabulary.hpp), in the order docs/control-api.md lists
+/// them.
 const std::vector<std::string>& event_types();
 
 /// What a peer of the control socket may do.

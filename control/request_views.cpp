@@ -1,5 +1,7 @@
 #include "control/request_views.hpp"
 
+#include "common/address.hpp"
+
 namespace certfleet::control {
 
 using json = nlohmann::json;
@@ -16,6 +18,20 @@ caf::expected<secret_bytes> take_password(json& obj, const std::string& op) {
   return secret;
 }
 
+caf::error printable_arg(const std::string& op, const char* name, const std::string& value) {
+  if (auto err = check_printable(op + ": argument \"" + name + "\"", value)) return err;
+  return {};
+}
+
+caf::expected<std::string> account_arg(const request& r) {
+  auto account = string_arg(r, "account");
+  if (!account) return account.error();
+  if (account->empty())
+    return make_error(ec::invalid_argument, r.op + ": argument \"account\" must not be empty");
+  if (auto err = printable_arg(r.op, "account", *account)) return err;
+  return account;
+}
+
 /// Builds an add request from one JSON object (server.add's args or one server.add_bulk entry).
 caf::expected<add_server_request> add_request_from(json& obj, const std::string& op) {
   request view;  // lets the argument helpers name the op
@@ -26,9 +42,10 @@ caf::expected<add_server_request> add_request_from(json& obj, const std::string&
   add_server_request req;
   auto host = string_arg(view, "host");
   if (!host) return host.error();
-  if (host->empty())
-    return make_error(ec::invalid_argument, op + ": argument \"host\" must not be empty");
-  req.host = *host;
+  if (auto err = validate_host(*host))
+    return make_error(ec::invalid_argument, op + ": argument \"host\": " + describe(err));
+  // Stored in normal form, so that the manager's duplicate check sees one spelling per address.
+  req.host = normalise_host(*host);
   if (view.args.contains("port")) {
     auto port = port_arg(view, "port");
     if (!port) return port.error();
@@ -39,14 +56,18 @@ caf::expected<add_server_request> add_request_from(json& obj, const std::string&
   auto name = optional_string_arg(view, "name");
   if (!name) return name.error();
   req.name = name->value_or("");
-  auto account = string_arg(view, "account");
+  if (auto err = printable_arg(op, "name", req.name)) return err;
+  auto account = account_arg(view);
   if (!account) return account.error();
-  if (account->empty())
-    return make_error(ec::invalid_argument, op + ": argument \"account\" must not be empty");
-  req.account = *account;
+  req.account = std::move(*account);
   auto expected = optional_string_arg(view, "expected_thumbprint");
   if (!expected) return expected.error();
-  if (*expected && !(*expected)->empty()) {
+  if (*expected) {
+    // A script passing an empty variable must not silently drop the pin it meant to set.
+    if ((*expected)->find_first_not_of(" \t\r\n") == std::string::npos)
+      return make_error(ec::invalid_argument,
+                        op + ": argument \"expected_thumbprint\" is empty; give the 64 hex "
+                             "digits verified out of band, or leave the argument out");
     auto t = thumbprint::parse(**expected);
     if (!t) return t.error();
     req.expected = *t;

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -23,6 +24,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/exit_code.hpp"
 #include "common/fs.hpp"
 #include "config/state_layout.hpp"
 #include "control/control_client.hpp"
@@ -559,6 +561,111 @@ TEST_F(control_socket, the_cli_adds_from_a_csv_file_prints_events_and_reads_a_ma
   EXPECT_EQ(trust.exit_code, 0) << trust.err;
   EXPECT_NE(trust.out.find("not_presented"), std::string::npos) << trust.out;
   EXPECT_NE(trust.out.find("0 trusted"), std::string::npos) << trust.out;
+}
+
+}  // namespace
+}  // namespace certfleet::control
+
+namespace certfleet::control {
+namespace {
+
+class control_input : public control_socket {
+ protected:
+  void SetUp() override {
+    control_socket::SetUp();
+    start_default_server();
+  }
+  /// The error a server.add with `args` gets; an empty error when it was accepted.
+  caf::error add_error(const json& args) {
+    auto c = connect();
+    auto r = c.call("server.add", args);
+    return r ? caf::error{} : r.error();
+  }
+};
+
+TEST_F(control_input, an_empty_or_blank_expected_thumbprint_is_a_usage_error_not_a_dropped_pin) {
+  for (const char* blank : {"", " ", "\t"}) {
+    auto args = add_args("blank");
+    args["expected_thumbprint"] = blank;
+    auto err = add_error(args);
+    ASSERT_TRUE(err) << "\"" << blank << "\" was accepted";
+    EXPECT_EQ(exit_code_for(err), exit_usage);
+    EXPECT_NE(describe(err).find("expected_thumbprint"), std::string::npos) << describe(err);
+  }
+  auto c = connect();
+  auto list = c.call("server.list", json::object());
+  ASSERT_TRUE(list);
+  EXPECT_TRUE((*list)["servers"].empty());
+  // Leaving the argument out, or null, still means "no thumbprint given".
+  auto args = add_args("none");
+  args["expected_thumbprint"] = nullptr;
+  EXPECT_FALSE(add_error(args));
+}
+
+TEST_F(control_input, control_characters_and_nul_in_hosts_names_and_accounts_are_refused) {
+  using namespace std::string_literals;
+  const std::vector<std::string> hostile{"\0x"s, "\x1b[2J"s, "\r"s, "\nforged line"s};
+  for (const auto& bad : hostile) {
+    for (const char* field : {"host", "name", "account"}) {
+      auto args = add_args("ok");
+      args[field] = args[field].get<std::string>() + bad;
+      auto err = add_error(args);
+      ASSERT_TRUE(err) << field << " with a control character was accepted";
+      EXPECT_EQ(code_of(err), ec::invalid_argument) << describe(err);
+      EXPECT_EQ(describe(err).find('\x1b'), std::string::npos);
+    }
+  }
+  auto c = connect();
+  auto list = c.call("server.list", json::object());
+  ASSERT_TRUE(list);
+  EXPECT_TRUE((*list)["servers"].empty()) << list->dump();
+}
+
+TEST_F(control_input, a_host_must_be_a_hostname_or_an_ip_literal) {
+  for (const char* bad : {"a b", "bad/host", "2130706433", "127.000.0.1", "fe80::1%eth0", "[h]"}) {
+    auto args = add_args("x");
+    args["host"] = bad;
+    auto err = add_error(args);
+    ASSERT_TRUE(err) << bad;
+    EXPECT_EQ(exit_code_for(err), exit_usage) << describe(err);
+  }
+}
+
+TEST_F(control_input, duplicates_are_found_on_the_normalised_address) {
+  auto first = add_args("v6");
+  first["host"] = "::1";
+  EXPECT_FALSE(add_error(first));
+  for (const char* same : {"[::1]", "0:0:0:0:0:0:0:1", "0::1"}) {
+    auto again = add_args("v6 again");
+    again["host"] = same;
+    auto err = add_error(again);
+    ASSERT_TRUE(err) << same << " was added next to ::1";
+    EXPECT_EQ(code_of(err), ec::already_exists) << describe(err);
+  }
+  auto named = add_args("name");
+  named["host"] = "Localhost.";
+  EXPECT_FALSE(add_error(named));
+  named["host"] = "localhost";
+  EXPECT_EQ(code_of(add_error(named)), ec::already_exists);
+  auto c = connect();
+  auto list = c.call("server.list", json::object());
+  ASSERT_TRUE(list);
+  ASSERT_EQ((*list)["servers"].size(), 2u);
+  std::vector<std::string> addresses;
+  for (const auto& s : (*list)["servers"]) addresses.push_back(s["address"]);
+  std::sort(addresses.begin(), addresses.end());
+  EXPECT_EQ(addresses, (std::vector<std::string>{"[::1]:" + std::to_string(dead_.port()),
+                                                 "localhost:" + std::to_string(dead_.port())}));
+}
+
+TEST_F(control_input, new_credentials_with_a_control_character_in_the_account_are_refused) {
+  auto c = connect();
+  auto added = c.call("server.add", add_args("creds"));
+  ASSERT_TRUE(added) << describe(added.error());
+  auto r = c.call("server.credentials",
+                  {{"id", (*added)["id"]}, {"account", "admin\r\nforged"}, {"password", "pw"}});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(code_of(r.error()), ec::invalid_argument);
 }
 
 }  // namespace
