@@ -53,7 +53,7 @@ caf::expected<identity> initialise(const settings& cfg, const std::string& frien
              !key) {
     return key.error();
   }
-  auto store = certificate_store::open(layout.certs_dir(), true);
+  auto store = certificate_store::open(layout.certs_dir(), true, cfg.identity.store_group);
   if (!store) return store.error();
   if (!store->has_current()) {
     auto id = generate_identity(cfg, friendly_name);
@@ -70,7 +70,7 @@ caf::expected<certificate_store> open_store(const settings& cfg) {
     return make_error(ec::not_found, "state directory " + layout.root.string() +
                                          " does not exist; run 'certfleet init' first");
   if (auto err = check_private_directory(layout.root)) return err;
-  return certificate_store::open(layout.certs_dir(), false);
+  return certificate_store::open(layout.certs_dir(), false, cfg.identity.store_group);
 }
 
 }  // namespace
