@@ -351,6 +351,14 @@ caf::expected<std::unique_ptr<state_store>> state_store::open(const fs::path& di
                               ": it is already open in this or another process (its LOCK file "
                               "is held); stop the other certfleet instance using " +
                               p->dir_text + " and retry (" + s.ToString() + ")");
+      if (is_no_space(s))
+        return make_error(ec::disk_full,
+                          "cannot open database " + p->dir_text +
+                              ": the file system holding it is full (" + free_space_text(p->dir) +
+                              "), and opening it writes a little (recovery of the write-ahead "
+                              "log, a new MANIFEST); nothing was changed. Free space on that file "
+                              "system and start certfleet again (" +
+                              s.ToString() + ")");
       return p->fail(s, "open the database");
     }
     for (size_t i = 0; i < names.size(); ++i) {

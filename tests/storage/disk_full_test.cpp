@@ -128,6 +128,7 @@ TEST(disk_full, a_store_opened_on_a_full_disk_serves_reads_or_says_the_disk_is_f
     auto opened = state_store::open(db_dir);
     if (!opened) {
       EXPECT_EQ(code_of(opened.error()), ec::disk_full) << describe(opened.error());
+      EXPECT_NE(describe(opened.error()).find(db_dir.string()), std::string::npos);
     } else {
       auto got = (*opened)->get_server("s-1");
       ASSERT_TRUE(got) << describe(got.error());
