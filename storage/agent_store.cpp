@@ -1,5 +1,7 @@
 #include "storage/agent_store.hpp"
 
+#include <atomic>
+
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
@@ -81,15 +83,26 @@ struct agent_store::impl {
     auto text = s.ToString();
     if (s.IsNoSpace() || text.find("No space left") != std::string::npos)
       return make_error(ec::disk_full, "cannot " + what + " in " + dir.string() +
-                                           ": the disk is full; free space and retry");
+                                           ": the disk is full; free space there, and writing "
+                                           "resumes with the next write");
     return make_error(ec::storage_failure,
                       "cannot " + what + " in the agent database " + dir.string() + ": " + text);
   }
 
+  // Set by a failed write: RocksDB then refuses writes until `Resume()` succeeds, which the next
+  // write asks for first (storage/rocksdb_logger.hpp), so writing resumes once space is back.
+  std::atomic<bool> write_failed{false};
+
   caf::error write(rocksdb::WriteBatch& batch, bool sync, const std::string& what) {
+    if (write_failed.load()) {
+      auto r = db->Resume();
+      if (!r.ok()) return fail(what, r.IsBusy() ? rocksdb::Status::NoSpace() : r);
+      write_failed.store(false);
+    }
     rocksdb::WriteOptions wo;
     wo.sync = sync;
     auto s = db->Write(wo, &batch);
+    if (!s.ok()) write_failed.store(true);
     return s.ok() ? caf::error{} : fail(what, s);
   }
 
@@ -126,6 +139,7 @@ caf::expected<std::unique_ptr<agent_store>> agent_store::open(const std::filesys
   o.max_open_files = 64;
   // RocksDB's own LOG file aborts the process once a disk is full (storage/rocksdb_logger.hpp).
   o.info_log = storage_detail::make_info_logger();
+  o.listeners.push_back(storage_detail::make_manual_resume_listener());
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s;
   if (read_only) {

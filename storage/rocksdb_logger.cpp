@@ -50,7 +50,27 @@ class spdlog_info_logger final : public rocksdb::Logger {
   }
 };
 
+class resume_manually final : public rocksdb::EventListener {
+ public:
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status bg_error,
+                            bool* auto_recovery) override {
+    if (is_no_space(bg_error)) *auto_recovery = false;
+  }
+};
+
 }  // namespace
+
+bool is_no_space(const rocksdb::Status& s) {
+  if (s.IsNoSpace()) return true;
+  if (!s.IsIOError()) return false;
+  auto text = s.ToString();
+  return text.find("No space left on device") != std::string::npos ||
+         text.find("ENOSPC") != std::string::npos;
+}
+
+std::shared_ptr<rocksdb::EventListener> make_manual_resume_listener() {
+  return std::make_shared<resume_manually>();
+}
 
 std::shared_ptr<rocksdb::Logger> make_info_logger() {
   return std::make_shared<spdlog_info_logger>();

@@ -102,18 +102,6 @@ bool is_lock_held(const rocksdb::Status& s) {
   return text.find("/LOCK") != std::string::npos || text.find("lock hold") != std::string::npos;
 }
 
-// RocksDB's own recovery from a full disk waits until the free space exceeds a reserve of one
-// memtable (64 MiB by default), which a small file system never reaches; it also makes a manual
-// Resume() answer "busy" meanwhile. The store turns it off for that error and resumes itself at the
-// next write instead (`ready_for_writes`), so writing resumes as soon as any space is back.
-class resume_manually final : public rocksdb::EventListener {
- public:
-  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status bg_error,
-                            bool* auto_recovery) override {
-    if (is_no_space(bg_error)) *auto_recovery = false;
-  }
-};
-
 rocksdb::DBOptions make_db_options() {
   rocksdb::DBOptions o;
   o.create_if_missing = true;
@@ -133,7 +121,8 @@ rocksdb::DBOptions make_db_options() {
   o.max_open_files = 256;
   // RocksDB's file logger aborts the process on a full disk (storage/rocksdb_logger.hpp).
   o.info_log = storage_detail::make_info_logger();
-  o.listeners.push_back(std::make_shared<resume_manually>());
+  // The store resumes RocksDB itself after a full disk (`ready_for_writes`).
+  o.listeners.push_back(storage_detail::make_manual_resume_listener());
   // Bounds on what piles up in the database directory under churn (docs/reliability.md): the
   // write-ahead logs by size (and by count, `max_live_logs`), the MANIFEST by size (it is rewritten
   // from scratch once larger).
@@ -156,18 +145,6 @@ rocksdb::ColumnFamilyOptions make_cf_options(const std::string& name) {
 }
 
 }  // namespace
-
-namespace storage_detail {
-
-bool is_no_space(const rocksdb::Status& s) {
-  if (s.IsNoSpace()) return true;
-  if (!s.IsIOError()) return false;
-  auto text = s.ToString();
-  return text.find("No space left on device") != std::string::npos ||
-         text.find("ENOSPC") != std::string::npos;
-}
-
-}  // namespace storage_detail
 
 state_store::impl::~impl() {
   if (db == nullptr) return;
@@ -351,6 +328,14 @@ caf::expected<std::unique_ptr<state_store>> state_store::open(const fs::path& di
                               ": it is already open in this or another process (its LOCK file "
                               "is held); stop the other certfleet instance using " +
                               p->dir_text + " and retry (" + s.ToString() + ")");
+      if (is_no_space(s))
+        return make_error(ec::disk_full,
+                          "cannot open database " + p->dir_text +
+                              ": the file system holding it is full (" + free_space_text(p->dir) +
+                              "), and opening it writes a little (recovery of the write-ahead "
+                              "log, a new MANIFEST); nothing was changed. Free space on that file "
+                              "system and start certfleet again (" +
+                              s.ToString() + ")");
       return p->fail(s, "open the database");
     }
     for (size_t i = 0; i < names.size(); ++i) {

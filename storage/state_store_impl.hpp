@@ -38,9 +38,6 @@ inline rocksdb::Slice as_slice(const std::vector<uint8_t>& v) {
   return rocksdb::Slice(reinterpret_cast<const char*>(v.data()), v.size());
 }
 
-/// True for RocksDB's "no space" status, however it is spelled.
-bool is_no_space(const rocksdb::Status& s);
-
 }  // namespace storage_detail
 
 struct state_store::impl {

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include "storage/agent_store.hpp"
 #include "storage/state_store.hpp"
 #include "tests/storage/tmpfs.hpp"
 
@@ -128,6 +129,7 @@ TEST(disk_full, a_store_opened_on_a_full_disk_serves_reads_or_says_the_disk_is_f
     auto opened = state_store::open(db_dir);
     if (!opened) {
       EXPECT_EQ(code_of(opened.error()), ec::disk_full) << describe(opened.error());
+      EXPECT_NE(describe(opened.error()).find(db_dir.string()), std::string::npos);
     } else {
       auto got = (*opened)->get_server("s-1");
       ASSERT_TRUE(got) << describe(got.error());
@@ -142,6 +144,26 @@ TEST(disk_full, a_store_opened_on_a_full_disk_serves_reads_or_says_the_disk_is_f
   auto got = (*opened)->get_server("s-1");
   ASSERT_TRUE(got && got->has_value());
   EXPECT_TRUE((*opened)->put_server(make_server("s-2"), {}, true));
+}
+
+TEST(disk_full, the_agent_store_refuses_writes_keeps_reads_and_resumes_when_space_returns) {
+  test::tmpfs_mount disk("4m");
+  REQUIRE_TMPFS(disk);
+  auto opened = agent_store::open(disk.path() / "agent.db", false);
+  ASSERT_TRUE(opened) << describe(opened.error());
+  auto& store = **opened;
+  ASSERT_FALSE(store.put_meta("kind", "single"));
+  disk.fill();
+  caf::error err;
+  std::string big(64 * 1024, 'x');
+  for (int i = 0; i < 100 && !err; ++i) err = store.put_meta("k" + std::to_string(i), big);
+  ASSERT_TRUE(err);
+  EXPECT_EQ(code_of(err), ec::disk_full) << describe(err);
+  auto kind = store.get_meta("kind");
+  ASSERT_TRUE(kind && *kind);
+  EXPECT_EQ(**kind, "single");
+  disk.release();
+  EXPECT_FALSE(store.put_meta("after", "space returned"));
 }
 
 }  // namespace

@@ -40,7 +40,7 @@ caf::expected<identity> initialise(const settings& cfg, const std::string& frien
              !key) {
     return key.error();
   }
-  auto store = certificate_store::open(layout.certs_dir(), true);
+  auto store = certificate_store::open(layout.certs_dir(), true, cfg.identity.store_group);
   if (!store) return store.error();
   if (!store->has_current()) {
     auto id = generate_identity(cfg, friendly_name);

@@ -204,7 +204,7 @@ caf::expected<certificate_store> open_store(const settings& cfg) {
     return make_error(ec::not_found, "state directory " + layout.root.string() +
                                          " does not exist; run 'certfleet init' first");
   if (auto err = check_private_directory(layout.root)) return err;
-  return certificate_store::open(layout.certs_dir(), false);
+  return certificate_store::open(layout.certs_dir(), false, cfg.identity.store_group);
 }
 
 caf::expected<identity> generate_identity(const settings& cfg, const std::string& friendly_name) {
