@@ -39,6 +39,12 @@ using persist_atom = caf::atom_constant<caf::atom("persist")>;
 using inventory_atom = caf::atom_constant<caf::atom("inventory")>;
 using scrub_atom = caf::atom_constant<caf::atom("scrub")>;
 
+// fleet services
+using registry_atom = caf::atom_constant<caf::atom("registry")>;
+using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
+using trim_events_atom = caf::atom_constant<caf::atom("trimevts")>;
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
+
 // control requests
 using add_atom = caf::atom_constant<caf::atom("add")>;
 using trust_atom = caf::atom_constant<caf::atom("trust")>;
@@ -77,6 +83,7 @@ struct subscriber_spec {
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(certfleet::server_record)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<certfleet::event_record>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<certfleet::server_record>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(certfleet::server_view)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(certfleet::server_presence)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(certfleet::add_server_request)

@@ -7,12 +7,15 @@
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
+#include "actors/admission_actor.hpp"
 #include "actors/atoms.hpp"
 #include "actors/context.hpp"
+#include "actors/custody_actor.hpp"
 #include "actors/event_bus.hpp"
 #include "actors/io_broker.hpp"
 #include "actors/storage_actor.hpp"
 #include "actors/supervisor.hpp"
+#include "actors/timer_actor.hpp"
 #include "common/fs.hpp"
 #include "config/state_layout.hpp"
 #include "crypto/certificate_store.hpp"
@@ -31,7 +34,11 @@ class manager_impl final : public manager {
     // Events written without their own fsync are published once the log syncer made them durable.
     ctx_->store->on_events_durable(
         [bus = ctx_->bus](uint64_t seq) { caf::anon_send(bus, published_atom::value, seq); });
-    supervisor_ = spawn_supervisor(*sys_, ctx_);
+    admission_ = spawn_admission_actor(
+        *sys_, static_cast<size_t>(ctx_->cfg.daemon.max_concurrent_handshakes));
+    custody_ = spawn_custody_actor(*sys_, ctx_);
+    supervisor_ = spawn_supervisor(*sys_, ctx_, fleet_services{admission_, custody_});
+    timer_ = spawn_timer_actor(*sys_, daemon_jobs(ctx_->cfg.daemon, custody_, ctx_->storage));
   }
 
   ~manager_impl() override { stop(); }
@@ -96,20 +103,22 @@ class manager_impl final : public manager {
     stopped_ = true;
     ctx_->store->on_events_durable({});  // before the bus and its actor system go away
     {
-      // The supervisor finishes its queued credential deletions through the storage actor, so
-      // the storage actor stops after it, with the writes of every server actor.
+      // In order: the registry stops the server actors; the custody actor then finishes its queued
+      // credential deletions; the storage actor last, with the writes of everyone before.
       caf::scoped_actor self{*sys_};
-      self->monitor(supervisor_);
-      self->send(supervisor_, stop_atom::value);
-      self->receive([](const caf::down_msg&) {});
+      for (auto* a : {&timer_, &supervisor_, &custody_, &admission_, &ctx_->storage}) {
+        self->monitor(*a);
+        self->send(*a, stop_atom::value);
+        self->receive([](const caf::down_msg&) {});
+      }
     }
-    caf::anon_send(ctx_->storage, stop_atom::value);
     caf::anon_send(ctx_->bus, stop_atom::value);
     caf::anon_send(ctx_->broker, stop_atom::value);
     sys_->await_all_actors_done();
     ctx_->connect_to = nullptr;
     ctx_->connect.reset();  // joins the connector thread
-    supervisor_ = ctx_->bus = ctx_->broker = ctx_->storage = caf::actor{};
+    supervisor_ = admission_ = custody_ = timer_ = caf::actor{};
+    ctx_->bus = ctx_->broker = ctx_->storage = caf::actor{};
     sys_.reset();
     if (auto err = ctx_->sessions->save(state_layout{ctx_->cfg.state_dir}.tls_sessions_file(),
                                         ctx_->sealing_key))
@@ -142,6 +151,9 @@ class manager_impl final : public manager {
   std::unique_ptr<caf::actor_system_config> sys_cfg_;
   std::unique_ptr<caf::actor_system> sys_;
   caf::actor supervisor_;
+  caf::actor admission_;
+  caf::actor custody_;
+  caf::actor timer_;
   std::mutex stop_mtx_;
   std::atomic<bool> stopped_{false};
 };

@@ -22,7 +22,7 @@ using namespace std::chrono;
 /// slot" or "up" cannot disagree with the rest.
 enum class link : uint8_t {
   idle,           // no connection, none asked for
-  awaiting_slot,  // asked the supervisor for a handshake slot
+  awaiting_slot,  // asked the admission actor for a handshake slot
   connecting,     // slot held: TCP connect, then the broker adopting the socket
   handshaking,    // slot held: TLS handshake on the adopted connection
   established,    // TLS up, registration exchange in progress (pending_registration/registering)
@@ -46,7 +46,7 @@ struct link_role {
 
 struct server_data {
   context_ptr ctx;
-  caf::actor supervisor;
+  server_peers peers;
   server_record rec;
   /// The role of the connection in the current state; nullptr when the state does not connect.
   const link_role* role = nullptr;
@@ -124,10 +124,10 @@ void enter(server_actor* self, server_state s) {
   self->become(behavior_of(self, s));
 }
 
-/// Tells the supervisor how this server stands, for `list` and `status`.
+/// Tells the registry how this server stands, for `list` and `status`.
 void report_presence(server_actor* self) {
   auto& st = self->state;
-  self->send(st.supervisor, state_atom::value,
+  self->send(st.peers.registry, state_atom::value,
              server_presence{st.rec.id, st.rec.state, is_up(st.conn), st.rec.last_error});
 }
 
@@ -218,18 +218,18 @@ void drop_connection(server_actor* self) {
   st.inbox.clear();
   auto was = st.conn;
   st.conn = link::idle;
-  if (holds_slot(was)) self->send(st.supervisor, release_atom::value);
+  if (holds_slot(was)) self->send(st.peers.admission, release_atom::value);
   ++st.generation;
   if (is_up(was))
     persist(self, {make_event(st.rec, "connection_down", {{"reason", st.rec.last_error}})});
 }
 
-/// Asks the supervisor for a handshake slot; the connect starts when it is granted.
+/// Asks the admission actor for a handshake slot; the connect starts when it is granted.
 void start_connect(server_actor* self) {
   auto& st = self->state;
   if (st.conn != link::idle || st.role == nullptr) return;
   st.conn = link::awaiting_slot;
-  self->send(st.supervisor, slot_atom::value);
+  self->send(st.peers.admission, slot_atom::value);
 }
 
 /// Moves to `next` with `events`, saved durably (a trust decision), and switches behavior. Once
@@ -245,7 +245,7 @@ void transition(server_actor* self, server_state next, std::vector<event_record>
 
 void erase_credentials(server_actor* self, const std::string& why) {
   auto& st = self->state;
-  self->send(st.supervisor, credentials_atom::value, remove_atom::value, st.rec.id, why);
+  self->send(st.peers.custody, credentials_atom::value, remove_atom::value, st.rec.id, why);
 }
 
 // -- connection failures -------------------------------------------------------------------------
@@ -341,7 +341,7 @@ void on_registered(server_actor* self, const wire::registered& msg) {
   // Entered before it is saved, so that the rest of this read expects no registration reply.
   enter(self, next);
   // The new state is durable before the credentials go: a crash in between is finished by the
-  // supervisor at the next start (it deletes credentials of servers past registration).
+  // custody actor at the next start (it deletes credentials of servers past registration).
   persist_durably(self, std::move(events), [=](bool saved) {
     auto& s = self->state;
     if (!saved) {
@@ -439,12 +439,12 @@ pin_check pinned_pin(const server_record& rec) {
   };
 }
 
-/// Registration: fetch the sealed credentials from the supervisor, send them, and forget them.
+/// Registration: fetch the sealed credentials from the custody actor, send them, and forget them.
 void send_credentials(server_actor* self) {
   auto& st = self->state;
   st.conn = link::established;
   auto gen = st.generation;
-  self->request(st.supervisor, seconds{10}, credentials_atom::value, st.rec.id)
+  self->request(st.peers.custody, seconds{10}, credentials_atom::value, st.rec.id)
       .then(
           [=](const std::string& account, const secret_bytes& password) {
             auto& s = self->state;
@@ -511,7 +511,7 @@ const link_role trusted_role{pinned_pin, go_online, collection_reply,
 void on_activated(server_actor* self) {
   auto& st = self->state;
   st.conn = link::established;
-  self->send(st.supervisor, release_atom::value);
+  self->send(st.peers.admission, release_atom::value);
   st.attempt = 0;
   st.rec.failed_attempts = 0;
   st.ctx->counters.handshakes++;
@@ -563,7 +563,7 @@ void create_session(server_actor* self, caf::io::connection_handle hdl) {
 void on_slot(server_actor* self) {
   auto& st = self->state;
   if (st.conn != link::awaiting_slot || st.role == nullptr) {
-    self->send(st.supervisor, release_atom::value);  // no longer wanted
+    self->send(st.peers.admission, release_atom::value);  // no longer wanted
     return;
   }
   st.conn = link::connecting;
@@ -641,7 +641,7 @@ caf::error cannot_reject(server_actor* self) {
                                            "can be rejected");
 }
 
-/// The supervisor destroyed the retained credentials (credential_max_age_s) while this server
+/// The custody actor destroyed the retained credentials (credential_max_age_s) while this server
 /// still needed them to register.
 void credentials_expired(server_actor* self, const std::string& why) {
   auto& st = self->state;
@@ -650,7 +650,7 @@ void credentials_expired(server_actor* self, const std::string& why) {
              {make_event(st.rec, "auth_failed", {{"reason", why}})});
 }
 
-/// The supervisor sealed and stored new credentials: register again, at once.
+/// The custody actor sealed and stored new credentials: register again, at once.
 caf::result<server_view> register_again(server_actor* self, const std::string& account) {
   auto& st = self->state;
   st.rec.account = account;
@@ -702,7 +702,7 @@ caf::message_handler shared_handlers(server_actor* self) {
       [=](credentials_atom, remove_atom, const std::string&) {
         // Past registration: the credentials were not needed any more.
       },
-      [=](slot_atom) { self->send(self->state.supervisor, release_atom::value); },
+      [=](slot_atom) { self->send(self->state.peers.admission, release_atom::value); },
       [=](connected_atom, uint64_t, int fd) { ::close(fd); },
       [=](connect_failed_atom, uint64_t, const std::string&) {},
       [=](adopted_atom, caf::io::connection_handle hdl) {
@@ -832,11 +832,11 @@ caf::behavior blocked(server_actor* self) {
       .or_else(shared_handlers(self));
 }
 
-caf::behavior server_main(server_actor* self, context_ptr ctx, caf::actor supervisor,
+caf::behavior server_main(server_actor* self, context_ptr ctx, server_peers peers,
                           server_record rec) {
   auto& st = self->state;
   st.ctx = std::move(ctx);
-  st.supervisor = std::move(supervisor);
+  st.peers = std::move(peers);
   st.rec = std::move(rec);
   // The answer to credentials sent before a restart is lost: register again from the start.
   auto initial =
@@ -849,9 +849,9 @@ caf::behavior server_main(server_actor* self, context_ptr ctx, caf::actor superv
 
 }  // namespace
 
-caf::actor spawn_server_actor(caf::actor_system& sys, context_ptr ctx, caf::actor supervisor,
+caf::actor spawn_server_actor(caf::actor_system& sys, context_ptr ctx, server_peers peers,
                               server_record rec) {
-  return sys.spawn(server_main, std::move(ctx), std::move(supervisor), std::move(rec));
+  return sys.spawn(server_main, std::move(ctx), std::move(peers), std::move(rec));
 }
 
 }  // namespace certfleet

@@ -48,9 +48,18 @@
 
 namespace certfleet {
 
-/// Spawns the actor for `rec` (already persisted) under `supervisor`, which grants its handshake
-/// slots, keeps its credentials and hears how it stands.
-caf::actor spawn_server_actor(caf::actor_system& sys, context_ptr ctx, caf::actor supervisor,
+/// The actors a server actor works with.
+struct server_peers {
+  /// The fleet registry (supervisor.hpp): hears (state_atom, server_presence) for list and status.
+  caf::actor registry;
+  /// Grants handshake slots (admission_actor.hpp).
+  caf::actor admission;
+  /// Holds the sealed credentials (custody_actor.hpp).
+  caf::actor custody;
+};
+
+/// Spawns the actor for `rec` (already persisted). Its writes go to `ctx->storage`.
+caf::actor spawn_server_actor(caf::actor_system& sys, context_ptr ctx, server_peers peers,
                               server_record rec);
 
 }  // namespace certfleet

@@ -135,6 +135,22 @@ caf::behavior storage(storage_actor* self, context_ptr ctx) {
         publish(self, *stored);
         return std::move(*stored);
       },
+      [=](add_atom, const std::vector<server_record>& records,
+          std::vector<event_record>& events) -> caf::result<std::vector<event_record>> {
+        flush(self);
+        auto stored = self->state.ctx->store->put_servers(records, std::move(events));
+        if (!stored) return stored.error();
+        publish(self, *stored);
+        return std::move(*stored);
+      },
+      [=](trim_events_atom) {
+        auto& st = self->state;
+        const auto& d = st.ctx->cfg.daemon;
+        int64_t min_time = st.ctx->now_ms() - int64_t{d.event_retention_days} * 86400 * 1000;
+        if (auto err =
+                st.ctx->store->trim_events(static_cast<size_t>(d.event_retention_count), min_time))
+          spdlog::warn("cannot trim the event log: {}", describe(err));
+      },
       [=](stop_atom) {
         flush(self);
         self->quit();

@@ -20,6 +20,9 @@
 //   (scrub_atom, std::vector<std::string> ids, std::vector<event_record> events)
 //       -> std::vector<event_record>  credentials erased unrecoverably
 //       (state_store::erase_credentials)
+//   (add_atom, std::vector<server_record>, std::vector<event_record> events)
+//       -> std::vector<event_record>  new servers, one fsynced batch (state_store::put_servers)
+//   (trim_events_atom)  applies event_retention_count / event_retention_days (the timer's job)
 //   (stop_atom)  finishes the queued batch, then quits
 // Stored events are published to the event bus (published_atom with the last seq).
 #pragma once

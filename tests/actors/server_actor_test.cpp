@@ -241,7 +241,7 @@ class server_actor_test : public ::testing::Test {
   /// Persists `rec` and spawns its actor, then lets everything run.
   void start() {
     ASSERT_TRUE(ctx->store->put_server(rec, {}, true));
-    server = spawn_server_actor(*sys, ctx, supervisor, rec);
+    server = spawn_server_actor(*sys, ctx, server_peers{supervisor, supervisor, supervisor}, rec);
     sched->run();
   }
 
