@@ -106,7 +106,7 @@ caf::expected<identity> identity::from_pem(const secret_bytes& key_pem, const st
                                            std::string friendly_name) {
   std::unique_ptr<Botan::Private_Key> key;
   try {
-    Botan::DataSource_Memory source{key_pem};
+    Botan::DataSource_Memory source{key_pem.data(), key_pem.size()};
     key = Botan::PKCS8::load_key(source);
   } catch (const std::exception& e) {
     return make_error(ec::corrupt_data,

@@ -27,6 +27,7 @@
 #include "common/bytes.hpp"
 #include "common/fs.hpp"
 #include "crypto/botan_identity.hpp"
+#include "crypto/botan_secret.hpp"
 #include "crypto/sealing.hpp"
 #include "protocol/tls_policy.hpp"
 
@@ -197,7 +198,7 @@ caf::error unusable_session_file(ec code, const std::filesystem::path& file,
 struct tls_session_cache::impl {
   impl(size_t max_sessions, std::chrono::seconds lifetime, clock_fn clock)
       : store(max_sessions, lifetime, std::move(clock)),
-        ticket_key(Botan::system_rng().random_vec(32)) {}
+        ticket_key(from_botan(Botan::system_rng().random_vec(32))) {}
   session_store store;
   secret_bytes ticket_key;
 };
@@ -230,7 +231,7 @@ caf::error tls_session_cache::save(const std::filesystem::path& file,
     auto id = record_id_of(s->server_info());
     secret_bytes der;
     try {
-      der = s->DER_encode();
+      der = from_botan(s->DER_encode());
     } catch (const std::exception& e) {
       return make_error(ec::crypto_failure, "encoding the TLS session of " + id +
                                                 " failed: " + e.what() + "; nothing was saved");
@@ -382,7 +383,7 @@ class credentials final : public Botan::Credentials_Manager {
   Botan::SymmetricKey psk(const std::string& type, const std::string& context,
                           const std::string& identity) override {
     if (type == "tls-server" && context == "session-ticket")
-      return Botan::SymmetricKey(cache_->ticket_key());
+      return Botan::SymmetricKey(cache_->ticket_key().data(), cache_->ticket_key().size());
     return Credentials_Manager::psk(type, context, identity);
   }
 
