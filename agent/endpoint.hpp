@@ -114,7 +114,11 @@ class endpoint {
   /// The session cache new connections share; replaced with the identity so that no session
   /// made under the old certificate can be resumed (a resumption would hide the new thumbprint).
   const std::shared_ptr<tls_session_cache>& session_cache() const { return cache_; }
+  /// Presents `id` from now on; bumps `identity_generation()` so that the event loop closes the
+  /// sessions established with the previous certificate.
   void replace_identity(identity id);
+  /// Counts identity changes (0 for the identity the endpoint was built with).
+  uint64_t identity_generation() const { return identity_generation_; }
 
   account_book& accounts() { return accounts_; }
   fault_settings& faults() { return faults_; }
@@ -132,8 +136,9 @@ class endpoint {
   /// The current synthetic inventory.
   wire::inventory inventory() const;
 
-  /// Called by the event loop before each accepted connection is served; a single agent uses it
-  /// to pick up a certificate or accounts file changed by the CLI. Optional.
+  /// Called by the event loop before each accepted connection is served and about once a second
+  /// otherwise; a single agent uses it to pick up a certificate or accounts file changed by the
+  /// CLI. Optional.
   std::function<void(endpoint&)> before_connection;
   /// Called to make and persist a new identity (the `regenerate` fault, `cert regenerate`).
   std::function<caf::expected<identity>(endpoint&)> regenerate;
@@ -141,6 +146,7 @@ class endpoint {
  private:
   endpoint_options options_;
   identity identity_;
+  uint64_t identity_generation_ = 0;
   std::shared_ptr<tls_session_cache> cache_;
   account_book accounts_;
   thumbprint_set managers_;

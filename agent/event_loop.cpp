@@ -19,6 +19,8 @@ constexpr auto sweep_interval = milliseconds{100};
 // How long a closing connection may take to flush its last bytes (an alert, close_notify).
 constexpr auto linger_limit = milliseconds{2000};
 constexpr size_t read_chunk = 16 * 1024;
+// How often endpoints look for changes made on disk by the CLI (a new certificate, accounts).
+constexpr auto refresh_interval = milliseconds{1000};
 
 }  // namespace
 
@@ -91,7 +93,12 @@ void worker::accept_on(size_t si) {
     c->slot = si;
     c->peer = peer_text(ss);
     c->accepted = c->last_activity = steady::now();
-    if (ep.before_connection) ep.before_connection(ep);
+    if (ep.before_connection) {
+      auto before = ep.identity_generation();
+      ep.before_connection(ep);
+      if (ep.identity_generation() != before) close_stale_sessions(si);
+    }
+    c->identity_generation = ep.identity_generation();
     const auto& f = ep.faults();
     epoll_event ev{};
     ev.data.u64 = c->id;
@@ -269,7 +276,53 @@ void worker::release_delayed(steady::time_point now) {
   }
 }
 
+void worker::refuse(connection& c, wire::denial_reason code, std::string why) {
+  if (c.closing) return;
+  if (c.tls && c.tls->is_active()) {
+    if (auto err = c.tls->send(wire::denied{code, why}))
+      why += " (the denial could not be sent: " + describe(err) + ")";
+  }
+  if (c.tls) c.tls->close();
+  start_closing(c, std::move(why), false);
+  flush(c);
+  finish_if_done(c);
+}
+
+void worker::close_stale_sessions(size_t s) {
+  const auto& ep = *srv->slots[s].ep;
+  auto now_presenting = ep.current_identity().sha256();
+  {
+    std::lock_guard<std::mutex> lock(srv->snapshot_mu);
+    srv->thumbs[s] = now_presenting;
+  }
+  std::vector<uint64_t> ids;
+  for (auto& [id, c] : conns)
+    if (c->slot == s && !c->closing && c->identity_generation != ep.identity_generation())
+      ids.push_back(id);
+  for (auto id : ids) {
+    auto it = conns.find(id);
+    if (it == conns.end()) continue;
+    refuse(*it->second, wire::denial_reason::certificate_changed,
+           "this backup server's certificate changed to " + now_presenting.to_string() +
+               "; connect again and verify the new thumbprint");
+  }
+}
+
+void worker::refresh_endpoints() {
+  for (size_t s = 0; s < srv->slots.size(); ++s) {
+    auto& sl = srv->slots[s];
+    if (sl.worker != index || !sl.ep->before_connection) continue;
+    auto before = sl.ep->identity_generation();
+    sl.ep->before_connection(*sl.ep);
+    if (sl.ep->identity_generation() != before) close_stale_sessions(s);
+  }
+}
+
 void worker::sweep(steady::time_point now) {
+  if (now >= next_refresh) {
+    next_refresh = now + refresh_interval;
+    refresh_endpoints();
+  }
   const auto& o = srv->opts;
   std::vector<uint64_t> expired;
   for (auto& [id, cp] : conns) {

@@ -56,6 +56,7 @@ struct connection {
   std::vector<uint8_t> out;
   size_t out_pos = 0;
   std::unique_ptr<connection_faults> faults;  // null unless output faults were on at accept
+  uint64_t identity_generation = 0;           // the endpoint's identity generation when accepted
 };
 
 /// One endpoint and its listening socket; belongs to worker `worker`.
@@ -79,6 +80,7 @@ struct worker {
   std::set<uint64_t> delayed;
   uint64_t next_id = 1;
   steady::time_point next_sweep;
+  steady::time_point next_refresh;
   bool emfile_warned = false;
   std::vector<size_t> paused_listeners;
 
@@ -95,6 +97,14 @@ struct worker {
   void start_closing(connection& c, std::string reason, bool refusal);
   void set_write_interest(connection& c, bool on);
   void close_endpoint_connections(size_t s, const char* why);
+  /// Sends denied{code, why} when the session is established, then close_notify, and closes the
+  /// connection once that is written. `c` may be destroyed before this returns.
+  void refuse(connection& c, wire::denial_reason code, std::string why);
+  /// Closes, with denied{certificate_changed}, every connection of slot `s` accepted under an
+  /// earlier identity of its endpoint, as a restarted service would.
+  void close_stale_sessions(size_t s);
+  /// Lets each endpoint of this worker pick up changes made on disk (`before_connection`).
+  void refresh_endpoints();
 };
 
 /// What `agent_server` shares with its workers. `slots` and `workers` are fixed after `start`.

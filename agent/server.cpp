@@ -140,11 +140,8 @@ caf::error agent_server::impl::apply(size_t i, const fault_command& cmd) {
       auto id = ep.regenerate(ep);
       if (!id) return id.error();
       ep.replace_identity(*id);
-      {
-        std::lock_guard<std::mutex> lock(snapshot_mu);
-        thumbs[i] = id->sha256();
-      }
       spdlog::info("endpoint {}: new certificate {}", ep.options().index, id->sha256().to_string());
+      w.close_stale_sessions(i);
       if (self->on_identity_changed) self->on_identity_changed(i);
       break;
     }
@@ -224,11 +221,11 @@ caf::expected<bool> agent_server::revoke_manager(size_t i, const thumbprint& t) 
     for (auto& [id, c] : w.conns)
       if (c->slot == i && c->tls && c->tls->peer_thumbprint() == t) ids.push_back(id);
     for (auto id : ids) {
-      auto& c = *w.conns[id];
-      c.tls->close();
-      w.start_closing(c, "the manager " + t.to_string() + " was revoked", false);
-      w.flush(c);
-      w.finish_if_done(c);
+      auto it = w.conns.find(id);
+      if (it == w.conns.end()) continue;
+      w.refuse(*it->second, wire::denial_reason::manager_revoked,
+               "the registration of manager " + t.to_string() +
+                   " was revoked on this backup server; register it again to reconnect");
     }
     spdlog::info("endpoint {}: manager {} revoked", s.slots[i].ep->options().index, t.to_string());
     return true;

@@ -69,6 +69,10 @@ TEST_F(single_agent_process, registers_lists_and_revokes_a_manager_while_running
   ASSERT_FALSE(c.connect());
   ASSERT_FALSE(c.send(wire::hello{1, 1, "m"}));
   ASSERT_FALSE(c.send(wire::collect{}));
+  auto refusal = c.receive();
+  ASSERT_TRUE(refusal) << describe(refusal.error());
+  ASSERT_TRUE(std::holds_alternative<wire::denied>(*refusal));
+  EXPECT_EQ(std::get<wire::denied>(*refusal).reason, wire::denial_reason::not_registered);
   EXPECT_TRUE(c.closed_without_message());
   EXPECT_EQ(cli("managers list").output.find(manager_.sha256().to_string()), std::string::npos);
 }
