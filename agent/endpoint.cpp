@@ -74,7 +74,8 @@ caf::expected<bool> endpoint::revoke(const thumbprint& t) {
 
 wire::message endpoint::register_manager(const wire::register_request& req,
                                          const thumbprint& tls_peer,
-                                         const std::string& peer_address) {
+                                         const std::string& peer_address,
+                                         const std::vector<uint8_t>& certificate_der) {
   auto refuse = [&](wire::denial_reason reason, std::string detail) -> wire::message {
     spdlog::warn("endpoint {}: registration from {} (manager '{}', account '{}') refused: {}",
                  options_.index, peer_address, req.manager_name, req.account, detail);
@@ -119,7 +120,8 @@ wire::message endpoint::register_manager(const wire::register_request& req,
                       " role; registration needs a Backup Administrator");
   manager_record rec{
       tls_peer, req.manager_name,
-      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count()};
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count(),
+      certificate_der};
   if (auto err = store_->put_manager(options_.index, rec)) {
     spdlog::error("endpoint {}: cannot store manager {}: {}", options_.index, tls_peer.to_string(),
                   describe(err));
@@ -225,7 +227,8 @@ connection_logic::step connection_logic::handle_register(const wire::register_re
     hello_sent_ = true;
     s.replies.push_back(own_hello());
   }
-  auto answer = ep_.register_manager(req, *presented_, peer_);
+  auto answer = ep_.register_manager(
+      req, *presented_, peer_, peer_certificate ? peer_certificate() : std::vector<uint8_t>{});
   if (std::holds_alternative<wire::registered>(answer)) state_ = state::trusted;
   s.replies.push_back(std::move(answer));
   return s;

@@ -130,8 +130,10 @@ class endpoint {
 
   /// Handles a registration (see the file comment). `tls_peer` is the thumbprint of the client
   /// certificate of the connection that carried `req`. Returns `registered` or `denied`.
+  /// `certificate_der` is that certificate, stored with the registration (may be empty).
   wire::message register_manager(const wire::register_request& req, const thumbprint& tls_peer,
-                                 const std::string& peer_address);
+                                 const std::string& peer_address,
+                                 const std::vector<uint8_t>& certificate_der = {});
 
   /// The current synthetic inventory.
   wire::inventory inventory() const;
@@ -175,6 +177,9 @@ class connection_logic {
   step on_message(wire::message&& m);
 
   bool trusted() const { return state_ == state::trusted; }
+
+  /// Where a registration finds the client certificate's DER (the TLS session's); optional.
+  std::function<std::vector<uint8_t>()> peer_certificate;
 
  private:
   enum class state { awaiting_hello, registration_only, trusted };

@@ -148,6 +148,7 @@ void worker::accept_on(size_t si) {
       c->tls = std::make_unique<tls_server_session>(
           ep.current_identity(), [cp](const thumbprint& t) { return cp->logic->check_pin(t); },
           ep.session_cache(), std::move(out), std::move(topts));
+      c->logic->peer_certificate = [cp] { return cp->tls->peer_certificate_der(); };
       ev.events = EPOLLIN | EPOLLRDHUP;
     }
     if (::epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {

@@ -178,7 +178,8 @@ struct tls_session::impl final : Botan::TLS::Callbacks {
     if (chain.empty())
       reject(Botan::TLS::Alert::BAD_CERTIFICATE, peer_label + " presented no certificate");
     const auto& leaf = chain.front();
-    auto presented_now = thumbprint::of_der(leaf.BER_encode());
+    presented_der = leaf.BER_encode();
+    auto presented_now = thumbprint::of_der(presented_der);
     presented = presented_now;
     auto named = peer_label + "'s certificate " + presented_now.to_string();
 
@@ -312,6 +313,7 @@ struct tls_session::impl final : Botan::TLS::Callbacks {
   bool close_reported = false;
   std::string group;
   std::optional<thumbprint> presented;
+  std::vector<uint8_t> presented_der;
   std::optional<peer_trust> trust;
   caf::error rejection;
   caf::error failure;
@@ -376,6 +378,10 @@ bool tls_session::is_closed() const {
 
 std::optional<thumbprint> tls_session::peer_thumbprint() const {
   return impl_->presented;
+}
+
+const std::vector<uint8_t>& tls_session::peer_certificate_der() const {
+  return impl_->presented_der;
 }
 
 const caf::error& tls_session::pin_rejection() const {

@@ -35,6 +35,7 @@
 #include <optional>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "common/error.hpp"
 #include "crypto/identity.hpp"
@@ -150,6 +151,9 @@ class tls_session {
 
   /// The thumbprint the peer presented in this session, also when it was rejected.
   std::optional<thumbprint> peer_thumbprint() const;
+  /// The DER of the certificate the peer presented (or, resumed, the one remembered in the
+  /// session); empty before the peer's certificate arrived.
+  const std::vector<uint8_t>& peer_certificate_der() const;
   /// Why the pin check refused the peer, as the callback said it; empty if it did not refuse.
   const caf::error& pin_rejection() const;
   /// The first failure of this session; empty while healthy or after an orderly close.
