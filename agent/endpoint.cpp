@@ -61,6 +61,7 @@ endpoint::endpoint(endpoint_options options, identity id, account_book accounts,
 
 void endpoint::replace_identity(identity id) {
   identity_ = std::move(id);
+  ++identity_generation_;
   cache_ = std::make_shared<tls_session_cache>(options_.session_cache_size);
 }
 
@@ -73,7 +74,8 @@ caf::expected<bool> endpoint::revoke(const thumbprint& t) {
 
 wire::message endpoint::register_manager(const wire::register_request& req,
                                          const thumbprint& tls_peer,
-                                         const std::string& peer_address) {
+                                         const std::string& peer_address,
+                                         const std::vector<uint8_t>& certificate_der) {
   auto refuse = [&](wire::denial_reason reason, std::string detail) -> wire::message {
     spdlog::warn("endpoint {}: registration from {} (manager '{}', account '{}') refused: {}",
                  options_.index, peer_address, req.manager_name, req.account, detail);
@@ -118,7 +120,8 @@ wire::message endpoint::register_manager(const wire::register_request& req,
                       " role; registration needs a Backup Administrator");
   manager_record rec{
       tls_peer, req.manager_name,
-      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count()};
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count(),
+      certificate_der};
   if (auto err = store_->put_manager(options_.index, rec)) {
     spdlog::error("endpoint {}: cannot store manager {}: {}", options_.index, tls_peer.to_string(),
                   describe(err));
@@ -152,21 +155,28 @@ wire::hello connection_logic::own_hello() const {
 
 connection_logic::step connection_logic::on_message(wire::message&& m) {
   step s;
-  auto close = [&](std::string why) {
+  // Every refusal answers denied{reason, detail} before the connection closes, so that the
+  // manager can tell the operator what to do instead of seeing the session just end.
+  auto refuse = [&](wire::denial_reason code, std::string why) {
+    s.replies.push_back(wire::denied{code, why});
     s.close = true;
     s.reason = std::move(why);
     return s;
   };
   const char* type = wire::to_string(wire::type_of(m));
-  if (!presented_) return close("no client certificate was checked");
+  if (!presented_)
+    return refuse(wire::denial_reason::internal_error, "no client certificate was checked");
   switch (state_) {
     case state::awaiting_hello: {
       auto* h = std::get_if<wire::hello>(&m);
-      if (!h) return close(std::string{"sent "} + type + " before hello");
+      if (!h)
+        return refuse(wire::denial_reason::protocol_violation,
+                      std::string{"sent "} + type + " before hello");
       if (h->min_version > wire::protocol_version || h->max_version < wire::protocol_version)
-        return close("speaks protocol versions " + std::to_string(h->min_version) + ".." +
-                     std::to_string(h->max_version) + ", this agent only version " +
-                     std::to_string(wire::protocol_version));
+        return refuse(wire::denial_reason::unsupported_version,
+                      "speaks protocol versions " + std::to_string(h->min_version) + ".." +
+                          std::to_string(h->max_version) + ", this agent only version " +
+                          std::to_string(wire::protocol_version));
       if (ep_.is_manager(*presented_)) {
         state_ = state::trusted;
         hello_sent_ = true;
@@ -180,10 +190,11 @@ connection_logic::step connection_logic::on_message(wire::message&& m) {
     case state::registration_only: {
       auto* r = std::get_if<wire::register_request>(&m);
       if (!r)
-        return close(std::string{"unknown client certificate "} + presented_->to_string() +
-                     " sent " + type +
-                     " instead of register_request; only registration is "
-                     "allowed for certificates that are not a registered manager's");
+        return refuse(wire::denial_reason::not_registered,
+                      std::string{"unknown client certificate "} + presented_->to_string() +
+                          " sent " + type +
+                          " instead of register_request; only registration is "
+                          "allowed for certificates that are not a registered manager's");
       return handle_register(*r);
     }
     case state::trusted: {
@@ -197,12 +208,17 @@ connection_logic::step connection_logic::on_message(wire::message&& m) {
         return s;
       }
       if (std::holds_alternative<wire::pong>(m)) return s;
-      if (auto* e = std::get_if<wire::error_message>(&m))
-        return close("the manager reported an error: " + e->text);
-      return close(std::string{"sent "} + type + ", which a manager never sends");
+      if (auto* e = std::get_if<wire::error_message>(&m)) {
+        // The manager ends the session itself; nothing is refused.
+        s.close = true;
+        s.reason = "the manager reported an error: " + e->text;
+        return s;
+      }
+      return refuse(wire::denial_reason::protocol_violation,
+                    std::string{"sent "} + type + ", which a manager never sends");
     }
   }
-  return close("internal state error");
+  return refuse(wire::denial_reason::internal_error, "internal state error");
 }
 
 connection_logic::step connection_logic::handle_register(const wire::register_request& req) {
@@ -211,7 +227,8 @@ connection_logic::step connection_logic::handle_register(const wire::register_re
     hello_sent_ = true;
     s.replies.push_back(own_hello());
   }
-  auto answer = ep_.register_manager(req, *presented_, peer_);
+  auto answer = ep_.register_manager(
+      req, *presented_, peer_, peer_certificate ? peer_certificate() : std::vector<uint8_t>{});
   if (std::holds_alternative<wire::registered>(answer)) state_ = state::trusted;
   s.replies.push_back(std::move(answer));
   return s;

@@ -114,7 +114,11 @@ class endpoint {
   /// The session cache new connections share; replaced with the identity so that no session
   /// made under the old certificate can be resumed (a resumption would hide the new thumbprint).
   const std::shared_ptr<tls_session_cache>& session_cache() const { return cache_; }
+  /// Presents `id` from now on; bumps `identity_generation()` so that the event loop closes the
+  /// sessions established with the previous certificate.
   void replace_identity(identity id);
+  /// Counts identity changes (0 for the identity the endpoint was built with).
+  uint64_t identity_generation() const { return identity_generation_; }
 
   account_book& accounts() { return accounts_; }
   fault_settings& faults() { return faults_; }
@@ -126,14 +130,17 @@ class endpoint {
 
   /// Handles a registration (see the file comment). `tls_peer` is the thumbprint of the client
   /// certificate of the connection that carried `req`. Returns `registered` or `denied`.
+  /// `certificate_der` is that certificate, stored with the registration (may be empty).
   wire::message register_manager(const wire::register_request& req, const thumbprint& tls_peer,
-                                 const std::string& peer_address);
+                                 const std::string& peer_address,
+                                 const std::vector<uint8_t>& certificate_der = {});
 
   /// The current synthetic inventory.
   wire::inventory inventory() const;
 
-  /// Called by the event loop before each accepted connection is served; a single agent uses it
-  /// to pick up a certificate or accounts file changed by the CLI. Optional.
+  /// Called by the event loop before each accepted connection is served and about once a second
+  /// otherwise; a single agent uses it to pick up a certificate or accounts file changed by the
+  /// CLI. Optional.
   std::function<void(endpoint&)> before_connection;
   /// Called to make and persist a new identity (the `regenerate` fault, `cert regenerate`).
   std::function<caf::expected<identity>(endpoint&)> regenerate;
@@ -141,6 +148,7 @@ class endpoint {
  private:
   endpoint_options options_;
   identity identity_;
+  uint64_t identity_generation_ = 0;
   std::shared_ptr<tls_session_cache> cache_;
   account_book accounts_;
   thumbprint_set managers_;
@@ -169,6 +177,9 @@ class connection_logic {
   step on_message(wire::message&& m);
 
   bool trusted() const { return state_ == state::trusted; }
+
+  /// Where a registration finds the client certificate's DER (the TLS session's); optional.
+  std::function<std::vector<uint8_t>()> peer_certificate;
 
  private:
   enum class state { awaiting_hello, registration_only, trusted };

@@ -12,6 +12,9 @@
 // Deadlines are checked every 100 ms (or sooner when a delayed output is due), so a stalled
 // client costs one map entry and never delays anyone else.
 //
+// Code: agent/event_loop.* (the threads, connections and deadlines), agent/listener.* (sockets),
+// agent/faults.* (fault injection), this file (the public face and cross-thread requests).
+//
 // Faults (`apply_fault`) and revocations run on the owning thread: the caller's request is queued
 // to that thread (eventfd wake-up) and the call waits for its result, so they are safe to call
 // from any other thread (the control socket, tests) but never from a callback of this server.
@@ -32,6 +35,8 @@
 #include <vector>
 
 #include "agent/endpoint.hpp"
+#include "agent/faults.hpp"
+#include "agent/listener.hpp"
 #include "common/error.hpp"
 #include "protocol/frame.hpp"
 
@@ -43,34 +48,6 @@ struct server_options {
   size_t threads = 2;
   size_t max_frame_size = default_max_frame_size;
 };
-
-/// An IPv4 or IPv6 literal and a port; port 0 asks the kernel for a free one (the bound port is
-/// then reported by `agent_server::address` and reused when the endpoint comes back online).
-struct listen_address {
-  std::string host = "127.0.0.1";
-  uint16_t port = 0;
-};
-
-enum class fault_kind {
-  offline,               // close the listening socket and the endpoint's connections
-  online,                // listen again on the same address and port
-  regenerate,            // new key and certificate (new thumbprint)
-  stall,                 // accept TCP, never answer
-  slow_handshake,        // delay every flight of output by `value` ms
-  drop_after,            // close a connection after `value` bytes written
-  deny_registrations,    // answer register_request with denied{not_accepting}
-  accept_registrations,  // undo deny_registrations
-  clear,                 // all faults off, and online
-};
-struct fault_command {
-  fault_kind kind = fault_kind::clear;
-  uint64_t value = 0;
-};
-/// "offline", "slow-handshake", ... (the CLI and control-socket spelling).
-const char* to_string(fault_kind k);
-caf::expected<fault_kind> parse_fault_kind(const std::string& text);
-/// Whether the fault takes a number (`slow-handshake MS`, `drop-after BYTES`).
-bool takes_value(fault_kind k);
 
 class agent_server {
  public:

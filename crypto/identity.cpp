@@ -16,6 +16,7 @@
 #include <ctime>
 
 #include "crypto/botan_identity.hpp"
+#include "crypto/certificate_info.hpp"
 
 namespace certfleet {
 namespace {
@@ -106,7 +107,7 @@ caf::expected<identity> identity::from_pem(const secret_bytes& key_pem, const st
                                            std::string friendly_name) {
   std::unique_ptr<Botan::Private_Key> key;
   try {
-    Botan::DataSource_Memory source{key_pem};
+    Botan::DataSource_Memory source{key_pem.data(), key_pem.size()};
     key = Botan::PKCS8::load_key(source);
   } catch (const std::exception& e) {
     return make_error(ec::corrupt_data,
@@ -181,6 +182,40 @@ secret_bytes identity::private_key_pem() const {
   // PEM_encode can only return a plain string; scrub it rather than leave the key on the heap.
   Botan::secure_scrub_memory(pem.data(), pem.size());
   return out;
+}
+
+}  // namespace certfleet
+
+// Peer certificates (crypto/certificate_info.hpp): here, beside the summary helpers they share.
+namespace certfleet {
+
+caf::expected<certificate_summary> summarize_certificate(const std::vector<uint8_t>& der) {
+  try {
+    Botan::X509_Certificate cert(der);
+    certificate_summary s;
+    s.subject = describe_dn(cert.subject_dn());
+    s.issuer = describe_dn(cert.issuer_dn());
+    s.serial = Botan::hex_encode(cert.serial_number(), true);
+    s.not_before = iso8601(cert.not_before().to_std_timepoint());
+    s.not_after = iso8601(cert.not_after().to_std_timepoint());
+    std::unique_ptr<Botan::Public_Key> key(cert.subject_public_key());
+    s.key_algorithm = describe_key(*key);
+    s.sha256 = thumbprint::of_der(der);
+    s.sha1 = sha1_thumbprint::of_der(der);
+    return s;
+  } catch (const std::exception& e) {
+    return make_error(ec::corrupt_data,
+                      std::string{"the stored certificate is not readable: "} + e.what());
+  }
+}
+
+caf::expected<std::string> certificate_pem_of(const std::vector<uint8_t>& der) {
+  try {
+    return Botan::X509_Certificate(der).PEM_encode();
+  } catch (const std::exception& e) {
+    return make_error(ec::corrupt_data,
+                      std::string{"the stored certificate is not readable: "} + e.what());
+  }
 }
 
 }  // namespace certfleet

@@ -8,6 +8,7 @@
 #include <botan/system_rng.h>
 
 #include "common/fs.hpp"
+#include "crypto/botan_secret.hpp"
 
 namespace certfleet {
 namespace {
@@ -38,7 +39,8 @@ caf::expected<master_key> master_key::create(const std::filesystem::path& file) 
                           " already exists; refusing to replace it, as every sealed secret "
                           "depends on it");
   try {
-    auto key = Botan::system_rng().random_vec(key_size);
+    secret_bytes key(key_size);
+    Botan::system_rng().randomize(key.data(), key.size());
     if (auto e = write_file_atomically(file, key.data(), key.size(), 0600)) return e;
     return master_key{std::move(key)};
   } catch (const std::exception& e) {
@@ -78,7 +80,7 @@ caf::expected<sealed_blob> seal(const master_key& key, std::string_view record_i
     cipher->set_associated_data(reinterpret_cast<const uint8_t*>(record_id.data()),
                                 record_id.size());
     cipher->start(nonce);
-    secret_bytes body = plaintext;
+    auto body = to_botan(plaintext);
     cipher->finish(body);
     sealed_blob out;
     out.bytes.reserve(1 + nonce_size + body.size());
@@ -108,9 +110,9 @@ caf::expected<secret_bytes> open(const master_key& key, std::string_view record_
     cipher->set_associated_data(reinterpret_cast<const uint8_t*>(record_id.data()),
                                 record_id.size());
     cipher->start(b.data() + 1, nonce_size);
-    secret_bytes body(b.begin() + 1 + nonce_size, b.end());
+    Botan::secure_vector<uint8_t> body(b.begin() + 1 + nonce_size, b.end());
     cipher->finish(body);
-    return body;
+    return from_botan(body);
   } catch (const Botan::Invalid_Authentication_Tag&) {
     return tampered(record_id, "failed authentication");
   } catch (const std::exception& e) {

@@ -228,7 +228,7 @@ caf::expected<message> decode_body(message_type t, decoder& d) {
       uint8_t reason = 0;
       d.u8("reason", reason);
       if (d.ok() && (reason < static_cast<uint8_t>(denial_reason::bad_credentials) ||
-                     reason > static_cast<uint8_t>(denial_reason::internal_error)))
+                     reason > static_cast<uint8_t>(last_denial_reason)))
         d.fail("reason " + std::to_string(reason) + " is not a known denial reason");
       m.reason = static_cast<denial_reason>(reason);
       d.str("detail", m.detail, max_text_length);
@@ -296,6 +296,16 @@ const char* to_string(denial_reason r) {
       return "not_accepting";
     case denial_reason::internal_error:
       return "internal_error";
+    case denial_reason::not_registered:
+      return "not_registered";
+    case denial_reason::manager_revoked:
+      return "manager_revoked";
+    case denial_reason::protocol_violation:
+      return "protocol_violation";
+    case denial_reason::unsupported_version:
+      return "unsupported_version";
+    case denial_reason::certificate_changed:
+      return "certificate_changed";
   }
   return "unknown";
 }

@@ -80,7 +80,19 @@ enum class denial_reason : uint8_t {
   locked_out = 4,
   not_accepting = 5,
   internal_error = 6,
+  /// The client certificate is not a registered manager's and the request is not a registration.
+  not_registered = 7,
+  /// The manager's registration was revoked on the backup server while it was connected.
+  manager_revoked = 8,
+  /// A message out of order or one the receiver never accepts (e.g. `collect` before `hello`).
+  protocol_violation = 9,
+  /// No protocol version in common (`hello` ranges do not overlap).
+  unsupported_version = 10,
+  /// The backup server's own certificate changed; its sessions made with the old one end.
+  certificate_changed = 11,
 };
+/// The highest `denial_reason` value this build knows; larger values are refused on decoding.
+constexpr denial_reason last_denial_reason = denial_reason::certificate_changed;
 const char* to_string(denial_reason r);
 
 /// Server -> manager: registration refused, and why.

@@ -15,9 +15,11 @@ namespace {
 
 // Key layout (the first byte names the table):
 //   'm' | be32 endpoint | 32-byte thumbprint  -> be64 registered ms | manager name
+//   'c' | be32 endpoint | 32-byte thumbprint  -> the manager's certificate (DER), when known
 //   'v' | name | 0x00 | be32 endpoint         -> value (name first: one prefix scan per name)
 //   'x' | key                                 -> meta value
 constexpr char tag_manager = 'm';
+constexpr char tag_manager_certificate = 'c';
 constexpr char tag_value = 'v';
 constexpr char tag_meta = 'x';
 
@@ -40,6 +42,12 @@ std::string manager_prefix(uint32_t endpoint) {
 std::string manager_key(uint32_t endpoint, const thumbprint& t) {
   auto k = manager_prefix(endpoint);
   k.append(reinterpret_cast<const char*>(t.bytes().data()), t.bytes().size());
+  return k;
+}
+
+std::string manager_certificate_key(uint32_t endpoint, const thumbprint& t) {
+  auto k = manager_key(endpoint, t);
+  k[0] = tag_manager_certificate;
   return k;
 }
 
@@ -167,6 +175,10 @@ caf::expected<std::unique_ptr<agent_store>> agent_store::open(const std::filesys
 caf::error agent_store::put_manager(uint32_t endpoint, const manager_record& r) {
   rocksdb::WriteBatch batch;
   batch.Put(manager_key(endpoint, r.manager_thumbprint), encode_manager(r));
+  if (!r.certificate_der.empty())
+    batch.Put(manager_certificate_key(endpoint, r.manager_thumbprint),
+              rocksdb::Slice(reinterpret_cast<const char*>(r.certificate_der.data()),
+                             r.certificate_der.size()));
   return impl_->write(batch, true, "store a registered manager");
 }
 
@@ -177,8 +189,17 @@ caf::expected<bool> agent_store::remove_manager(uint32_t endpoint, const thumbpr
   if (!*existing) return false;
   rocksdb::WriteBatch batch;
   batch.Delete(key);
+  batch.Delete(manager_certificate_key(endpoint, t));
   if (auto err = impl_->write(batch, true, "revoke a manager")) return err;
   return true;
+}
+
+caf::expected<std::optional<std::vector<uint8_t>>> agent_store::manager_certificate(
+    uint32_t endpoint, const thumbprint& t) const {
+  auto v = impl_->get(manager_certificate_key(endpoint, t), "read a manager's certificate");
+  if (!v) return v.error();
+  if (!*v) return std::optional<std::vector<uint8_t>>{};
+  return std::optional<std::vector<uint8_t>>{std::vector<uint8_t>((*v)->begin(), (*v)->end())};
 }
 
 caf::expected<std::vector<manager_record>> agent_store::managers(uint32_t endpoint) const {

@@ -3,8 +3,9 @@
 // process keeps the file-descriptor cost flat: 10,000 RocksDB instances would not fit the limit.
 //
 // What it holds, per endpoint (a 32-bit index; a single agent is endpoint 0):
-//   managers      the thumbprints of registered managers, with name and time (trust decisions:
-//                 every write and removal is fsynced before the call returns)
+//   managers      the registered managers: thumbprint, name, time and the whole certificate (DER)
+//                 they registered with (trust decisions: every write and removal is fsynced
+//                 before the call returns)
 //   named values  small opaque strings by name; fleet mode keeps each endpoint's identity (PEM),
 //                 accounts (JSON) and server id here
 // and a few process-wide `meta` values (state-dir kind, fleet id).
@@ -37,6 +38,9 @@ struct manager_record {
   thumbprint manager_thumbprint;
   std::string manager_name;
   int64_t registered_unix_ms = 0;
+  /// The certificate the manager registered with (DER). Written by `put_manager` when not empty;
+  /// not filled by the listing functions (read it with `manager_certificate`).
+  std::vector<uint8_t> certificate_der;
 };
 
 /// One named value of one endpoint, for batched writes.
@@ -62,6 +66,10 @@ class agent_store {
   caf::error put_manager(uint32_t endpoint, const manager_record& r);
   /// Removes the manager; returns false when it was not registered.
   caf::expected<bool> remove_manager(uint32_t endpoint, const thumbprint& t);
+  /// The stored certificate (DER) of a registered manager; empty when the manager is unknown or
+  /// was registered by a version that kept only the thumbprint.
+  caf::expected<std::optional<std::vector<uint8_t>>> manager_certificate(uint32_t endpoint,
+                                                                         const thumbprint& t) const;
   /// The managers of one endpoint, in thumbprint order.
   caf::expected<std::vector<manager_record>> managers(uint32_t endpoint) const;
   /// Every manager of every endpoint, in (endpoint, thumbprint) order.

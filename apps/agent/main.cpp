@@ -2,6 +2,7 @@
 // and the commands that inspect and change an agent's state dir (docs/agent.md).
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -18,6 +19,7 @@
 #include "apps/cli/command_line.hpp"
 #include "apps/cli/output.hpp"
 #include "common/fs.hpp"
+#include "crypto/certificate_info.hpp"
 #include "net/connector.hpp"
 
 namespace {
@@ -273,6 +275,45 @@ int cmd_managers_list(const options& o) {
   return cli::exit_ok;
 }
 
+int cmd_managers_show(const options& o) {
+  auto index = endpoint_index(o);
+  if (!index) return fail(index.error());
+  auto t = thumbprint::parse(o.thumb);
+  if (!t) return fail(t.error());
+  auto store = agent_store::open(state_paths(state_dir(o)).db, true);
+  if (!store) return fail(store.error());
+  auto list = (*store)->managers(*index);
+  if (!list) return fail(list.error());
+  auto it = std::find_if(list->begin(), list->end(),
+                         [&](const manager_record& m) { return m.manager_thumbprint == *t; });
+  if (it == list->end())
+    return fail(make_error(ec::not_found, "no manager " + t->to_string() +
+                                              " is registered with endpoint " +
+                                              std::to_string(*index) + "; see 'managers list'"));
+  auto der = (*store)->manager_certificate(*index, *t);
+  if (!der) return fail(der.error());
+  if (!*der || (*der)->empty())
+    return fail(make_error(ec::not_found,
+                           "manager " + t->to_string() +
+                               " was registered by an agent that kept only its thumbprint; its "
+                               "certificate is stored when it registers again"));
+  auto summary = summarize_certificate(**der);
+  if (!summary) return fail(summary.error());
+  auto pem = certificate_pem_of(**der);
+  if (!pem) return fail(pem.error());
+  summary->friendly_name = it->manager_name;
+  if (o.json) {
+    auto out = cli::to_json(*summary);
+    out["registered_unix_ms"] = it->registered_unix_ms;
+    out["pem"] = *pem;
+    std::cout << out.dump(2) << std::endl;
+  } else {
+    cli::print_summary(std::cout, *summary, "Registered manager '" + it->manager_name + "'");
+    std::cout << '\n' << *pem;
+  }
+  return cli::exit_ok;
+}
+
 int cmd_managers_revoke(const options& o) {
   auto index = endpoint_index(o);
   if (!index) return fail(index.error());
@@ -477,6 +518,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   auto* m_list = managers->add_subcommand("list", "List registered managers");
   m_list->callback([&] { run = logged(o, cmd_managers_list); });
+  auto* m_show = managers->add_subcommand(
+      "show", "A registered manager's certificate: summary and PEM (as stored at registration)");
+  m_show->add_option("thumbprint", o.thumb, "SHA-256 thumbprint of the manager")->required();
+  m_show->callback([&] { run = logged(o, cmd_managers_show); });
   auto* m_revoke = managers->add_subcommand(
       "revoke", "Forget a manager (through the running agent when there is one)");
   m_revoke->add_option("thumbprint", o.thumb, "SHA-256 thumbprint of the manager")->required();

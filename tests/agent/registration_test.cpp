@@ -182,7 +182,18 @@ TEST_F(registration, a_message_thumbprint_that_differs_from_the_tls_certificate_
   EXPECT_EQ(out.find(manager_.sha256().to_string()), std::string::npos);
 }
 
-TEST_F(registration, after_registration_an_unknown_certificate_gets_no_application_data) {
+// The agent's refusal as the manager sees it: denied{reason} first, then the end of the session.
+void expect_refused(test_client& c, wire::denial_reason reason, const std::string& context) {
+  auto answer = c.receive();
+  ASSERT_TRUE(answer) << context << ": " << describe(answer.error());
+  auto* d = std::get_if<wire::denied>(&*answer);
+  ASSERT_NE(d, nullptr) << context << ": got " << wire::to_string(wire::type_of(*answer));
+  EXPECT_EQ(d->reason, reason) << context << ": " << wire::to_string(d->reason) << " " << d->detail;
+  EXPECT_FALSE(d->detail.empty()) << context;
+  EXPECT_TRUE(c.closed_without_message()) << context;
+}
+
+TEST_F(registration, an_unknown_certificate_is_refused_with_not_registered_and_gets_no_data) {
   auto c = connect(manager_);
   ASSERT_TRUE(std::holds_alternative<wire::registered>(
       register_with(*c, "admin", "admin-pw", manager_.sha256())));
@@ -193,25 +204,73 @@ TEST_F(registration, after_registration_an_unknown_certificate_gets_no_applicati
     auto s = connect(stranger);  // the handshake itself completes (registration must stay possible)
     ASSERT_FALSE(s->send(wire::hello{1, 1, "stranger"}));
     ASSERT_FALSE(s->send(request));
-    EXPECT_TRUE(s->closed_without_message()) << wire::to_string(wire::type_of(request));
+    // No hello, no inventory, no pong: only the refusal.
+    expect_refused(*s, wire::denial_reason::not_registered,
+                   wire::to_string(wire::type_of(request)));
   }
-  // A message before hello is refused the same way, even with a registered certificate.
-  auto early = connect(manager_);
-  ASSERT_FALSE(early->send(wire::collect{}));
-  EXPECT_TRUE(early->closed_without_message());
 }
 
-TEST_F(registration, a_revoked_manager_is_no_longer_trusted) {
+TEST_F(registration, a_message_before_hello_is_refused_as_a_protocol_violation) {
+  auto c = connect(manager_);
+  ASSERT_TRUE(std::holds_alternative<wire::registered>(
+      register_with(*c, "admin", "admin-pw", manager_.sha256())));
+  auto early = connect(manager_);
+  ASSERT_FALSE(early->send(wire::collect{}));
+  expect_refused(*early, wire::denial_reason::protocol_violation, "collect before hello");
+}
+
+TEST_F(registration, a_hello_without_a_common_version_is_refused_as_unsupported) {
+  auto c = connect(manager_);
+  ASSERT_FALSE(c->send(wire::hello{2, 3, "a manager from the future"}));
+  expect_refused(*c, wire::denial_reason::unsupported_version, "hello 2..3");
+}
+
+TEST_F(registration, a_revoked_manager_is_told_so_and_is_no_longer_trusted) {
   auto c = connect(manager_);
   ASSERT_TRUE(std::holds_alternative<wire::registered>(
       register_with(*c, "admin", "admin-pw", manager_.sha256())));
   auto revoked = server_->revoke_manager(0, manager_.sha256());
   ASSERT_TRUE(revoked && *revoked);
-  EXPECT_TRUE(c->closed_without_message());
+  expect_refused(*c, wire::denial_reason::manager_revoked, "open session at revocation");
   auto again = connect(manager_);
   ASSERT_FALSE(again->send(wire::hello{1, 1, "m"}));
   ASSERT_FALSE(again->send(wire::collect{}));
-  EXPECT_TRUE(again->closed_without_message());
+  expect_refused(*again, wire::denial_reason::not_registered, "collect after revocation");
+}
+
+TEST_F(registration, a_new_certificate_closes_the_sessions_made_with_the_old_one) {
+  auto c = connect(manager_);
+  ASSERT_TRUE(std::holds_alternative<wire::registered>(
+      register_with(*c, "admin", "admin-pw", manager_.sha256())));
+  auto old = server_->current_thumbprint(0);
+  ASSERT_FALSE(server_->apply_fault(0, {fault_kind::regenerate, 0}));
+  expect_refused(*c, wire::denial_reason::certificate_changed, "regenerate fault");
+  // The next connection presents the new certificate.
+  auto next = connect(manager_);
+  EXPECT_NE(*next->server_thumbprint(), old);
+  EXPECT_EQ(*next->server_thumbprint(), server_->current_thumbprint(0));
+}
+
+TEST_F(registration, a_certificate_regenerated_by_the_cli_closes_open_sessions_within_seconds) {
+  auto c = connect(manager_);
+  ASSERT_TRUE(std::holds_alternative<wire::registered>(
+      register_with(*c, "admin", "admin-pw", manager_.sha256())));
+  ASSERT_FALSE(c->send(wire::collect{}));
+  auto inv = c->receive();
+  ASSERT_TRUE(inv && std::holds_alternative<wire::inventory>(*inv));
+  auto old = server_->current_thumbprint(0);
+
+  auto r =
+      run_command(agent_binary() + " --state-dir " + dir_.path().string() + " cert regenerate");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // No new connection is needed: the running agent notices the file within about a second.
+  auto answer = c->receive(5000ms);
+  ASSERT_TRUE(answer) << describe(answer.error());
+  auto* d = std::get_if<wire::denied>(&*answer);
+  ASSERT_NE(d, nullptr) << wire::to_string(wire::type_of(*answer));
+  EXPECT_EQ(d->reason, wire::denial_reason::certificate_changed);
+  EXPECT_TRUE(c->closed_without_message());
+  EXPECT_NE(server_->current_thumbprint(0), old);
 }
 
 }  // namespace

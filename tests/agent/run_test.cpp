@@ -69,8 +69,44 @@ TEST_F(single_agent_process, registers_lists_and_revokes_a_manager_while_running
   ASSERT_FALSE(c.connect());
   ASSERT_FALSE(c.send(wire::hello{1, 1, "m"}));
   ASSERT_FALSE(c.send(wire::collect{}));
+  auto refusal = c.receive();
+  ASSERT_TRUE(refusal) << describe(refusal.error());
+  ASSERT_TRUE(std::holds_alternative<wire::denied>(*refusal));
+  EXPECT_EQ(std::get<wire::denied>(*refusal).reason, wire::denial_reason::not_registered);
   EXPECT_TRUE(c.closed_without_message());
   EXPECT_EQ(cli("managers list").output.find(manager_.sha256().to_string()), std::string::npos);
+}
+
+TEST_F(single_agent_process, managers_show_prints_the_stored_certificate_that_openssl_reads) {
+  {
+    test_client c(manager_, "127.0.0.1", port_);
+    ASSERT_FALSE(c.connect());
+    ASSERT_FALSE(c.send(wire::hello{1, 1, "m"}));
+    ASSERT_FALSE(
+        c.send(wire::register_request{"alice", to_secret("alice-pw"), manager_.sha256(), "m"}));
+    ASSERT_TRUE(c.receive());
+    auto answer = c.receive();
+    ASSERT_TRUE(answer && std::holds_alternative<wire::registered>(*answer));
+  }
+  auto thumb = manager_.sha256().to_string();
+  auto shown = cli("managers show " + thumb);
+  ASSERT_EQ(shown.exit_code, 0) << shown.output;
+  EXPECT_NE(shown.output.find(thumb), std::string::npos) << shown.output;
+  EXPECT_NE(shown.output.find("-----BEGIN CERTIFICATE-----"), std::string::npos) << shown.output;
+
+  // An independent tool reads the PEM and finds the manager's own fingerprint.
+  auto fp = run_command(agent_binary() + " --state-dir " + state_ + " managers show " + thumb +
+                        " | openssl x509 -noout -fingerprint -sha256");
+  ASSERT_EQ(fp.exit_code, 0) << fp.output;
+  EXPECT_NE(fp.output.find("=" + manager_.sha256().to_colon_string()), std::string::npos)
+      << fp.output << " vs " << manager_.sha256().to_colon_string();
+
+  auto json = nlohmann::json::parse(cli("managers show " + thumb + " --json").output);
+  EXPECT_EQ(json["sha256"].get<std::string>(), thumb);
+  EXPECT_EQ(json["pem"].get<std::string>(), manager_.certificate_pem());
+
+  auto unknown = cli("managers show " + make_identity("nobody").sha256().to_string());
+  EXPECT_EQ(unknown.exit_code, 3) << unknown.output;
 }
 
 TEST_F(single_agent_process, cert_regenerate_is_presented_from_the_next_connection_on) {

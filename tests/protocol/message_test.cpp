@@ -156,9 +156,19 @@ TEST(messages, an_inventory_at_the_job_cap_fits_in_one_default_frame) {
 
 TEST(messages, an_unknown_denial_reason_is_rejected) {
   auto b = encoded(wire::denied{wire::denial_reason::locked_out, "x"});
-  for (uint8_t reason : {0, 7, 255}) {
+  for (uint8_t reason : {0, 12, 255}) {
     b[2] = reason;
     expect_protocol_error(decoded(b), "denial reason");
+  }
+}
+
+TEST(messages, every_known_denial_reason_round_trips_with_its_name) {
+  for (uint8_t r = 1; r <= static_cast<uint8_t>(wire::last_denial_reason); ++r) {
+    auto reason = static_cast<wire::denial_reason>(r);
+    EXPECT_STRNE(wire::to_string(reason), "unknown") << int{r};
+    auto back = decoded(encoded(wire::denied{reason, "why"}));
+    ASSERT_TRUE(back) << int{r};
+    EXPECT_EQ(std::get<wire::denied>(*back).reason, reason);
   }
 }
 
