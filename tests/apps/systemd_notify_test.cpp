@@ -3,10 +3,12 @@
 // it serves, WATCHDOG=1 keep-alives at half of WATCHDOG_USEC, and STOPPING=1 on SIGTERM.
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cstring>
+#include <fstream>
 
 #include <gtest/gtest.h>
 
@@ -93,6 +95,51 @@ TEST(systemd_notify, without_notify_socket_the_daemon_runs_as_before) {
       30s))
       << daemon.log();
   EXPECT_EQ(daemon.stop(), 0);
+}
+
+/// Stands in for journald on a machine that runs none: binds its socket, and removes it (and the
+/// directories it created) again.
+class fake_journald {
+ public:
+  static constexpr const char* dir = "/run/systemd/journal";
+  fake_journald() {
+    created_ = !std::filesystem::exists(dir);
+    std::filesystem::create_directories(dir);
+    sock_ = std::make_unique<notify_socket>(std::filesystem::path(dir) / "socket");
+  }
+  ~fake_journald() {
+    sock_.reset();
+    std::filesystem::remove(std::filesystem::path(dir) / "socket");
+    if (created_) std::filesystem::remove(dir);
+  }
+  notify_socket& socket() { return *sock_; }
+
+ private:
+  bool created_ = false;
+  std::unique_ptr<notify_socket> sock_;
+};
+
+TEST(systemd_journal, when_stderr_is_the_journal_stream_logs_are_structured_entries) {
+  if (::geteuid() != 0 || std::filesystem::exists("/run/systemd/journal/socket"))
+    GTEST_SKIP() << "needs root, and a machine without a running journald to stand in for it";
+  fake_journald journald;
+  temp_dir dir{"certfleet-journal"};
+  auto state = (dir / "mgr").string();
+  ASSERT_EQ(run({binary("apps/certfleet"), "-s", state, "init"}).exit_code, 0);
+  // systemd names the stream it connected stderr to by device and inode.
+  auto log = dir / "daemon.log";
+  std::ofstream{log}.flush();
+  struct stat st {};
+  ASSERT_EQ(::stat(log.c_str(), &st), 0);
+  child daemon({binary("apps/daemon/certfleetd"), "-s", state}, log,
+               {{"JOURNAL_STREAM", std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino)}});
+  auto entry = journald.socket().until("MESSAGE=certfleetd ready", 30s);
+  ASSERT_NE(entry, "") << daemon.log();
+  EXPECT_NE(entry.find("\nPRIORITY=6\n"), std::string::npos) << entry;
+  EXPECT_NE(entry.find("SYSLOG_IDENTIFIER=certfleetd"), std::string::npos) << entry;
+  EXPECT_EQ(daemon.stop(), 0);
+  EXPECT_EQ(daemon.log().find("certfleetd ready"), std::string::npos)
+      << "text logs went to stderr too: " << daemon.log();
 }
 
 }  // namespace
