@@ -1,5 +1,6 @@
-// certfleetd: the manager daemon, in the foreground. Logs go to stderr; SIGTERM or SIGINT drains
-// and flushes; SIGHUP reloads the log settings from the configuration file.
+// certfleetd: the manager daemon, in the foreground. Logs go to stderr (to journald, with fields,
+// when stderr is the journal stream); SIGTERM or SIGINT drains and flushes; SIGHUP reloads the log
+// settings from the configuration file. Under systemd it speaks sd_notify (systemd_notify.hpp).
 #include <csignal>
 #include <iostream>
 
@@ -10,6 +11,7 @@
 #include "apps/cli/command_line.hpp"
 #include "apps/cli/logging.hpp"
 #include "apps/cli/output.hpp"
+#include "apps/daemon/systemd_notify.hpp"
 #include "control/control_server.hpp"
 #include "metrics/exporter.hpp"
 
@@ -44,6 +46,7 @@ int run_daemon(const cli::global_flags& flags) {
   const std::string& state_dir = flags.state_dir;
   auto cfg = load(config_file, state_dir);
   if (!cfg) return cli::report(cfg.error(), "certfleetd");
+  if (stderr_is_journal()) log_to_journal("certfleetd");
   if (auto err = cli::setup_logging(cfg->log)) return cli::report(err, "certfleetd");
 
   // Signals are taken synchronously by the main thread; every thread started below inherits the
@@ -73,6 +76,8 @@ int run_daemon(const cli::global_flags& flags) {
   }
   spdlog::info("certfleetd ready: state {}, control socket {}", cfg->state_dir.string(),
                (*control)->socket_path());
+  systemd_notifier systemd;
+  systemd.ready(**m);
   for (;;) {
     int sig = 0;
     sigwait(&signals, &sig);
@@ -95,6 +100,7 @@ int run_daemon(const cli::global_flags& flags) {
     spdlog::info("signal {} received: draining", sig);
     break;
   }
+  systemd.stopping();
   exporter.reset();
   (*control)->stop();
   (*m)->stop();

@@ -86,6 +86,7 @@ TEST(command_line, an_uninitialised_state_directory_is_exit_3_everywhere) {
            {certfleet_bin, "-s", none, "server", "list"},
            {certfleet_bin, "-s", none, "events"},
            {certfleet_bin, "-s", none, "cert", "show"},
+           {daemon_bin, "-s", none},
            {agent_bin, "-s", none, "cert", "show"},
            {agent_bin, "managers", "list", "-s", none},
        }) {
