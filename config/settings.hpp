@@ -37,6 +37,9 @@ struct identity_settings {
   int validity_days = 365;
   /// Days before expiry at which renewal is prompted (1..365, below validity_days).
   int renewal_warning_days = 30;
+  /// Seconds between repeats of a due renewal prompt, until the certificate is renewed
+  /// (60..2592000).
+  int renewal_reminder_interval_s = 86400;
 };
 
 struct log_settings {
@@ -66,6 +69,9 @@ struct daemon_settings {
   /// manual (an admin validates every thumbprint), expected-only (only thumbprints given in
   /// advance are trusted automatically), tofu (trust on first use; events still say so).
   std::string trust_policy = "manual";
+  /// How far the clocks of manager and server may disagree: a pinned server certificate is
+  /// accepted from notBefore minus this to notAfter plus this (0..86400 seconds).
+  int clock_skew_tolerance_s = 300;
   /// Retained credentials older than this are destroyed and the server goes to auth_failed
   /// (0 = keep until used).
   int credential_max_age_s = 0;
