@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "config/settings.hpp"
+
 namespace certfleet {
 namespace {
 
@@ -43,6 +45,13 @@ int64_t days_until(wall_time not_after, wall_time now) {
   auto whole = left / seconds_per_day;
   if (left % seconds_per_day != 0 && left < 0) --whole;
   return whole;
+}
+
+renewal_policy renewal_policy_of(const settings& cfg) {
+  renewal_policy p;
+  p.warning_days = cfg.identity.renewal_warning_days;
+  p.reminder_interval = seconds{cfg.identity.renewal_reminder_interval_s};
+  return p;
 }
 
 // ---- The durable record. ---------------------------------------------------------------------
@@ -99,6 +108,19 @@ std::string describe(const renewal_prompt& p) {
   else
     text += " expires at " + p.not_after + " (" + plural(p.days_left, "day") + " left); renew it";
   return text + " with certfleet cert renew";
+}
+
+void to_json(nlohmann::json& out, const renewal_prompt& p) {
+  out = {{"days_left", p.days_left},
+         {"thumbprint", p.thumbprint},
+         {"not_after", p.not_after},
+         {"expired", p.expired},
+         {"reminder", p.reminder}};
+}
+
+void to_json(nlohmann::json& out, const renewal_status& s) {
+  out = {{"days_left", s.days_left},   {"renewal_due", s.renewal_due}, {"expired", s.expired},
+         {"thumbprint", s.thumbprint}, {"not_after", s.not_after},     {"due_at", s.due_at}};
 }
 
 renewal_schedule::renewal_schedule(wall_time not_after, std::string thumbprint,

@@ -17,9 +17,13 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "common/error.hpp"
 
 namespace certfleet {
+
+struct settings;
 
 using wall_clock = std::chrono::system_clock;
 using wall_time = wall_clock::time_point;
@@ -45,6 +49,10 @@ struct renewal_policy {
   /// the timer sleeps (timers run on the monotonic clock) is noticed within this delay.
   std::chrono::seconds max_sleep{60};
 };
+
+/// The policy `cfg` configures (identity.renewal_warning_days and
+/// identity.renewal_reminder_interval_s; max_sleep keeps its default).
+renewal_policy renewal_policy_of(const settings& cfg);
 
 /// The last prompt emitted, kept in durable state so that a restart neither repeats it early nor
 /// loses it. A record about another certificate (thumbprint or notAfter differs) is ignored.
@@ -87,6 +95,10 @@ struct renewal_prompt {
 /// The log warning for `p`: what expires when, and the command that renews it.
 std::string describe(const renewal_prompt& p);
 
+/// The `certificate_renewal_due` event's details: {"days_left", "thumbprint", "not_after",
+/// "expired", "reminder"}.
+void to_json(nlohmann::json& out, const renewal_prompt& p);
+
 /// What `certfleet status` and `cert show` print about the manager certificate.
 struct renewal_status {
   int64_t days_left = 0;
@@ -99,6 +111,9 @@ struct renewal_status {
   /// notAfter minus the warning days, ISO 8601 UTC.
   std::string due_at;
 };
+
+/// {"days_left", "renewal_due", "expired", "thumbprint", "not_after", "due_at"}, for `--json`.
+void to_json(nlohmann::json& out, const renewal_status& s);
 
 // clang-format off
 // One schedule per manager certificate:

@@ -5,6 +5,9 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "config/settings.hpp"
 
 namespace certfleet {
 namespace {
@@ -276,6 +279,32 @@ TEST(renewal_schedule, the_warning_names_certificate_expiry_days_left_and_the_co
             "2027-06-01T00:00:00Z (1 day left); renew it with certfleet cert renew");
   p.days_left = 29;
   EXPECT_NE(describe(p).find("(29 days left)"), std::string::npos);
+}
+
+TEST(renewal_schedule, event_details_and_status_carry_the_documented_fields) {
+  renewal_schedule s{not_after, thumb, policy()};
+  auto p = s.on_tick(due + hours{1});
+  ASSERT_TRUE(p);
+  nlohmann::json details = *p;
+  EXPECT_EQ(details, nlohmann::json::parse(R"({"days_left":29,"thumbprint":"SHA256:manager-one",
+      "not_after":"2027-06-01T00:00:00Z","expired":false,"reminder":false})"));
+  nlohmann::json status = s.status(due + hours{1});
+  EXPECT_EQ(status, nlohmann::json::parse(R"({"days_left":29,"renewal_due":true,"expired":false,
+      "thumbprint":"SHA256:manager-one","not_after":"2027-06-01T00:00:00Z",
+      "due_at":"2027-05-02T00:00:00Z"})"));
+}
+
+TEST(renewal_schedule, policy_follows_the_configuration) {
+  settings cfg;
+  cfg.identity.renewal_warning_days = 14;
+  cfg.identity.renewal_reminder_interval_s = 3600;
+  auto p = renewal_policy_of(cfg);
+  EXPECT_EQ(p.warning_days, 14);
+  EXPECT_EQ(p.reminder_interval, 3600s);
+  EXPECT_EQ(p.max_sleep, renewal_policy{}.max_sleep);
+  auto defaults = renewal_policy_of(settings{});
+  EXPECT_EQ(defaults.warning_days, 30);
+  EXPECT_EQ(defaults.reminder_interval, 86400s);
 }
 
 // A timer loop as the timer actor runs it: sleep until next_wakeup (the wall clock moves by the
