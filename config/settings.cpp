@@ -355,6 +355,10 @@ const std::vector<key_rule>& key_table() {
           "group and the store directory 0750. Empty means only the owner.",
           group_name_max, empty_value::allowed,
           [](auto& s) -> auto& { return s.identity.store_group; }),
+      integer_key(
+          "identity.renewal_reminder_interval_s",
+          "Seconds between repeats of a due renewal prompt, until the certificate is renewed.", 60,
+          2592000, [](auto& s) -> auto& { return s.identity.renewal_reminder_interval_s; }),
       choice_key(
           "log.level", "Least severe log messages written.",
           {"trace", "debug", "info", "warn", "error", "critical", "off"},
@@ -406,6 +410,11 @@ const std::vector<key_rule>& key_table() {
           "advance are trusted automatically; tofu: trust on first use (events still say so).",
           {"manual", "expected-only", "tofu"},
           [](auto& s) -> auto& { return s.daemon.trust_policy; }),
+      integer_key(
+          "daemon.clock_skew_tolerance_s",
+          "How far the clocks of manager and server may disagree, in seconds: a server "
+          "certificate is accepted from its notBefore minus this to its notAfter plus this.",
+          0, 86400, [](auto& s) -> auto& { return s.daemon.clock_skew_tolerance_s; }),
       integer_key(
           "daemon.credential_max_age_s",
           "Retained credentials older than this many seconds are destroyed and the server goes "

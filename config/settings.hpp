@@ -41,6 +41,9 @@ struct identity_settings {
   std::filesystem::path master_key_file;
   /// A group allowed to read the certificate store (key files 0640, directory 0750; "" = none).
   std::string store_group;
+  /// Seconds between repeats of a due renewal prompt, until the certificate is renewed
+  /// (60..2592000).
+  int renewal_reminder_interval_s = 86400;
 };
 
 struct log_settings {
@@ -70,6 +73,9 @@ struct daemon_settings {
   /// manual (an admin validates every thumbprint), expected-only (only thumbprints given in
   /// advance are trusted automatically), tofu (trust on first use; events still say so).
   std::string trust_policy = "manual";
+  /// How far the clocks of manager and server may disagree: a pinned server certificate is
+  /// accepted from notBefore minus this to notAfter plus this (0..86400 seconds).
+  int clock_skew_tolerance_s = 300;
   /// Retained credentials older than this are destroyed and the server goes to auth_failed
   /// (0 = keep until used).
   int credential_max_age_s = 0;

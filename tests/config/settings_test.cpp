@@ -30,6 +30,8 @@ void expect_same(const settings& actual, const settings& expected) {
   EXPECT_EQ(actual.identity.renewal_warning_days, expected.identity.renewal_warning_days);
   EXPECT_EQ(actual.identity.master_key_file, expected.identity.master_key_file);
   EXPECT_EQ(actual.identity.store_group, expected.identity.store_group);
+  EXPECT_EQ(actual.identity.renewal_reminder_interval_s,
+            expected.identity.renewal_reminder_interval_s);
   EXPECT_EQ(actual.log.level, expected.log.level);
   EXPECT_EQ(actual.log.format, expected.log.format);
   const auto& a = actual.daemon;
@@ -43,6 +45,7 @@ void expect_same(const settings& actual, const settings& expected) {
   EXPECT_EQ(a.backoff_initial_ms, e.backoff_initial_ms);
   EXPECT_EQ(a.backoff_max_ms, e.backoff_max_ms);
   EXPECT_EQ(a.trust_policy, e.trust_policy);
+  EXPECT_EQ(a.clock_skew_tolerance_s, e.clock_skew_tolerance_s);
   EXPECT_EQ(a.credential_max_age_s, e.credential_max_age_s);
   EXPECT_EQ(a.event_retention_count, e.event_retention_count);
   EXPECT_EQ(a.event_retention_days, e.event_retention_days);
@@ -91,6 +94,7 @@ validity_days = 730
 renewal_warning_days = 60
 master_key_file = "/etc/certfleet/master.key"
 store_group = "backup-admins"
+renewal_reminder_interval_s = 3600
 
 [log]
 level = "debug"
@@ -106,6 +110,7 @@ collect_interval_s = 300
 backoff_initial_ms = 500
 backoff_max_ms = 60000
 trust_policy = "expected-only"
+clock_skew_tolerance_s = 60
 credential_max_age_s = 86400
 event_retention_count = 50000
 event_retention_days = 30
@@ -124,6 +129,7 @@ request_timeout_ms = 30000
   expected.daemon.backoff_initial_ms = 500;
   expected.daemon.backoff_max_ms = 60000;
   expected.daemon.trust_policy = "expected-only";
+  expected.daemon.clock_skew_tolerance_s = 60;
   expected.daemon.credential_max_age_s = 86400;
   expected.daemon.event_retention_count = 50000;
   expected.daemon.event_retention_days = 30;
@@ -136,6 +142,7 @@ request_timeout_ms = 30000
   expected.identity.renewal_warning_days = 60;
   expected.identity.master_key_file = "/etc/certfleet/master.key";
   expected.identity.store_group = "backup-admins";
+  expected.identity.renewal_reminder_interval_s = 3600;
   expected.log.level = "debug";
   expected.log.format = "json";
   expect_same(*loaded, expected);
@@ -326,6 +333,24 @@ TEST(settings, day_count_bounds_are_accepted) {
   ASSERT_TRUE(parsed) << describe(parsed.error());
 }
 
+TEST(settings, renewal_reminder_interval_defaults_to_a_day_and_is_bounded) {
+  EXPECT_EQ(settings{}.identity.renewal_reminder_interval_s, 86400);
+  const std::string rule =
+      "identity.renewal_reminder_interval_s must be an integer between 60 and 2592000";
+  expect_refused({
+      {"[identity]\nrenewal_reminder_interval_s = 59\n", "f.toml:2: " + rule + ", got 59"},
+      {"[identity]\nrenewal_reminder_interval_s = 2592001\n",
+       "f.toml:2: " + rule + ", got 2592001"},
+      {"[identity]\nrenewal_reminder_interval_s = \"1d\"\n", "f.toml:2: " + rule + ", got \"1d\""},
+  });
+  for (int bound : {60, 2592000}) {
+    auto parsed = parse_settings(
+        "[identity]\nrenewal_reminder_interval_s = " + std::to_string(bound) + "\n", "f.toml");
+    ASSERT_TRUE(parsed) << describe(parsed.error());
+    EXPECT_EQ(parsed->identity.renewal_reminder_interval_s, bound);
+  }
+}
+
 TEST(settings, renewal_warning_not_below_validity_is_refused_naming_both_keys) {
   const std::string both = "identity.renewal_warning_days must be less than identity.validity_days";
   expect_refused({
@@ -362,7 +387,7 @@ const std::vector<integer_key_range> daemon_integer_keys = {
     {"backoff_initial_ms", 10, 600000},       {"backoff_max_ms", 100, 86400000},
     {"credential_max_age_s", 0, 31536000},    {"event_retention_count", 1000, 1000000000},
     {"event_retention_days", 1, 3650},        {"max_frame_bytes", 1024, 67108864},
-    {"request_timeout_ms", 100, 600000},
+    {"request_timeout_ms", 100, 600000},      {"clock_skew_tolerance_s", 0, 86400},
 };
 
 TEST(settings, daemon_integers_out_of_range_are_refused_naming_key_line_and_range) {
@@ -390,6 +415,7 @@ TEST(settings, daemon_integer_bounds_are_accepted) {
     ASSERT_TRUE(parsed) << describe(parsed.error());
     EXPECT_EQ(parsed->daemon.backoff_max_ms, upper ? 86400000 : 100);
     EXPECT_EQ(parsed->daemon.credential_max_age_s, upper ? 31536000 : 0);
+    EXPECT_EQ(parsed->daemon.clock_skew_tolerance_s, upper ? 86400 : 0);
   }
 }
 
