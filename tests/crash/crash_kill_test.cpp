@@ -347,7 +347,8 @@ class crash_kill : public ::testing::Test {
         // "Batches"), so a list taken in between, e.g. when a server registers right after the
         // restart, still shows them: they must be gone moments later.
         if (retained) ++erasures_awaited;
-        EXPECT_TRUE(!retained || wait_until([&] { return !holds_credentials(id); }, 10s))
+        EXPECT_TRUE(!retained ||
+                    wait_until([&, server = id] { return !holds_credentials(server); }, 10s))
             << id << " is registered but still holds credentials; events:" << history[id];
       }
     }
