@@ -59,6 +59,9 @@ caf::error parse_line(const std::string& line, nlohmann::json& doc, nlohmann::js
       (void)unreachable;
     } catch (const nlohmann::json::parse_error& e) {
       why = "it is not valid JSON (byte " + std::to_string(e.byte) + ")";
+    } catch (const nlohmann::json::exception& e) {
+      // A number out of range (1e999) is refused as out_of_range, not parse_error.
+      why = std::string{"it is not valid JSON ("} + e.what() + ")";
     }
     doc = nullptr;
     return make_error(ec::invalid_argument,

@@ -106,6 +106,16 @@ TEST_F(jsonl_server_test, a_line_that_is_not_a_json_object_gets_an_error_and_the
   EXPECT_EQ(c.line()["id"], 2);
 }
 
+TEST_F(jsonl_server_test, a_number_out_of_range_is_an_error_not_the_end_of_the_server) {
+  auto srv = start(echo);
+  ASSERT_TRUE(srv);
+  raw_client c{path()};
+  c.send("{\"op\":\"status\",\"args\":{\"n\":1e999}}\n{\"id\":3}\n");
+  auto first = c.line();
+  EXPECT_EQ(first["error"]["code"], "invalid_argument") << first.dump();
+  EXPECT_EQ(c.line()["id"], 3);
+}
+
 TEST_F(jsonl_server_test, an_overlong_line_gets_frame_too_large_and_the_connection_closes) {
   auto srv = start(echo, 16);
   ASSERT_TRUE(srv);
