@@ -423,8 +423,11 @@ void on_message(server_actor* self, wire::message& m) {
 
 pin_check expected_pin(const server_record& rec) {
   auto expected = rec.expected;
-  return [expected](const thumbprint& presented) -> caf::error {
-    if (!expected || presented == *expected) return {};
+  // A thumbprint given in advance was verified out of band: a match is as good as a pin, so the
+  // self-signature check is skipped (docs/protocol.md, "Certificate verification").
+  return [expected](const thumbprint& presented) -> pin_check::verdict {
+    if (!expected) return peer_trust::unpinned;
+    if (presented == *expected) return peer_trust::pinned;
     return make_error(ec::tls_failure,
                       "presented " + presented.to_string() + ", expected " + expected->to_string());
   };
@@ -432,8 +435,8 @@ pin_check expected_pin(const server_record& rec) {
 
 pin_check pinned_pin(const server_record& rec) {
   auto pinned = *rec.pinned;
-  return [pinned](const thumbprint& presented) -> caf::error {
-    if (presented == pinned) return {};
+  return [pinned](const thumbprint& presented) -> pin_check::verdict {
+    if (presented == pinned) return peer_trust::pinned;
     return make_error(ec::tls_failure,
                       "presented " + presented.to_string() + ", pinned " + pinned.to_string());
   };
