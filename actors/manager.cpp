@@ -1,6 +1,7 @@
 #include "actors/manager.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -19,6 +20,7 @@
 #include "common/fs.hpp"
 #include "config/state_layout.hpp"
 #include "crypto/certificate_store.hpp"
+#include "storage/master_key_guard.hpp"
 
 namespace certfleet {
 namespace {
@@ -162,19 +164,22 @@ class manager_impl final : public manager {
 
 caf::expected<std::unique_ptr<manager>> manager::start(const settings& cfg) {
   state_layout layout{cfg.state_dir};
-  if (!std::filesystem::exists(layout.master_key_file()))
+  if (!std::filesystem::exists(layout.root) || !std::filesystem::exists(layout.certs_dir()))
     return make_error(ec::not_found, "state directory " + layout.root.string() +
                                          " is not initialised; run 'certfleet --state-dir " +
                                          layout.root.string() + " init' first");
   if (auto err = check_private_directory(layout.root)) return err;
-  auto key = master_key::load(layout.master_key_file());
+  auto db = state_store::open(layout.db_dir());
+  if (!db) return db.error();
+  // The key may live outside the state directory (identity.master_key_file) or come from systemd
+  // (LoadCredential=master.key); a missing or wrong key with sealed data present is refused.
+  auto where = locate_master_key(cfg, std::getenv("CREDENTIALS_DIRECTORY"));
+  auto key = load_master_key(where.file, where.description, **db, layout.tls_sessions_file());
   if (!key) return key.error();
-  auto store = certificate_store::open(layout.certs_dir(), false);
+  auto store = certificate_store::open(layout.certs_dir(), false, cfg.identity.store_group);
   if (!store) return store.error();
   auto id = store->load_current();
   if (!id) return id.error();
-  auto db = state_store::open(layout.db_dir());
-  if (!db) return db.error();
   auto fds = raise_fd_limit();
   auto servers = (*db)->server_count();
   spdlog::info("state {}: {} servers; open-file limit {}", layout.root.string(), servers, fds);

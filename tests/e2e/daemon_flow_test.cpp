@@ -201,6 +201,39 @@ TEST_F(daemon_flow, online_add_registers_deletes_credentials_and_collects_once_t
   EXPECT_TRUE(files_containing(state(), fleet_password).empty());
 }
 
+TEST_F(daemon_flow, a_missing_master_key_with_sealed_credentials_is_refused_and_nothing_changes) {
+  start_fleet(1);
+  init_manager();
+  ASSERT_EQ(run({binary("apps/agent/certfleet-agent"), "--state-dir", fleet_dir().string(), "fault",
+                 "--endpoint", "0", "offline"})
+                .exit_code,
+            0);
+  start_daemon();
+  auto id = add(0, fleet_password, true);
+  ASSERT_FALSE(id.empty());
+  stop_daemon();
+  auto sealed_before = ldb_values(ldb_credentials());
+  ASSERT_EQ(sealed_before.size(), 1u);
+
+  // The key moved away (a restore without it, or an operator following old advice).
+  std::filesystem::rename(state() / "master.key", dir / "master.key.saved");
+  auto d = run({binary("apps/daemon/certfleetd"), "--config", (dir / "certfleet.toml").string()});
+  EXPECT_NE(d.exit_code, 0);
+  EXPECT_NE(d.err.find("master.key"), std::string::npos) << d.err;
+  EXPECT_NE(d.err.find("sealed"), std::string::npos) << d.err;
+  auto init = run({binary("apps/certfleet"), "--state-dir", state().string(), "init"});
+  EXPECT_NE(init.exit_code, 0) << "init must not orphan the sealed credentials";
+  EXPECT_NE(init.err.find("--discard-sealed-credentials"), std::string::npos) << init.err;
+  EXPECT_FALSE(std::filesystem::exists(state() / "master.key")) << "no new key was written";
+  EXPECT_EQ(ldb_values(ldb_credentials()), sealed_before) << "nothing changed";
+
+  // With the key back, the server is still waiting with its credentials.
+  std::filesystem::rename(dir / "master.key.saved", state() / "master.key");
+  start_daemon();
+  EXPECT_EQ(show(id)["state"], "pending_registration");
+  EXPECT_TRUE(show(id)["credentials_retained"].get<bool>());
+}
+
 TEST_F(daemon_flow, offline_server_keeps_sealed_credentials_across_restart_until_registered) {
   start_fleet(1);
   init_manager();
