@@ -111,7 +111,10 @@ class manager_impl final : public manager {
       for (auto* a : {&timer_, &supervisor_, &custody_, &admission_, &ctx_->storage}) {
         self->monitor(*a);
         self->send(*a, stop_atom::value);
-        self->receive([](const caf::down_msg&) {});
+        self->receive(
+            [](const caf::down_msg&) {},
+            caf::after(std::chrono::seconds{30}) >>
+                [] { spdlog::warn("an actor did not stop within 30 s; stopping the rest"); });
       }
     }
     caf::anon_send(ctx_->bus, stop_atom::value);
