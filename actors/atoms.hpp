@@ -44,6 +44,7 @@ using registry_atom = caf::atom_constant<caf::atom("registry")>;
 using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
 using trim_events_atom = caf::atom_constant<caf::atom("trimevts")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
+using meta_atom = caf::atom_constant<caf::atom("meta")>;
 
 // control requests
 using add_atom = caf::atom_constant<caf::atom("add")>;

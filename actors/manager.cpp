@@ -14,6 +14,7 @@
 #include "actors/custody_actor.hpp"
 #include "actors/event_bus.hpp"
 #include "actors/io_broker.hpp"
+#include "actors/renewal_actor.hpp"
 #include "actors/storage_actor.hpp"
 #include "actors/supervisor.hpp"
 #include "actors/timer_actor.hpp"
@@ -40,7 +41,10 @@ class manager_impl final : public manager {
         *sys_, static_cast<size_t>(ctx_->cfg.daemon.max_concurrent_handshakes));
     custody_ = spawn_custody_actor(*sys_, ctx_);
     supervisor_ = spawn_supervisor(*sys_, ctx_, fleet_services{admission_, custody_});
-    timer_ = spawn_timer_actor(*sys_, daemon_jobs(ctx_->cfg.daemon, custody_, ctx_->storage));
+    renewal_ = spawn_renewal_actor(*sys_, ctx_);
+    auto jobs = daemon_jobs(ctx_->cfg.daemon, custody_, ctx_->storage);
+    jobs.push_back({"renewal prompt", renewal_tick, renewal_, caf::make_message(tick_atom::value)});
+    timer_ = spawn_timer_actor(*sys_, std::move(jobs));
   }
 
   ~manager_impl() override { stop(); }
@@ -108,7 +112,7 @@ class manager_impl final : public manager {
       // In order: the registry stops the server actors; the custody actor then finishes its queued
       // credential deletions; the storage actor last, with the writes of everyone before.
       caf::scoped_actor self{*sys_};
-      for (auto* a : {&timer_, &supervisor_, &custody_, &admission_, &ctx_->storage}) {
+      for (auto* a : {&timer_, &renewal_, &supervisor_, &custody_, &admission_, &ctx_->storage}) {
         self->monitor(*a);
         self->send(*a, stop_atom::value);
         self->receive(
@@ -122,7 +126,7 @@ class manager_impl final : public manager {
     sys_->await_all_actors_done();
     ctx_->connect_to = nullptr;
     ctx_->connect.reset();  // joins the connector thread
-    supervisor_ = admission_ = custody_ = timer_ = caf::actor{};
+    supervisor_ = admission_ = custody_ = timer_ = renewal_ = caf::actor{};
     ctx_->bus = ctx_->broker = ctx_->storage = caf::actor{};
     sys_.reset();
     if (auto err = ctx_->sessions->save(state_layout{ctx_->cfg.state_dir}.tls_sessions_file(),
@@ -159,6 +163,7 @@ class manager_impl final : public manager {
   caf::actor admission_;
   caf::actor custody_;
   caf::actor timer_;
+  caf::actor renewal_;
   std::mutex stop_mtx_;
   std::atomic<bool> stopped_{false};
 };

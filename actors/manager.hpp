@@ -62,6 +62,8 @@ struct status_view {
   std::vector<std::string> last_errors;  // newest first, at most 10
   std::string manager_thumbprint;
   std::string manager_not_after;
+  int64_t manager_days_left = 0;     // whole days to notAfter; negative once expired
+  bool manager_renewal_due = false;  // within identity.renewal_warning_days of notAfter
 };
 
 /// Which events a subscriber wants.

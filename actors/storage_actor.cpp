@@ -143,6 +143,18 @@ caf::behavior storage(storage_actor* self, context_ptr ctx) {
         publish(self, *stored);
         return std::move(*stored);
       },
+      [=](add_atom, std::vector<event_record>& events) {
+        flush(self);
+        auto stored = self->state.ctx->store->append_events(std::move(events));
+        if (!stored)
+          spdlog::error("cannot store events: {}", describe(stored.error()));
+        else
+          publish(self, *stored);
+      },
+      [=](meta_atom, const std::string& key, const std::string& value) {
+        if (auto err = self->state.ctx->store->put_meta(key, value))
+          spdlog::error("cannot store {}: {}", key, describe(err));
+      },
       [=](trim_events_atom) {
         auto& st = self->state;
         const auto& d = st.ctx->cfg.daemon;

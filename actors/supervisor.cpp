@@ -11,6 +11,7 @@
 #include "actors/atoms.hpp"
 #include "actors/custody_actor.hpp"
 #include "actors/events.hpp"
+#include "actors/renewal_schedule.hpp"
 #include "actors/server_actor.hpp"
 
 namespace certfleet {
@@ -235,6 +236,11 @@ status_view make_status(supervisor_actor* self) {
   s.last_errors.assign(st.last_errors.begin(), st.last_errors.end());
   s.manager_thumbprint = st.ctx->manager_identity.sha256().to_string();
   s.manager_not_after = st.ctx->manager_identity.summary().not_after;
+  auto renewal = renewal_schedule{st.ctx->manager_identity.not_after(), s.manager_thumbprint,
+                                  renewal_policy_of(st.ctx->cfg)}
+                     .status(wall_time{std::chrono::milliseconds{st.ctx->now_ms()}});
+  s.manager_days_left = renewal.days_left;
+  s.manager_renewal_due = renewal.renewal_due;
   return s;
 }
 

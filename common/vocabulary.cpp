@@ -48,6 +48,8 @@ const char* to_string(event_type t) {
       return "connection_up";
     case event_type::connection_down:
       return "connection_down";
+    case event_type::certificate_renewal_due:
+      return "certificate_renewal_due";
   }
   return "server_added";
 }

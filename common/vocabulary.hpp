@@ -41,9 +41,10 @@ enum class event_type {
   auth_failed,
   connection_up,
   connection_down,
+  certificate_renewal_due,
 };
 
-inline constexpr std::array<event_type, 13> all_event_types{
+inline constexpr std::array<event_type, 14> all_event_types{
     event_type::server_added,
     event_type::server_removed,
     event_type::credentials_retained,
@@ -57,6 +58,7 @@ inline constexpr std::array<event_type, 13> all_event_types{
     event_type::auth_failed,
     event_type::connection_up,
     event_type::connection_down,
+    event_type::certificate_renewal_due,
 };
 
 /// The type's name as stored and sent ("validation_required").

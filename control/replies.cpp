@@ -71,7 +71,9 @@ json status_json(const status_view& s) {
           {"last_event_seq", s.last_event_seq},
           {"last_errors", s.last_errors},
           {"manager_thumbprint", s.manager_thumbprint},
-          {"manager_not_after", s.manager_not_after}};
+          {"manager_not_after", s.manager_not_after},
+          {"manager_days_left", s.manager_days_left},
+          {"manager_renewal_due", s.manager_renewal_due}};
 }
 
 json event_json(const event_record& e) {

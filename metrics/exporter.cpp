@@ -70,8 +70,7 @@ std::optional<int64_t> parse_iso8601_utc(const std::string& text) {
 
 class status_collectable final : public prometheus::Collectable {
  public:
-  status_collectable(manager& m, int renewal_warning_days)
-      : manager_(m), renewal_warning_days_(renewal_warning_days) {}
+  explicit status_collectable(manager& m) : manager_(m) {}
 
   std::vector<MetricFamily> Collect() const override {
     auto s = manager_.status();
@@ -119,8 +118,7 @@ class status_collectable final : public prometheus::Collectable {
       out.push_back(gauge("certfleet_manager_certificate_expiry_timestamp_seconds",
                           "When the manager's certificate expires (notAfter), Unix time.",
                           static_cast<double>(*not_after)));
-      auto now = static_cast<int64_t>(std::time(nullptr));
-      bool due = *not_after - now <= int64_t{renewal_warning_days_} * 86400;
+      bool due = s.manager_renewal_due;
       out.push_back(gauge("certfleet_manager_certificate_renewal_due",
                           "1 once the manager's certificate is within identity."
                           "renewal_warning_days of its expiry, else 0.",
@@ -131,7 +129,6 @@ class status_collectable final : public prometheus::Collectable {
 
  private:
   manager& manager_;
-  int renewal_warning_days_;
 };
 
 class exporter_impl final : public exporter {
@@ -171,7 +168,7 @@ caf::expected<std::unique_ptr<exporter>> exporter::start(manager& m, const setti
     return make_error(ec::io_error, "cannot serve metrics on " + address +
                                         " (metrics.listen): " + e.what() + "; is the port in use?");
   }
-  auto collectable = std::make_shared<status_collectable>(m, cfg.identity.renewal_warning_days);
+  auto collectable = std::make_shared<status_collectable>(m);
   std::unique_ptr<exporter> out =
       std::make_unique<exporter_impl>(std::move(exposer), std::move(collectable));
   spdlog::info("metrics: serving http://{}/metrics", address);

@@ -11,6 +11,8 @@ packages=(
   openssl socat
   # the Prometheus endpoint and its end-to-end test (a real Prometheus server, promtool)
   prometheus-cpp-dev prometheus
+  # the renewal prompt's end-to-end test moves the daemon's clock with libfaketime
+  faketime
   # the systemd daemon (sd_notify, journald) and its unit check
   libsystemd-dev systemd
   # man pages at build time, the .deb (dpkg-shlibdeps) and its install test

@@ -35,7 +35,12 @@ int run_status(const context& ctx) {
               << latency("collection") << "\nLast event: #" << num(*s, "last_event_seq")
               << " (certfleet events --since N to read them)\n"
               << "Manager certificate: SHA-256 " << str(*s, "manager_thumbprint")
-              << ", valid until " << str(*s, "manager_not_after") << '\n';
+              << ", valid until " << str(*s, "manager_not_after") << " ("
+              << (*s).value("manager_days_left", int64_t{0}) << " days left"
+              << ((*s).value("manager_renewal_due", false)
+                      ? "; renewal due: run 'certfleet cert renew'"
+                      : "")
+              << ")\n";
     const auto& errors = (*s)["last_errors"];
     if (errors.is_array() && !errors.empty()) {
       std::cout << "Last errors (newest first):\n";

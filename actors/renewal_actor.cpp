@@ -1,0 +1,74 @@
+#include "actors/renewal_actor.hpp"
+
+#include <spdlog/spdlog.h>
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+
+#include "actors/atoms.hpp"
+#include "actors/renewal_schedule.hpp"
+#include "common/vocabulary.hpp"
+
+namespace certfleet {
+namespace {
+
+struct renewal_state {
+  context_ptr ctx;
+  std::optional<renewal_schedule> schedule;
+  static inline const char* name = "renewal";
+};
+
+using renewal_actor = caf::stateful_actor<renewal_state>;
+
+wall_time now_of(const daemon_context& ctx) {
+  return wall_time{std::chrono::milliseconds{ctx.now_ms()}};
+}
+
+std::optional<renewal_prompt_record> load_record(const daemon_context& ctx) {
+  auto stored = ctx.store->get_meta(renewal_record_key);
+  if (!stored || !*stored) return std::nullopt;
+  auto record = decode_renewal_record(**stored);
+  if (!record) {
+    spdlog::warn("the last renewal prompt's record is unreadable ({}); a prompt may repeat",
+                 describe(record.error()));
+    return std::nullopt;
+  }
+  return *record;
+}
+
+void tick(renewal_actor* self) {
+  auto& st = self->state;
+  auto prompt = st.schedule->on_tick(now_of(*st.ctx));
+  if (!prompt) return;
+  spdlog::warn("{}", describe(*prompt));
+  event_record e;
+  e.type = to_string(event_type::certificate_renewal_due);
+  nlohmann::json details;
+  to_json(details, *prompt);
+  e.details = details.dump();
+  // The storage actor handles its mailbox in order: the event is durable before the record.
+  self->send(st.ctx->storage, add_atom::value, std::vector<event_record>{std::move(e)});
+  self->send(st.ctx->storage, meta_atom::value, std::string{renewal_record_key},
+             encode_renewal_record(*st.schedule->last_prompt()));
+}
+
+caf::behavior renewal(renewal_actor* self, context_ptr ctx) {
+  auto& st = self->state;
+  st.ctx = std::move(ctx);
+  const auto& id = st.ctx->manager_identity;
+  st.schedule.emplace(id.not_after(), id.sha256().to_string(), renewal_policy_of(st.ctx->cfg),
+                      load_record(*st.ctx));
+  // The first check at once: a daemon started inside the window prompts without waiting a tick.
+  self->send(self, tick_atom::value);
+  return {
+      [=](tick_atom) { tick(self); },
+      [=](stop_atom) { self->quit(); },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_renewal_actor(caf::actor_system& sys, context_ptr ctx) {
+  return sys.spawn(renewal, std::move(ctx));
+}
+
+}  // namespace certfleet
