@@ -1,5 +1,5 @@
-// certfleet-events-bench: events per second through the real event bus (issue 5, "events per
-// second to 1 and to 100 subscribers"; target at least 300,000/s to one in-process subscriber).
+// certfleet-events-bench: events per second through the real event bus (events per second to 1
+// and to 100 subscribers; benchmarks/RESULTS.md has the targets and the figures).
 //
 // Each measurement builds what the daemon builds for its bus: a daemon_context on a fresh state
 // directory under a mkdtemp directory (real RocksDB, real master key and manager identity), a CAF

@@ -1,7 +1,7 @@
-// Micro-benchmarks of the pieces a connect storm and the event stream are built from (issue 5,
-// part 1): thumbprints, sealing, framing and message codecs, record codecs, the RocksDB state
-// store, and the in-memory TLS handshake. Every benchmark reports items_per_second so the numbers
-// compare directly with the rates in ENGINEERING-NOTES.md.
+// Micro-benchmarks of the pieces a connect storm and the event stream are built from: thumbprints,
+// sealing, framing and message codecs, record codecs, the RocksDB state store, and the in-memory
+// TLS handshake. Every benchmark reports items_per_second so the numbers compare directly with the
+// rates in benchmarks/RESULTS.md.
 //
 // RocksDB benchmarks open a fresh database in a mkdtemp directory under /tmp (a real ext4 disk
 // here, so "sync" means an fsync) and remove it afterwards.

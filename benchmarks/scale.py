@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""100,000 registered idle servers: daemon RSS and load time (issue 5, "scale").
+"""100,000 registered idle servers: daemon RSS and load time.
 
 For each fleet size N (--counts, default 100000):
   1. `certfleet init` a fresh state directory under a mkdtemp in /tmp;

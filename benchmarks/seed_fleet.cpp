@@ -1,5 +1,5 @@
 // certfleet-bench-seed: writes N trusted servers straight into an initialised state directory, so
-// the scale benchmark (benchmarks/scale.py, issue 5) gets 100,000 registered servers in seconds
+// the scale benchmark (benchmarks/scale.py) gets 100,000 registered servers in seconds
 // instead of the ~25 minutes the control socket needs at 70 adds per second.
 //
 // Each record is what the daemon itself stores once a server has registered and been trusted on

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Connection storms over the real certfleet binaries (issue 5, part 2).
+"""Connection storms over the real certfleet binaries.
 
 Runs `certfleet-agent fleet` (one or two processes) and `certfleetd` on this machine, talks to the
 daemon through its control socket (JSON lines, docs/control-api.md) and to the fleet through its

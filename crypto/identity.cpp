@@ -78,7 +78,7 @@ caf::expected<identity> identity::generate(const identity_subject& subject,
     if (!subject.organization.empty()) dn.add_attribute("X520.Organization", subject.organization);
 
     // Built by hand rather than with X509::create_self_signed_cert so every extension is stated
-    // here: a leaf must not carry keyCertSign (ENGINEERING-NOTES pitfall 6).
+    // here: a leaf must not carry keyCertSign (docs/platform.md).
     auto public_key = key->subject_public_key();
     Botan::Extensions extensions;
     extensions.add(new Botan::Cert_Extension::Basic_Constraints(false), true);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Events per second through the real event bus (issue 5: at least 300,000/s to one in-process
+# Events per second through the real event bus (targets in benchmarks/RESULTS.md; one in-process
 # subscriber; 100 subscribers reported too), plus replay and the cost of append_events alone.
 # Builds certfleet-events-bench (RelWithDebInfo, in build-bench/), runs it, and prints the table.
 # The machine is shared: the load average before and after is recorded, and everything (JSON,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Scale (issue 5): certfleetd RSS, load time and idle CPU with N registered idle servers (default
+# Scale: certfleetd RSS, load time and idle CPU with N registered idle servers (default
 # 10,000 and 100,000), seeded straight into RocksDB by certfleet-bench-seed; endpoints on 127.9.x.y
 # and up, port 9, where nothing listens (loopback only). Prints a table; JSON in
 # build-bench/bench-results/.

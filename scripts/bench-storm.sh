@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Connection storms over the real binaries (issue 5, part 2): a simulated fleet
+# Connection storms over the real binaries: a simulated fleet
 # (certfleet-agent fleet) and certfleetd on this machine, loopback only. Registration, connect
 # (daemon restart, full handshakes) and resumed (fleet connections dropped, daemon kept) storms,
 # the single-core handshake limit right before each connect storm, and daemon RSS / load time with

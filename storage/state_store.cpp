@@ -117,7 +117,7 @@ rocksdb::DBOptions make_db_options() {
   // Recovery keeps the log up to its first missing or torn record: what survives a power loss is
   // a prefix, which is what keeps events gap-free without an fsync per event (docs/storage.md).
   o.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
-  // The manager needs its descriptors for connections (ENGINEERING-NOTES pitfall 11).
+  // The manager needs its descriptors for connections (docs/platform.md, "File descriptors").
   o.max_open_files = 256;
   // RocksDB's file logger aborts the process on a full disk (storage/rocksdb_logger.hpp).
   o.info_log = storage_detail::make_info_logger();

@@ -1,4 +1,4 @@
-// End-to-end flows of issue 4 with real processes: a certfleet-agent fleet, certfleetd, and the
+// End-to-end flows with real processes: a certfleet-agent fleet, certfleetd, and the
 // certfleet CLI, over real TCP and TLS on 127.0.0.1, with RocksDB's own ldb as an independent
 // reader of the manager's database.
 #include <signal.h>
