@@ -30,7 +30,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/support/dead_port.hpp"
-#include "tests/support/process.hpp"
+#include "tests/support/fleet.hpp"
 
 namespace certfleet::test {
 namespace {
@@ -63,7 +63,8 @@ struct model {
 class crash_kill : public ::testing::Test {
  protected:
   temp_dir dir{"certfleet-crash"};
-  std::unique_ptr<child> fleet, daemon;
+  std::unique_ptr<agent_fleet> fleet;
+  std::unique_ptr<child> daemon;
   dead_port refusing;
   model m;
   std::mt19937_64 rng;
@@ -90,24 +91,8 @@ class crash_kill : public ::testing::Test {
     rng.seed(seed);
     std::cout << "crash-kill seed " << seed << " (CERTFLEET_CRASH_SEED to repeat)\n";
 
-    std::ofstream{dir / "admin.pw"} << fleet_password << '\n';
-    std::filesystem::permissions(
-        dir / "admin.pw", std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
-    fleet = std::make_unique<child>(
-        std::vector<std::string>{binary("apps/agent/certfleet-agent"), "--state-dir",
-                                 (dir / "fleet").string(), "fleet", "--count",
-                                 std::to_string(fleet_size), "--admin-password-file",
-                                 (dir / "admin.pw").string()},
-        dir / "fleet.log");
-    ASSERT_TRUE(
-        wait_until([&] { return std::filesystem::exists(dir / "fleet" / "manifest.json"); }, 60s))
-        << fleet->log();
-    std::ifstream in{dir / "fleet" / "manifest.json"};
-    auto manifest = json::parse(in);
-    for (auto& e : manifest["endpoints"])
-      m.thumbprint_of[e["address"].get<std::string>() + ":" +
-                      std::to_string(e["port"].get<uint16_t>())] = e["thumbprint"];
-    ASSERT_EQ(m.thumbprint_of.size(), static_cast<size_t>(fleet_size));
+    fleet = std::make_unique<agent_fleet>(dir.path(), fleet_size, fleet_password);
+    for (const auto& e : fleet->endpoints()) m.thumbprint_of[e.host_port()] = e.thumbprint;
     for (int i = 2; i < 2 + 16; ++i)
       m.offline.insert("127.0.0." + std::to_string(i) + ":" + std::to_string(refusing.port()));
 

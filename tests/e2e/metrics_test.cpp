@@ -10,7 +10,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "tests/support/process.hpp"
+#include "tests/support/fleet.hpp"
 
 namespace certfleet::test {
 namespace {
@@ -63,7 +63,8 @@ std::string url_encode(const std::string& s) {
 class metrics_endpoint : public ::testing::Test {
  protected:
   temp_dir dir{"certfleet-metrics"};
-  std::unique_ptr<child> fleet, daemon, prometheus;
+  std::unique_ptr<agent_fleet> fleet;
+  std::unique_ptr<child> daemon, prometheus;
   uint16_t metrics_port = free_port();
   std::vector<std::pair<std::string, std::string>> endpoints;  // address, thumbprint
 
@@ -77,25 +78,8 @@ class metrics_endpoint : public ::testing::Test {
   }
 
   void start(int servers) {
-    std::ofstream{dir / "admin.pw"} << fleet_password << '\n';
-    std::filesystem::permissions(
-        dir / "admin.pw", std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
-    fleet = std::make_unique<child>(
-        std::vector<std::string>{binary("apps/agent/certfleet-agent"), "--state-dir",
-                                 (dir / "fleet").string(), "fleet", "--count",
-                                 std::to_string(servers), "--admin-password-file",
-                                 (dir / "admin.pw").string()},
-        dir / "fleet.log");
-    ASSERT_TRUE(
-        wait_until([&] { return std::filesystem::exists(dir / "fleet" / "manifest.json"); }, 60s))
-        << fleet->log();
-    std::ifstream in{dir / "fleet" / "manifest.json"};
-    auto manifest = json::parse(in);
-    for (auto& e : manifest["endpoints"])
-      endpoints.emplace_back(
-          e["address"].get<std::string>() + ":" + std::to_string(e["port"].get<uint16_t>()),
-          e["thumbprint"]);
-    ASSERT_EQ(endpoints.size(), static_cast<size_t>(servers)) << fleet->log();
+    fleet = std::make_unique<agent_fleet>(dir.path(), servers, fleet_password);
+    for (const auto& e : fleet->endpoints()) endpoints.emplace_back(e.host_port(), e.thumbprint);
 
     auto r = run({binary("apps/certfleet"), "--state-dir", state().string(), "init"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -130,7 +114,8 @@ class metrics_endpoint : public ::testing::Test {
 TEST_F(metrics_endpoint, serves_metrics_that_promtool_accepts) {
   start(3);
   ASSERT_TRUE(wait_until([&] { return served_trusted() == 3; }, 30s))
-      << cli({"server", "list"}).out << cli({"status"}).out << daemon->log() << fleet->log();
+      << cli({"server", "list"}).out << cli({"status"}).out << daemon->log()
+      << fleet->process().log();
   auto text = http_get(metrics_port, "/metrics");
   for (const char* name :
        {"certfleet_servers_connected", "certfleet_pending_registrations",

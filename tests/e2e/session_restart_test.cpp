@@ -13,7 +13,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "tests/support/process.hpp"
+#include "tests/support/fleet.hpp"
 
 namespace certfleet::test {
 namespace {
@@ -27,7 +27,7 @@ constexpr size_t fleet_size = 8;
 class session_restart : public ::testing::Test {
  protected:
   temp_dir dir{"certfleet-e2e-resume"};
-  std::unique_ptr<child> fleet;
+  std::unique_ptr<agent_fleet> fleet;
   std::unique_ptr<child> daemon;
   std::vector<std::pair<std::string, std::string>> endpoints;  // "address:port", thumbprint
 
@@ -35,25 +35,8 @@ class session_restart : public ::testing::Test {
   std::filesystem::path sessions_file() const { return state() / "tls-sessions"; }
 
   void SetUp() override {
-    std::ofstream{dir / "admin.pw"} << fleet_password << '\n';
-    std::filesystem::permissions(
-        dir / "admin.pw", std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
-    fleet = std::make_unique<child>(
-        std::vector<std::string>{binary("apps/agent/certfleet-agent"), "--state-dir",
-                                 (dir / "fleet").string(), "fleet", "--count",
-                                 std::to_string(fleet_size), "--admin-password-file",
-                                 (dir / "admin.pw").string()},
-        dir / "fleet.log");
-    ASSERT_TRUE(
-        wait_until([&] { return std::filesystem::exists(dir / "fleet" / "manifest.json"); }, 60s))
-        << fleet->log();
-    std::ifstream in{dir / "fleet" / "manifest.json"};
-    auto manifest = json::parse(in);
-    for (auto& e : manifest["endpoints"])
-      endpoints.emplace_back(
-          e["address"].get<std::string>() + ":" + std::to_string(e["port"].get<uint16_t>()),
-          e["thumbprint"].get<std::string>());
-    ASSERT_EQ(endpoints.size(), fleet_size) << manifest.dump(2);
+    fleet = std::make_unique<agent_fleet>(dir.path(), static_cast<int>(fleet_size), fleet_password);
+    for (const auto& e : fleet->endpoints()) endpoints.emplace_back(e.host_port(), e.thumbprint);
 
     auto r = run({binary("apps/certfleet"), "--state-dir", state().string(), "init"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -122,7 +105,8 @@ TEST_F(session_restart, after_an_orderly_restart_the_fleet_reconnects_by_resumpt
   EXPECT_TRUE(files_containing(state(), fleet_password).empty());
 
   start_daemon();
-  ASSERT_TRUE(whole_fleet_connected()) << status().dump(2) << daemon_log() << fleet->log();
+  ASSERT_TRUE(whole_fleet_connected())
+      << status().dump(2) << daemon_log() << fleet->process().log();
   auto s = status();
   EXPECT_GE(s["resumed_handshakes"].get<uint64_t>(), fleet_size) << s.dump(2);
   EXPECT_EQ(s["resumed_handshakes"], s["handshakes"]) << "every reconnect resumed: " << s.dump(2);
@@ -139,7 +123,8 @@ TEST_F(session_restart, a_damaged_session_file_is_reported_and_costs_only_full_h
   std::filesystem::resize_file(sessions_file(), std::filesystem::file_size(sessions_file()) / 2);
 
   start_daemon();
-  ASSERT_TRUE(whole_fleet_connected()) << status().dump(2) << daemon_log() << fleet->log();
+  ASSERT_TRUE(whole_fleet_connected())
+      << status().dump(2) << daemon_log() << fleet->process().log();
   auto s = status();
   EXPECT_EQ(s["resumed_handshakes"].get<uint64_t>(), 0u) << s.dump(2);
   auto log = daemon_log();
