@@ -56,6 +56,16 @@ TEST(command_line, an_unknown_flag_is_named_with_exit_2) {
   EXPECT_NE(r.err.find("--bogus"), std::string::npos) << r.err;
 }
 
+TEST(command_line, an_empty_expected_thumbprint_is_a_usage_error_not_a_dropped_pin) {
+  for (const char* empty : {"", "  "}) {
+    auto r = certfleet({"server", "add", "127.0.0.1:9401", "--account", "admin",
+                        "--password-stdin", "--expect-thumbprint", empty});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("--expect-thumbprint"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("is empty"), std::string::npos) << r.err;
+  }
+}
+
 TEST(command_line, a_missing_command_names_the_choices) {
   auto r = certfleet({"cert"});
   EXPECT_EQ(r.exit_code, 2);

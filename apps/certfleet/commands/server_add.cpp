@@ -245,8 +245,16 @@ void add_server_add_command(CLI::App& server, context& ctx) {
   cmd->add_option("HOST[:PORT]", o->address, "Address; [IPv6]:PORT; default port 9401");
   cmd->add_option("--account", o->account, "Account with the Backup Administrator role");
   o->password.add_flags(*cmd);
+  // An empty value (a script's unset variable) must not silently drop the pin.
   cmd->add_option("--expect-thumbprint", o->expect_thumbprint,
-                  "SHA-256 thumbprint verified out of band: trusted at once when it matches");
+                  "SHA-256 thumbprint verified out of band: trusted at once when it matches")
+      ->check(CLI::Validator(
+          [](std::string& v) {
+            return v.find_first_not_of(" \t") == std::string::npos
+                       ? std::string{"is empty: give the thumbprint, or leave the option out"}
+                       : std::string{};
+          },
+          "THUMBPRINT"));
   cmd->add_option("--name", o->name, "Display name (default HOST:PORT)");
   cmd->add_option("--from", o->from_file,
                   "CSV (header host,port,account,expected_thumbprint,name) or JSON array");
