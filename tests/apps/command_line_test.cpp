@@ -58,8 +58,8 @@ TEST(command_line, an_unknown_flag_is_named_with_exit_2) {
 
 TEST(command_line, an_empty_expected_thumbprint_is_a_usage_error_not_a_dropped_pin) {
   for (const char* empty : {"", "  "}) {
-    auto r = certfleet({"server", "add", "127.0.0.1:9401", "--account", "admin",
-                        "--password-stdin", "--expect-thumbprint", empty});
+    auto r = certfleet({"server", "add", "127.0.0.1:9401", "--account", "admin", "--password-stdin",
+                        "--expect-thumbprint", empty});
     EXPECT_EQ(r.exit_code, 2) << r.err;
     EXPECT_NE(r.err.find("--expect-thumbprint"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("is empty"), std::string::npos) << r.err;
