@@ -18,7 +18,6 @@ namespace certfleet {
 namespace {
 
 using pump_atom = caf::atom_constant<caf::atom("pump")>;
-using trim_atom = caf::atom_constant<caf::atom("trim")>;
 
 constexpr size_t page_size = 4096;
 
@@ -385,7 +384,6 @@ caf::behavior event_bus(bus_actor* self, context_ptr ctx) {
   self->state.ctx = ctx;
   self->state.head = ctx->store->last_event_seq();
   self->state.known = self->state.head;
-  self->delayed_send(self, std::chrono::minutes{1}, trim_atom::value);
   return {
       [=](published_atom, uint64_t last) {
         auto& st = self->state;
@@ -420,13 +418,6 @@ caf::behavior event_bus(bus_actor* self, context_ptr ctx) {
       [=](pump_atom) {
         self->state.pump_scheduled = false;
         pump(self);
-      },
-      [=](trim_atom) {
-        auto& d = self->state.ctx->cfg.daemon;
-        int64_t min_time =
-            self->state.ctx->now_ms() - int64_t{d.event_retention_days} * 86400 * 1000;
-        self->state.ctx->store->trim_events(static_cast<size_t>(d.event_retention_count), min_time);
-        self->delayed_send(self, std::chrono::minutes{1}, trim_atom::value);
       },
       [=](stop_atom) {
         self->state.live.clear();
