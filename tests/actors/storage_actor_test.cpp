@@ -21,6 +21,12 @@ namespace {
 
 using namespace std::chrono_literals;
 
+// Every actor function here takes an argument: CAF 0.17 dereferences a null argument tuple when it
+// spawns one without, which UBSan reports (docs/platform.md).
+caf::behavior quiet_bus(int) {
+  return {[](published_atom, uint64_t) {}, [](published_atom, std::vector<event_record>&) {}};
+}
+
 identity make_identity() {
   auto id = identity::generate({"certfleet-manager", "Acme Backup Ltd"}, std::chrono::hours{24},
                                "certfleet-manager");
@@ -69,17 +75,19 @@ TEST_F(storage_actor_test, durable_writes_waiting_together_share_one_fsync_and_k
   cfg.set("logger.console-verbosity", caf::atom("quiet"));
   caf::actor_system sys{cfg};
   auto& sched = dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler());
-  ctx->bus = sys.spawn([]() -> caf::behavior { return {[](published_atom, uint64_t) {}}; });
+  ctx->bus = sys.spawn(quiet_bus, 0);
   auto storage = spawn_storage_actor(sys, ctx, false);
   std::vector<std::vector<event_record>> answers(3);
   std::vector<caf::actor> writers;
   for (int i = 0; i < 3; ++i)
-    writers.push_back(sys.spawn([&, i](caf::event_based_actor* self) {
-      auto r = record(i);
-      self->request(storage, caf::infinite, persist_atom::value, r,
-                    std::vector<event_record>{make_event(r, "validated", {})}, true)
-          .then([&, i](const std::vector<event_record>& stored) { answers[i] = stored; });
-    }));
+    writers.push_back(sys.spawn(
+        [&](caf::event_based_actor* self, int i) {
+          auto r = record(i);
+          self->request(storage, caf::infinite, persist_atom::value, r,
+                        std::vector<event_record>{make_event(r, "validated", {})}, true)
+              .then([&, i](const std::vector<event_record>& stored) { answers[i] = stored; });
+        },
+        i));
   sched.run();
   EXPECT_EQ(commits.batches, 1) << "three trust decisions, one fsync";
   for (int i = 0; i < 3; ++i) {
@@ -103,7 +111,7 @@ TEST_F(storage_actor_test, writes_without_a_request_are_stored_in_order_without_
   cfg.set("logger.console-verbosity", caf::atom("quiet"));
   caf::actor_system sys{cfg};
   auto& sched = dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler());
-  ctx->bus = sys.spawn([]() -> caf::behavior { return {[](published_atom, uint64_t) {}}; });
+  ctx->bus = sys.spawn(quiet_bus, 0);
   auto storage = spawn_storage_actor(sys, ctx, false);
   auto r = record(1);
   r.state = server_state::pending_registration;
@@ -137,20 +145,22 @@ TEST_F(storage_actor_test, a_slow_fsync_holds_no_scheduler_thread_while_other_ac
     cfg.set("scheduler.max-threads", size_t{1});
     cfg.set("logger.console-verbosity", caf::atom("quiet"));
     caf::actor_system sys{cfg};
-    ctx->bus = sys.spawn([]() -> caf::behavior { return {[](published_atom, uint64_t) {}}; });
+    ctx->bus = sys.spawn(quiet_bus, 0);
     auto storage = spawn_storage_actor(sys, ctx);
     // Stands for a server actor collecting: answers at once, on the scheduler thread.
     auto collector =
-        sys.spawn([]() -> caf::behavior { return {[](collect_atom, int i) { return i; }}; });
+        sys.spawn([](int) -> caf::behavior { return {[](collect_atom, int i) { return i; }}; }, 0);
     caf::scoped_actor self{sys};
     auto started = std::chrono::steady_clock::now();
     auto r = record(1);
     std::atomic<bool> trusted{false};
-    auto trust = sys.spawn([&](caf::event_based_actor* s) {
-      s->request(storage, caf::infinite, persist_atom::value, r,
-                 std::vector<event_record>{make_event(r, "validated", {})}, true)
-          .then([&](const std::vector<event_record>&) { trusted = true; });
-    });
+    auto trust = sys.spawn(
+        [&](caf::event_based_actor* s, int) {
+          s->request(storage, caf::infinite, persist_atom::value, r,
+                     std::vector<event_record>{make_event(r, "validated", {})}, true)
+              .then([&](const std::vector<event_record>&) { trusted = true; });
+        },
+        0);
     std::this_thread::sleep_for(100ms);  // the batch is now stalled in its fsync
     int collected = 0;
     auto worst = std::chrono::steady_clock::duration::zero();
