@@ -5,8 +5,9 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-journal.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
-#include <regex>
 #include <vector>
 
 #include <spdlog/sinks/base_sink.h>
@@ -56,8 +57,7 @@ class journal_sink final : public spdlog::sinks::base_sink<std::mutex> {
         "PRIORITY=" + std::to_string(journal_priority(msg.level)),
         "SYSLOG_IDENTIFIER=" + identifier_,
     };
-    std::smatch m;
-    if (std::regex_search(text, m, server_id_)) fields.push_back("CERTFLEET_SERVER_ID=" + m.str());
+    if (auto id = server_id_in(text); !id.empty()) fields.push_back("CERTFLEET_SERVER_ID=" + id);
     for (const auto& type : control::event_types())
       if (text.find(type) != std::string::npos) {
         fields.push_back("CERTFLEET_EVENT=" + type);
@@ -71,7 +71,21 @@ class journal_sink final : public spdlog::sinks::base_sink<std::mutex> {
 
  private:
   std::string identifier_;
-  std::regex server_id_{R"(\bs-[0-9a-f]{8}\b)"};
+
+  // The first server id ("s-" and 8 lowercase hex digits, as a whole word) in `text`, or "".
+  static std::string server_id_in(const std::string& text) {
+    auto is_word = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; };
+    auto is_hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); };
+    constexpr size_t length = 10;
+    for (size_t at = text.find("s-"); at != std::string::npos; at = text.find("s-", at + 1)) {
+      if (at > 0 && is_word(text[at - 1])) continue;
+      if (text.size() < at + length) break;
+      if (!std::all_of(text.begin() + at + 2, text.begin() + at + length, is_hex)) continue;
+      if (at + length < text.size() && is_word(text[at + length])) continue;
+      return text.substr(at, length);
+    }
+    return {};
+  }
 };
 
 }  // namespace
