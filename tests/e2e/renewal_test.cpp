@@ -2,6 +2,7 @@
 // past the manager certificate's renewal instant, read back through the real certfleet CLI.
 #include <signal.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <thread>
@@ -47,6 +48,11 @@ class renewal_prompt : public ::testing::Test {
       env["LD_PRELOAD"] = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
       env["FAKETIME"] = offset;
       env["FAKETIME_DONT_FAKE_MONOTONIC"] = "1";
+      // In the sanitizer build AddressSanitizer must come first among the loaded libraries;
+      // libfaketime only wraps time functions, so the order check is waived for it.
+      const char* asan = std::getenv("ASAN_OPTIONS");
+      env["ASAN_OPTIONS"] =
+          std::string{asan ? asan : ""} + (asan && *asan ? ":" : "") + "verify_asan_link_order=0";
     }
     daemon = std::make_unique<child>(
         std::vector<std::string>{binary("apps/daemon/certfleetd"), "--config",
