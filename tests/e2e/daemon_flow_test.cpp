@@ -116,6 +116,13 @@ class daemon_flow : public ::testing::Test {
     return v.value("id", "");
   }
 
+  /// Injects a fault into fleet endpoint `endpoint` ("offline", "online", "regenerate", ...).
+  int fault(int endpoint, const std::string& kind) {
+    return run({binary("apps/agent/certfleet-agent"), "--state-dir", fleet_dir().string(), "fault",
+                "--endpoint", std::to_string(endpoint), kind})
+        .exit_code;
+  }
+
   json show(const std::string& id) { return cli_json({"server", "show", id}); }
 
   bool reaches(const std::string& id, const std::string& state,
@@ -204,10 +211,7 @@ TEST_F(daemon_flow, online_add_registers_deletes_credentials_and_collects_once_t
 TEST_F(daemon_flow, a_missing_master_key_with_sealed_credentials_is_refused_and_nothing_changes) {
   start_fleet(1);
   init_manager();
-  ASSERT_EQ(run({binary("apps/agent/certfleet-agent"), "--state-dir", fleet_dir().string(), "fault",
-                 "--endpoint", "0", "offline"})
-                .exit_code,
-            0);
+  ASSERT_EQ(fault(0, "offline"), 0);
   start_daemon();
   auto id = add(0, fleet_password, true);
   ASSERT_FALSE(id.empty());
@@ -237,10 +241,7 @@ TEST_F(daemon_flow, a_missing_master_key_with_sealed_credentials_is_refused_and_
 TEST_F(daemon_flow, offline_server_keeps_sealed_credentials_across_restart_until_registered) {
   start_fleet(1);
   init_manager();
-  ASSERT_EQ(run({binary("apps/agent/certfleet-agent"), "--state-dir", fleet_dir().string(), "fault",
-                 "--endpoint", "0", "offline"})
-                .exit_code,
-            0);
+  ASSERT_EQ(fault(0, "offline"), 0);
   start_daemon();
   auto id = add(0, fleet_password, true);
   ASSERT_FALSE(id.empty());
@@ -258,10 +259,7 @@ TEST_F(daemon_flow, offline_server_keeps_sealed_credentials_across_restart_until
 
   start_daemon();
   EXPECT_EQ(show(id)["state"], "pending_registration");
-  ASSERT_EQ(run({binary("apps/agent/certfleet-agent"), "--state-dir", fleet_dir().string(), "fault",
-                 "--endpoint", "0", "online"})
-                .exit_code,
-            0);
+  ASSERT_EQ(fault(0, "online"), 0);
   ASSERT_TRUE(reaches(id, "trusted")) << show(id).dump(2);
   EXPECT_EQ(show(id)["validated_by"], "expected");
   stop_daemon();
@@ -335,10 +333,7 @@ TEST_F(daemon_flow, denied_registrations_fail_with_the_reason_and_delete_the_cre
 TEST_F(daemon_flow, credentials_older_than_their_maximum_age_are_destroyed) {
   start_fleet(1);
   init_manager("credential_max_age_s = 2\n");
-  ASSERT_EQ(run({binary("apps/agent/certfleet-agent"), "--state-dir", fleet_dir().string(), "fault",
-                 "--endpoint", "0", "offline"})
-                .exit_code,
-            0);
+  ASSERT_EQ(fault(0, "offline"), 0);
   start_daemon();
   auto id = add(0);
   ASSERT_TRUE(reaches(id, "auth_failed", 20s)) << show(id).dump(2);
@@ -463,10 +458,7 @@ TEST_F(daemon_flow, changed_certificate_blocks_collection_until_the_new_thumbpri
 TEST_F(daemon_flow, stalled_endpoint_and_dead_port_do_not_delay_a_hundred_healthy_registrations) {
   start_fleet(101);
   init_manager();
-  ASSERT_EQ(run({binary("apps/agent/certfleet-agent"), "--state-dir", fleet_dir().string(), "fault",
-                 "--endpoint", "100", "stall"})
-                .exit_code,
-            0);
+  ASSERT_EQ(fault(100, "stall"), 0);
   start_daemon();
   std::ofstream csv{dir / "servers.csv"};
   csv << "host,port,account,expected_thumbprint,name\n";
