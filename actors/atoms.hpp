@@ -71,6 +71,14 @@ struct server_presence {
   std::string last_error;
 };
 
+/// What the storage actor adds to `status` (it reads the store on its own thread).
+struct storage_status {
+  size_t credentials_retained = 0;
+  /// When the trusted server collected least recently was last collected (added, when never);
+  /// 0 when no server is trusted.
+  int64_t oldest_collection_ms = 0;
+};
+
 /// An in-process subscriber as the bus holds it.
 struct subscriber_spec {
   uint64_t id = 0;
@@ -93,3 +101,4 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(certfleet::thumbprint)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(certfleet::secret_bytes)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<certfleet::server_view>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(certfleet::status_view)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(certfleet::storage_status)

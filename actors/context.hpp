@@ -33,6 +33,11 @@ struct daemon_counters {
   latency_histogram handshake_latency;
   /// From sending `collect` to storing the inventory, on established connections.
   latency_histogram collection_latency;
+  /// One write of the storage actor to the store: a group-committed batch (its fsync included) or
+  /// one write to the log.
+  latency_histogram storage_write_latency;
+  /// Event subscribers (in process and over the control socket), as the event bus counts them.
+  std::atomic<uint64_t> subscribers{0};
 };
 
 /// A uniformly random integer in [0, max]. Must be safe to call from any thread.

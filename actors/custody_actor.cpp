@@ -38,6 +38,7 @@ struct custody_data {
 using custody_actor = caf::stateful_actor<custody_data>;
 
 void publish(custody_actor* self, const std::vector<event_record>& stored) {
+  log_stored(stored);
   if (!stored.empty()) self->send(self->state.ctx->bus, published_atom::value, stored.back().seq);
 }
 
@@ -79,7 +80,7 @@ void queue_erasure(custody_actor* self, const std::string& id, const std::string
   server_record r;
   r.id = id;
   if (auto rec = st.ctx->store->get_server(id); rec && *rec) r = **rec;
-  st.erasures.push_back({id, make_event(r, "credentials_deleted", {{"reason", why}})});
+  st.erasures.push_back({id, make_event(r, event_type::credentials_deleted, {{"reason", why}})});
   st.erasing.insert(id);
   if (st.erasures.size() >= max_erase_batch) {
     erase_queued(self);
@@ -102,7 +103,7 @@ std::unordered_set<std::string> erase_now(custody_actor* self,
     std::vector<event_record> events;
     for (size_t i = first; i < last; ++i) {
       ids.push_back(records[i].id);
-      events.push_back(make_event(records[i], "credentials_deleted", {{"reason", why}}));
+      events.push_back(make_event(records[i], event_type::credentials_deleted, {{"reason", why}}));
     }
     auto stored = st.ctx->store->erase_credentials(ids, std::move(events));
     if (!stored) {
@@ -204,7 +205,7 @@ caf::behavior custody(custody_actor* self, context_ptr ctx) {
         auto rec = st.ctx->store->get_server(id);
         if (rec && *rec) {
           auto stored = st.ctx->store->append_events(
-              {make_event(**rec, "credentials_retained", {{"account", account}})});
+              {make_event(**rec, event_type::credentials_retained, {{"account", account}})});
           if (stored) publish(self, *stored);
         }
         return true;

@@ -380,6 +380,11 @@ void publish_durable(bus_state& st) {
   }
 }
 
+/// Publishes the number of subscribers for `status` (they come and go in several handlers).
+void count_subscribers(bus_state& st) {
+  st.ctx->counters.subscribers = st.live.size() + st.catching_up.size();
+}
+
 caf::behavior event_bus(bus_actor* self, context_ptr ctx) {
   self->state.ctx = ctx;
   self->state.head = ctx->store->last_event_seq();
@@ -389,6 +394,7 @@ caf::behavior event_bus(bus_actor* self, context_ptr ctx) {
         auto& st = self->state;
         st.known = std::max(st.known, last);
         publish_durable(st);
+        count_subscribers(st);
       },
       [=](published_atom, std::vector<event_record>& events) {
         auto& st = self->state;
@@ -399,6 +405,7 @@ caf::behavior event_bus(bus_actor* self, context_ptr ctx) {
         st.pending.emplace(s.first_seq(), std::move(s));
         st.known = std::max(st.known, last);
         publish_durable(st);
+        count_subscribers(st);
       },
       [=](subscribe_atom, std::shared_ptr<event_sink> sink) -> uint64_t {
         auto& st = self->state;
@@ -409,19 +416,23 @@ caf::behavior event_bus(bus_actor* self, context_ptr ctx) {
           st.catching_up.emplace(id, std::move(sink));
           schedule_pump(self, std::chrono::milliseconds{0});
         }
+        count_subscribers(st);
         return id;
       },
       [=](unsubscribe_atom, uint64_t id) {
         self->state.live.erase(id);
         self->state.catching_up.erase(id);
+        count_subscribers(self->state);
       },
       [=](pump_atom) {
         self->state.pump_scheduled = false;
         pump(self);
+        count_subscribers(self->state);
       },
       [=](stop_atom) {
         self->state.live.clear();
         self->state.catching_up.clear();
+        count_subscribers(self->state);
         self->quit();
       },
   };

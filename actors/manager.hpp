@@ -58,7 +58,14 @@ struct status_view {
   latency_histogram::summary collection_latency;    // `collect` sent to inventory stored
   latency_histogram::cumulative handshake_buckets;  // the same two, as Prometheus buckets
   latency_histogram::cumulative collection_buckets;
+  latency_histogram::summary storage_write_latency;  // one write of the storage actor
+  latency_histogram::cumulative storage_write_buckets;
   uint64_t last_event_seq = 0;
+  size_t credentials_retained = 0;  // servers whose sealed credentials are kept
+  size_t subscribers = 0;           // event subscribers, in process and over the control socket
+  /// Seconds since the trusted server collected least recently was last collected (since it was
+  /// added, when never); 0 when no server is trusted.
+  int64_t oldest_collection_age_s = 0;
   std::vector<std::string> last_errors;  // newest first, at most 10
   std::string manager_thumbprint;
   std::string manager_not_after;

@@ -11,6 +11,7 @@
 
 #include "actors/atoms.hpp"
 #include "actors/events.hpp"
+#include "common/address.hpp"
 #include "common/failpoint.hpp"
 
 namespace certfleet {
@@ -89,7 +90,7 @@ extern const link_role registering_role;
 extern const link_role trusted_role;
 
 std::string address_of(const server_record& r) {
-  return r.host + ":" + std::to_string(r.port);
+  return format_address(r.host, r.port);
 }
 
 /// The behavior of state `s`; also sets the connection role that goes with it.
@@ -221,7 +222,8 @@ void drop_connection(server_actor* self) {
   if (holds_slot(was)) self->send(st.peers.admission, release_atom::value);
   ++st.generation;
   if (is_up(was))
-    persist(self, {make_event(st.rec, "connection_down", {{"reason", st.rec.last_error}})});
+    persist(self,
+            {make_event(st.rec, event_type::connection_down, {{"reason", st.rec.last_error}})});
 }
 
 /// Asks the admission actor for a handshake slot; the connect starts when it is granted.
@@ -283,7 +285,7 @@ void on_pinned_certificate_changed(server_actor* self, const thumbprint& present
                       " --thumbprint " + presented.to_string() + "'";
   spdlog::warn("server {} ({}): {}", st.rec.id, address_of(st.rec), st.rec.last_error);
   transition(self, server_state::certificate_changed,
-             {make_event(st.rec, "certificate_changed",
+             {make_event(st.rec, event_type::certificate_changed,
                          {{"old_thumbprint", pinned}, {"new_thumbprint", presented.to_string()}})});
 }
 
@@ -297,7 +299,7 @@ void on_expected_certificate_mismatch(server_actor* self, const thumbprint& pres
                       expected + "; credentials were not sent";
   spdlog::warn("server {} ({}): {}", st.rec.id, address_of(st.rec), st.rec.last_error);
   transition(self, server_state::certificate_mismatch,
-             {make_event(st.rec, "certificate_mismatch",
+             {make_event(st.rec, event_type::certificate_mismatch,
                          {{"expected_thumbprint", expected},
                           {"presented_thumbprint", presented.to_string()}})},
              [=] { erase_credentials(self, "certificate mismatch"); });
@@ -320,23 +322,23 @@ void on_registered(server_actor* self, const wire::registered& msg) {
   st.rec.last_error.clear();
   st.attempt = 0;
   std::vector<event_record> events{
-      make_event(st.rec, "registered",
+      make_event(st.rec, event_type::registered,
                  {{"presented_thumbprint", presented->to_string()}, {"remote_id", msg.server_id}})};
   auto policy = st.ctx->cfg.daemon.trust_policy;
   std::string by;
   if (st.rec.expected && *st.rec.expected == *presented)
     by = "expected";
-  else if (policy == "tofu")
+  else if (policy == trust_policy::tofu)
     by = "tofu";
   server_state next = by.empty() ? server_state::awaiting_validation : server_state::trusted;
   if (by.empty()) {
-    events.push_back(make_event(st.rec, "validation_required",
+    events.push_back(make_event(st.rec, event_type::validation_required,
                                 {{"presented_thumbprint", presented->to_string()}}));
   } else {
     st.rec.pinned = *presented;
     st.rec.validated_by = by;
-    events.push_back(
-        make_event(st.rec, "validated", {{"thumbprint", presented->to_string()}, {"by", by}}));
+    events.push_back(make_event(st.rec, event_type::validated,
+                                {{"thumbprint", presented->to_string()}, {"by", by}}));
   }
   // Entered before it is saved, so that the rest of this read expects no registration reply.
   enter(self, next);
@@ -355,7 +357,7 @@ void on_registered(server_actor* self, const wire::registered& msg) {
     erase_credentials(self, "registered");
     if (next == server_state::trusted) {
       s.conn = link::online;
-      persist(self, {make_event(s.rec, "connection_up", {})});
+      persist(self, {make_event(s.rec, event_type::connection_up, {})});
       begin_collection(self);
       flush_output(self);
     } else {
@@ -372,7 +374,7 @@ void on_denied(server_actor* self, const wire::denied& msg) {
                       " --account USER --password-stdin'";
   spdlog::warn("server {} ({}): {}", st.rec.id, address_of(st.rec), st.rec.last_error);
   transition(self, server_state::auth_failed,
-             {make_event(st.rec, "auth_failed",
+             {make_event(st.rec, event_type::auth_failed,
                          {{"reason", wire::to_string(msg.reason)}, {"detail", msg.detail}})},
              [=] { erase_credentials(self, "registration denied"); });
 }
@@ -470,7 +472,7 @@ void send_credentials(server_actor* self) {
             if (code_of(err) == ec::not_found) {
               // Credentials are gone (expired or removed): nothing left to register with.
               transition(self, server_state::auth_failed,
-                         {make_event(s.rec, "auth_failed", {{"reason", why}})});
+                         {make_event(s.rec, event_type::auth_failed, {{"reason", why}})});
               return;
             }
             on_connection_failed(self, why);
@@ -482,7 +484,7 @@ void go_online(server_actor* self) {
   auto& st = self->state;
   st.conn = link::online;
   st.rec.last_error.clear();
-  persist(self, {make_event(st.rec, "connection_up", {})});
+  persist(self, {make_event(st.rec, event_type::connection_up, {})});
   begin_collection(self);
 }
 
@@ -587,14 +589,26 @@ void on_slot(server_actor* self) {
 
 // -- admin requests ------------------------------------------------------------------------------
 
+/// What this actor knows: the record and the connection (`show` adds what is stored).
 server_view view_of(server_actor* self) {
   auto& st = self->state;
   server_view v;
   v.record = st.rec;
   v.connected = is_up(st.conn);
-  if (auto inv = st.ctx->store->get_inventory(st.rec.id); inv && *inv) v.inventory_json = **inv;
-  if (auto cred = st.ctx->store->get_credential(st.rec.id); cred && *cred)
-    v.credentials_retained = true;
+  return v;
+}
+
+/// The storage actor adds what is stored (inventory, retained credentials) to the live view and
+/// answers the requester, so no read of the store runs on this thread.
+caf::result<server_view> show(server_actor* self) {
+  self->delegate(self->state.ctx->storage, show_atom::value, view_of(self));
+  return caf::delegated<server_view>{};
+}
+
+/// The view after new credentials were stored by the custody actor.
+server_view view_with_credentials(server_actor* self) {
+  auto v = view_of(self);
+  v.credentials_retained = true;
   return v;
 }
 
@@ -617,7 +631,7 @@ caf::result<server_view> trust_presented(server_actor* self, const thumbprint& t
   st.attempt = 0;
   auto promise = self->make_response_promise<server_view>();
   transition(self, server_state::trusted,
-             {make_event(st.rec, "validated",
+             {make_event(st.rec, event_type::validated,
                          {{"thumbprint", t.to_string()}, {"by", by}, {"previous", previous}})},
              [=]() mutable {
                start_connect(self);
@@ -632,7 +646,7 @@ caf::result<server_view> reject_presented(server_actor* self, server_state next)
   auto presented = st.rec.presented ? st.rec.presented->to_string() : std::string{};
   st.rec.last_error = "thumbprint " + presented + " rejected by an admin";
   auto promise = self->make_response_promise<server_view>();
-  transition(self, next, {make_event(st.rec, "rejected", {{"thumbprint", presented}})},
+  transition(self, next, {make_event(st.rec, event_type::rejected, {{"thumbprint", presented}})},
              [=]() mutable { promise.deliver(view_of(self)); });
   return promise;
 }
@@ -650,7 +664,7 @@ void credentials_expired(server_actor* self, const std::string& why) {
   auto& st = self->state;
   st.rec.last_error = why;
   transition(self, server_state::auth_failed,
-             {make_event(st.rec, "auth_failed", {{"reason", why}})});
+             {make_event(st.rec, event_type::auth_failed, {{"reason", why}})});
 }
 
 /// The custody actor sealed and stored new credentials: register again, at once.
@@ -661,12 +675,12 @@ caf::result<server_view> register_again(server_actor* self, const std::string& a
   st.attempt = 0;
   if (st.rec.state == server_state::pending_registration) {
     start_connect(self);
-    return view_of(self);
+    return view_with_credentials(self);
   }
   auto promise = self->make_response_promise<server_view>();
   transition(self, server_state::pending_registration, {}, [=]() mutable {
     start_connect(self);
-    promise.deliver(view_of(self));
+    promise.deliver(view_with_credentials(self));
   });
   return promise;
 }
@@ -678,7 +692,7 @@ caf::result<server_view> register_again(server_actor* self, const std::string& a
 /// late slot given back.
 caf::message_handler shared_handlers(server_actor* self) {
   return {
-      [=](show_atom) -> server_view { return view_of(self); },
+      [=](show_atom) { return show(self); },
       [=](trust_atom, const thumbprint& t, const std::string& by) {
         return trust_presented(self, t, by);
       },
@@ -687,7 +701,7 @@ caf::message_handler shared_handlers(server_actor* self) {
         auto& st = self->state;
         drop_connection(self);
         auto promise = self->make_response_promise<bool>();
-        std::vector<event_record> events{make_event(st.rec, "server_removed", {})};
+        std::vector<event_record> events{make_event(st.rec, event_type::server_removed, {})};
         self->request(st.ctx->storage, caf::infinite, remove_atom::value, st.rec.id,
                       std::move(events))
             .await(

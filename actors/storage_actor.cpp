@@ -1,11 +1,16 @@
 #include "actors/storage_actor.hpp"
 
+#include <chrono>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <spdlog/spdlog.h>
 #include <caf/all.hpp>
 
 #include "actors/atoms.hpp"
+#include "actors/events.hpp"
+#include "actors/manager.hpp"
 #include "common/failpoint.hpp"
 
 namespace certfleet {
@@ -26,12 +31,55 @@ struct storage_data {
   context_ptr ctx;
   std::vector<queued_write> queue;
   bool flush_scheduled = false;
+  // Trusted servers -> when each was last collected (added, when never), for `status`. Read from
+  // the store at the first status request, then kept current by the writes that pass here.
+  std::unordered_map<std::string, int64_t> last_collection;
+  bool last_collection_loaded = false;
   static inline const char* name = "certfleet.storage";
 };
 
 using storage_actor = caf::stateful_actor<storage_data>;
 
+/// Keeps `last_collection` current with a record being written.
+void note(storage_data& st, const server_record& rec) {
+  if (!st.last_collection_loaded) return;
+  if (rec.state == server_state::trusted)
+    st.last_collection[rec.id] =
+        rec.last_collection_ms > 0 ? rec.last_collection_ms : rec.created_ms;
+  else
+    st.last_collection.erase(rec.id);
+}
+
+/// Records how long one write to the store took.
+template <class F>
+auto timed_write(storage_data& st, F&& write) {
+  auto start = std::chrono::steady_clock::now();
+  auto result = write();
+  st.ctx->counters.storage_write_latency.record(
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
+                                                            start));
+  return result;
+}
+
+storage_status read_status(storage_data& st) {
+  if (!st.last_collection_loaded) {
+    st.last_collection_loaded = true;
+    auto err = st.ctx->store->for_each_server([&](const server_record& rec) {
+      note(st, rec);
+      return true;
+    });
+    if (err) spdlog::warn("cannot read the servers' last collections: {}", describe(err));
+  }
+  storage_status s;
+  s.credentials_retained = st.ctx->store->credential_ids().size();
+  for (const auto& entry : st.last_collection)
+    if (s.oldest_collection_ms == 0 || entry.second < s.oldest_collection_ms)
+      s.oldest_collection_ms = entry.second;
+  return s;
+}
+
 void publish(storage_actor* self, const std::vector<event_record>& stored) {
+  log_stored(stored);
   if (!stored.empty()) self->send(self->state.ctx->bus, published_atom::value, stored.back().seq);
 }
 
@@ -55,7 +103,9 @@ void flush(storage_actor* self) {
   for (auto& w : batch) durable = durable || w.durable;
   if (!durable) {
     for (auto& w : batch) {
-      auto stored = st.ctx->store->put_server(w.rec, std::move(w.events), false);
+      note(st, w.rec);
+      auto stored = timed_write(
+          st, [&] { return st.ctx->store->put_server(w.rec, std::move(w.events), false); });
       if (!stored) {
         spdlog::error("server {}: cannot save its state: {}", w.rec.id, describe(stored.error()));
         answer(w, stored.error());
@@ -72,13 +122,15 @@ void flush(storage_actor* self) {
   records.reserve(batch.size());
   counts.reserve(batch.size());
   for (auto& w : batch) {
+    note(st, w.rec);
     records.push_back(std::move(w.rec));
     counts.push_back(w.events.size());
     for (auto& e : w.events) events.push_back(std::move(e));
   }
   // Test builds can stall here, as a slow disk would, to show who waits for it.
   CERTFLEET_FAILPOINT("storage.before_group_commit");
-  auto stored = st.ctx->store->put_servers(records, std::move(events));
+  auto stored =
+      timed_write(st, [&] { return st.ctx->store->put_servers(records, std::move(events)); });
   if (!stored) {
     spdlog::error("cannot save the state of {} servers (first {}): {}", records.size(),
                   records.front().id, describe(stored.error()));
@@ -122,6 +174,7 @@ caf::behavior storage(storage_actor* self, context_ptr ctx) {
       [=](remove_atom, const std::string& id,
           std::vector<event_record>& events) -> caf::result<std::vector<event_record>> {
         flush(self);  // earlier writes of the server first
+        self->state.last_collection.erase(id);
         auto stored = self->state.ctx->store->remove_server(id, std::move(events));
         if (!stored) return stored.error();
         publish(self, *stored);
@@ -138,6 +191,7 @@ caf::behavior storage(storage_actor* self, context_ptr ctx) {
       [=](add_atom, const std::vector<server_record>& records,
           std::vector<event_record>& events) -> caf::result<std::vector<event_record>> {
         flush(self);
+        for (const auto& rec : records) note(self->state, rec);
         auto stored = self->state.ctx->store->put_servers(records, std::move(events));
         if (!stored) return stored.error();
         publish(self, *stored);
@@ -154,6 +208,35 @@ caf::behavior storage(storage_actor* self, context_ptr ctx) {
       [=](meta_atom, const std::string& key, const std::string& value) {
         if (auto err = self->state.ctx->store->put_meta(key, value))
           spdlog::error("cannot store {}: {}", key, describe(err));
+      },
+      [=](show_atom, server_view& v) -> caf::result<server_view> {
+        flush(self);  // the server's earlier writes first
+        auto& store = *self->state.ctx->store;
+        if (auto inventory = store.get_inventory(v.record.id); inventory && *inventory)
+          v.inventory_json = std::move(**inventory);
+        auto credential = store.get_credential(v.record.id);
+        v.credentials_retained = credential && *credential;
+        return std::move(v);
+      },
+      [=](status_atom) {
+        flush(self);
+        return read_status(self->state);
+      },
+      [=](list_atom) -> caf::result<std::vector<server_view>> {
+        flush(self);
+        auto& store = *self->state.ctx->store;
+        auto creds = store.credential_ids();
+        std::unordered_set<std::string> retained(creds.begin(), creds.end());
+        std::vector<server_view> out;
+        auto err = store.for_each_server([&](const server_record& rec) {
+          server_view v;
+          v.record = rec;
+          v.credentials_retained = retained.count(rec.id) > 0;
+          out.push_back(std::move(v));
+          return true;
+        });
+        if (err) return err;
+        return out;
       },
       [=](trim_events_atom) {
         auto& st = self->state;

@@ -22,6 +22,13 @@
 //       (state_store::erase_credentials)
 //   (add_atom, std::vector<server_record>, std::vector<event_record> events)
 //       -> std::vector<event_record>  new servers, one fsynced batch (state_store::put_servers)
+//   (show_atom, server_view live) -> server_view  `live` with the stored inventory and whether
+//       credentials are retained (the server actor delegates `show` here)
+//   (list_atom) -> std::vector<server_view>  every stored record and whether its credentials are
+//       retained (the registry adds the live connection state)
+//   (status_atom) -> storage_status  retained credentials and the oldest collection of a trusted
+//       server (actors/atoms.hpp)
+//   Reads first write the queued batch, so they see every write sent before them.
 //   (trim_events_atom)  applies event_retention_count / event_retention_days (the timer's job)
 //   (stop_atom)  finishes the queued batch, then quits
 // Stored events are published to the event bus (published_atom with the last seq).

@@ -13,6 +13,8 @@
 #include "actors/events.hpp"
 #include "actors/renewal_schedule.hpp"
 #include "actors/server_actor.hpp"
+#include "common/address.hpp"
+#include "common/failpoint.hpp"
 
 namespace certfleet {
 namespace {
@@ -32,7 +34,7 @@ struct supervisor_data {
 using supervisor_actor = caf::stateful_actor<supervisor_data>;
 
 std::string address_key(const std::string& host, uint16_t port) {
-  return host + ":" + std::to_string(port);
+  return normalised_address(host, port);
 }
 
 void spawn_server(supervisor_actor* self, const server_record& rec) {
@@ -78,7 +80,7 @@ caf::expected<server_record> validate_new_server(supervisor_actor* self,
                       "an account with the Backup Administrator role is required (--account)");
   if (req.password.empty())
     return make_error(ec::invalid_argument, "the account's password is empty");
-  if (!req.expected && st.ctx->cfg.daemon.trust_policy == "expected-only")
+  if (!req.expected && st.ctx->cfg.daemon.trust_policy == trust_policy::expected_only)
     return make_error(ec::invalid_argument,
                       "trust_policy is expected-only: give the thumbprint verified out of band "
                       "with --expect-thumbprint SHA256");
@@ -156,8 +158,8 @@ void add_servers(supervisor_actor* self, const add_server_requests& reqs,
   for (const auto& rec : records) {
     nlohmann::json added{{"name", rec.name}, {"account", rec.account}};
     if (rec.expected) added["expected_thumbprint"] = rec.expected->to_string();
-    events.push_back(make_event(rec, "server_added", added));
-    events.push_back(make_event(rec, "credentials_retained", {{"account", rec.account}}));
+    events.push_back(make_event(rec, event_type::server_added, added));
+    events.push_back(make_event(rec, event_type::credentials_retained, {{"account", rec.account}}));
   }
   self->request(st.services.custody, caf::infinite, credentials_atom::value, add_atom::value,
                 std::move(credentials))
@@ -169,7 +171,8 @@ void add_servers(supervisor_actor* self, const add_server_requests& reqs,
                       auto out = results;
                       for (size_t k = 0; k < records.size(); ++k) {
                         const auto& rec = records[k];
-                        spdlog::info("server {} ({}:{}) added", rec.id, rec.host, rec.port);
+                        spdlog::info("server {} ({}) added", rec.id,
+                                     format_address(rec.host, rec.port));
                         spawn_server(self, rec);
                         server_view v;
                         v.record = rec;
@@ -232,6 +235,9 @@ status_view make_status(supervisor_actor* self) {
   s.collection_latency = c.collection_latency.summarize();
   s.handshake_buckets = c.handshake_latency.cumulate();
   s.collection_buckets = c.collection_latency.cumulate();
+  s.storage_write_latency = c.storage_write_latency.summarize();
+  s.storage_write_buckets = c.storage_write_latency.cumulate();
+  s.subscribers = c.subscribers;
   s.last_event_seq = st.ctx->store->last_event_seq();
   s.last_errors.assign(st.last_errors.begin(), st.last_errors.end());
   s.manager_thumbprint = st.ctx->manager_identity.sha256().to_string();
@@ -244,25 +250,41 @@ status_view make_status(supervisor_actor* self) {
   return s;
 }
 
-std::vector<server_view> make_list(supervisor_actor* self) {
-  auto& st = self->state;
-  std::vector<server_view> out;
-  out.reserve(st.servers.size());
-  auto creds = st.ctx->store->credential_ids();
-  std::unordered_set<std::string> retained(creds.begin(), creds.end());
-  st.ctx->store->for_each_server([&](const server_record& rec) {
-    server_view v;
-    v.record = rec;
-    // The actor's live view: a failing connect is reported here, not written to the record.
-    if (auto it = st.presence.find(rec.id); it != st.presence.end()) {
-      v.connected = it->second.connected;
-      v.record.last_error = it->second.last_error;
-    }
-    v.credentials_retained = retained.count(rec.id) > 0;
-    out.push_back(std::move(v));
-    return true;
-  });
-  return out;
+/// `make_status` with what the storage actor reads from the store (retained credentials, the
+/// oldest collection) on its own thread.
+caf::result<status_view> status(supervisor_actor* self) {
+  auto promise = self->make_response_promise<status_view>();
+  self->request(self->state.ctx->storage, caf::infinite, status_atom::value)
+      .then(
+          [=](const storage_status& stored) mutable {
+            auto s = make_status(self);
+            s.credentials_retained = stored.credentials_retained;
+            if (stored.oldest_collection_ms > 0)
+              s.oldest_collection_age_s = std::max<int64_t>(
+                  0, (self->state.ctx->now_ms() - stored.oldest_collection_ms) / 1000);
+            promise.deliver(std::move(s));
+          },
+          [=](caf::error& err) mutable { promise.deliver(std::move(err)); });
+  return promise;
+}
+
+/// The stored fleet, read by the storage actor on its own thread, with the live presence added.
+caf::result<std::vector<server_view>> make_list(supervisor_actor* self) {
+  auto promise = self->make_response_promise<std::vector<server_view>>();
+  self->request(self->state.ctx->storage, caf::infinite, list_atom::value)
+      .then(
+          [=](std::vector<server_view>& views) mutable {
+            auto& st = self->state;
+            // The actor's live view: a failing connect is reported here, not written to the record.
+            for (auto& v : views)
+              if (auto it = st.presence.find(v.record.id); it != st.presence.end()) {
+                v.connected = it->second.connected;
+                v.record.last_error = it->second.last_error;
+              }
+            promise.deliver(std::move(views));
+          },
+          [=](caf::error& err) mutable { promise.deliver(std::move(err)); });
+  return promise;
 }
 
 caf::behavior supervisor(supervisor_actor* self, context_ptr ctx, fleet_services services) {
@@ -340,7 +362,11 @@ caf::behavior supervisor(supervisor_actor* self, context_ptr ctx, fleet_services
         return caf::delegated<bool>{};
       },
       [=](list_atom) { return make_list(self); },
-      [=](status_atom) { return make_status(self); },
+      [=](status_atom) {
+        // Test builds can stall here, as a stuck scheduler would (the watchdog test).
+        CERTFLEET_FAILPOINT("supervisor.status");
+        return status(self);
+      },
       [=](stop_atom) {
         auto& st = self->state;
         st.stopping = true;

@@ -6,13 +6,13 @@
 
 #include <cerrno>
 
+#include "common/address.hpp"
 #include "common/fs.hpp"
 
 namespace certfleet::agent {
 
 std::string endpoint_text(const listen_address& a) {
-  return (a.host.find(':') != std::string::npos ? "[" + a.host + "]" : a.host) + ":" +
-         std::to_string(a.port);
+  return format_address(a.host, a.port);
 }
 
 std::string peer_text(const sockaddr_storage& ss) {
@@ -22,12 +22,12 @@ std::string peer_text(const sockaddr_storage& ss) {
     const auto* in = reinterpret_cast<const sockaddr_in*>(&ss);
     ::inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
     port = ntohs(in->sin_port);
-    return std::string(host) + ":" + std::to_string(port);
+    return format_address(host, port);
   }
   const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&ss);
   ::inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
   port = ntohs(in6->sin6_port);
-  return "[" + std::string(host) + "]:" + std::to_string(port);
+  return format_address(host, port);
 }
 
 caf::expected<int> open_listener(listen_address& a) {

@@ -34,6 +34,7 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/events.hpp"
+#include "common/address.hpp"
 #include "config/state_layout.hpp"
 #include "storage/records.hpp"
 #include "storage/state_store.hpp"
@@ -85,7 +86,7 @@ struct seeder {
     rec.id = fresh_id();
     rec.host = host;
     rec.port = discard_port;
-    rec.name = host + ":" + std::to_string(discard_port);
+    rec.name = format_address(host, discard_port);
     rec.account = "backup-admin";
     rec.state = server_state::trusted;
     auto t = random_thumbprint();
@@ -101,11 +102,12 @@ struct seeder {
     if (!with_events) return {};
     auto t = rec.pinned->to_string();
     return {
-        make_event(rec, "server_added", {{"name", rec.name}, {"account", rec.account}}),
-        make_event(rec, "credentials_retained", {{"account", rec.account}}),
-        make_event(rec, "registered", {{"presented_thumbprint", t}, {"remote_id", rec.remote_id}}),
-        make_event(rec, "validated", {{"thumbprint", t}, {"by", rec.validated_by}}),
-        make_event(rec, "credentials_deleted", {{"reason", "registered"}}),
+        make_event(rec, event_type::server_added, {{"name", rec.name}, {"account", rec.account}}),
+        make_event(rec, event_type::credentials_retained, {{"account", rec.account}}),
+        make_event(rec, event_type::registered,
+                   {{"presented_thumbprint", t}, {"remote_id", rec.remote_id}}),
+        make_event(rec, event_type::validated, {{"thumbprint", t}, {"by", rec.validated_by}}),
+        make_event(rec, event_type::credentials_deleted, {{"reason", "registered"}}),
     };
   }
 };
@@ -131,7 +133,7 @@ int run(const std::string& state_dir, size_t count, bool with_events) {
   seeder s{with_events};
   if (auto err = (*store)->for_each_server([&](const server_record& r) {
         s.ids.insert(r.id);
-        s.addresses.insert(r.host + ":" + std::to_string(r.port));
+        s.addresses.insert(normalised_address(r.host, r.port));
         return true;
       })) {
     std::cerr << "certfleet-bench-seed: " << describe(err) << "\n";
@@ -147,7 +149,7 @@ int run(const std::string& state_dir, size_t count, bool with_events) {
       return 1;
     }
     auto host = loopback_host(i);
-    if (s.addresses.count(host + ":" + std::to_string(discard_port)) > 0) continue;
+    if (s.addresses.count(normalised_address(host, discard_port)) > 0) continue;
     auto rec = s.make_record(host, now);
     bool last = written + 1 == count;
     auto stored = (*store)->put_server(rec, s.history(rec), last);

@@ -217,6 +217,28 @@ key_rule choice_key(std::string path, std::string doc, std::vector<std::string> 
   return rule;
 }
 
+// One value of an enum of common/vocabulary.hpp, spelt as its `to_string` spells it.
+template <class Enum, class Parse, class Get>
+key_rule enum_key(std::string path, std::string doc, std::vector<Enum> values, Parse parse,
+                  Get get) {
+  key_rule rule;
+  rule.path = std::move(path);
+  rule.doc = std::move(doc);
+  rule.requirement = "one of";
+  for (size_t i = 0; i < values.size(); ++i)
+    rule.requirement += (i ? ", " : " ") + std::string{to_string(values[i])};
+  rule.apply = [=](const toml::node& node, const parse_context&, settings& out) {
+    auto value = node.as_string();
+    if (!value) return false;
+    auto parsed = parse(value->get());
+    if (!parsed || std::find(values.begin(), values.end(), *parsed) == values.end()) return false;
+    get(out) = *parsed;
+    return true;
+  };
+  rule.render = [=](const settings& s) { return toml_string_literal(to_string(get(s))); };
+  return rule;
+}
+
 // A file-system path; relative ones are resolved against the configuration file's directory.
 template <class Get>
 key_rule path_key(std::string path, std::string doc, Get get) {
@@ -404,12 +426,13 @@ const std::vector<key_rule>& key_table() {
       integer_key(
           "daemon.backoff_max_ms", "Longest reconnect delay, in milliseconds.", 100, 86400000,
           [](auto& s) -> auto& { return s.daemon.backoff_max_ms; }),
-      choice_key(
+      enum_key(
           "daemon.trust_policy",
           "manual: an admin validates every thumbprint; expected-only: only thumbprints given in "
           "advance are trusted automatically; tofu: trust on first use (events still say so).",
-          {"manual", "expected-only", "tofu"},
-          [](auto& s) -> auto& { return s.daemon.trust_policy; }),
+          std::vector<trust_policy>{trust_policy::manual, trust_policy::expected_only,
+                                    trust_policy::tofu},
+          parse_trust_policy, [](auto& s) -> auto& { return s.daemon.trust_policy; }),
       integer_key(
           "daemon.clock_skew_tolerance_s",
           "How far the clocks of manager and server may disagree, in seconds: a server "

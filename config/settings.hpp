@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "common/error.hpp"
+#include "common/vocabulary.hpp"
 
 namespace certfleet {
 
@@ -72,7 +73,7 @@ struct daemon_settings {
   int backoff_max_ms = 300000;
   /// manual (an admin validates every thumbprint), expected-only (only thumbprints given in
   /// advance are trusted automatically), tofu (trust on first use; events still say so).
-  std::string trust_policy = "manual";
+  certfleet::trust_policy trust_policy = certfleet::trust_policy::manual;
   /// How far the clocks of manager and server may disagree: a pinned server certificate is
   /// accepted from notBefore minus this to notAfter plus this (0..86400 seconds).
   int clock_skew_tolerance_s = 300;

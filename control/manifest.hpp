@@ -12,6 +12,11 @@
 // Other keys ("index", "server_id", ...) are ignored. Hosts come back validated and normalised
 // (common/address.hpp); names and accounts are refused when they hold control characters.
 //
+// A server list (`server add --from`) may also be CSV: a header row naming the columns with the
+// same keys (at least "host" or "address"; unknown columns are ignored), then one server per line.
+// A field may be enclosed in double quotes to hold commas ("" inside is one quote); spaces around
+// a field and blank lines are ignored. Each row is read exactly as the JSON object it spells.
+//
 // Thread-safety: pure functions.
 #pragma once
 
@@ -42,6 +47,10 @@ struct manifest_entry {
 /// Whether every entry must carry a thumbprint (trust manifests) or may leave it out (bulk adds).
 enum class thumbprint_rule { optional, required };
 
+/// Parses one entry (an object with the keys above); errors start with `where`.
+caf::expected<manifest_entry> parse_manifest_entry(const nlohmann::json& entry,
+                                                   const std::string& where, thumbprint_rule rule);
+
 /// Parses a manifest document. Errors (`ec::invalid_argument`, `ec::bad_thumbprint`) name
 /// `source` and the entry index ("fleet.json entry 3: ...").
 caf::expected<std::vector<manifest_entry>> parse_manifest(const nlohmann::json& doc,
@@ -52,5 +61,12 @@ caf::expected<std::vector<manifest_entry>> parse_manifest(const nlohmann::json& 
 caf::expected<std::vector<manifest_entry>> parse_manifest_text(std::string_view text,
                                                                const std::string& source,
                                                                thumbprint_rule rule);
+
+/// A server list: manifest JSON (text starting with '[' or '{') or CSV as above. CSV errors name
+/// `source` and the line ("servers.csv:3: ..."), a CSV without a host column is refused naming
+/// the header.
+caf::expected<std::vector<manifest_entry>> parse_server_list_text(std::string_view text,
+                                                                  const std::string& source,
+                                                                  thumbprint_rule rule);
 
 }  // namespace certfleet::control

@@ -20,6 +20,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "common/address.hpp"
 #include "common/fs.hpp"
 
 namespace certfleet {
@@ -41,8 +42,7 @@ struct pending {
 };
 
 std::string address_of(const std::string& host, uint16_t port) {
-  return host.find(':') != std::string::npos ? "[" + host + "]:" + std::to_string(port)
-                                             : host + ":" + std::to_string(port);
+  return format_address(host, port);
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include <botan/tls_session_manager.h>
 #include <botan/x509cert.h>
 
+#include "common/address.hpp"
 #include "crypto/botan_identity.hpp"
 #include "protocol/tls_policy.hpp"
 
@@ -404,7 +405,7 @@ tls_client_session::tls_client_session(identity local, pin_check check,
                                        tls_options options)
     : tls_session(std::make_unique<impl>(std::move(local), std::move(check), cache,
                                          std::move(outputs), std::move(options),
-                                         "backup server " + host + ":" + std::to_string(port))) {
+                                         "backup server " + format_address(host, port))) {
   auto& s = *impl_;
   s.guarded("handshake", [&] {
     s.channel = std::make_unique<Botan::TLS::Client>(

@@ -3,6 +3,9 @@
 #include <system_error>
 #include <vector>
 
+#include "common/address.hpp"
+#include "common/vocabulary.hpp"
+
 namespace certfleet {
 namespace {
 
@@ -14,8 +17,7 @@ bool present(const fs::path& p) {
 }
 
 std::string address_of(const server_record& r) {
-  auto host = r.host.find(':') != std::string::npos ? "[" + r.host + "]" : r.host;
-  return host + ":" + std::to_string(r.port);
+  return format_address(r.host, r.port);
 }
 
 // Opens one stored credential with `key`: a key that cannot open a credential the database holds
@@ -117,7 +119,7 @@ caf::expected<master_key> create_master_key(const fs::path& key_file, state_stor
     std::vector<event_record> events;
     for (const auto& id : ids) {
       event_record e;
-      e.type = "credentials_deleted";
+      e.type = to_string(event_type::credentials_deleted);
       e.server_id = id;
       if (auto r = db.get_server(id); r && *r) e.address = address_of(**r);
       e.details = R"({"reason":"master_key_replaced"})";

@@ -115,6 +115,30 @@ TEST_F(manager_add, a_batch_answers_each_entry_as_the_same_adds_one_by_one_would
   EXPECT_EQ(list->size(), 3u);
 }
 
+TEST_F(manager_add,
+       an_ipv6_server_is_named_with_brackets_and_known_by_any_spelling_of_its_address) {
+  auto added = mgr_->add_server(request("::1"));
+  ASSERT_TRUE(added) << describe(added.error());
+  auto expected_name = "[::1]:" + std::to_string(port_.port());
+  EXPECT_EQ(added->record.name, expected_name);
+
+  for (const char* spelling : {"[::1]", "0:0::1", "[0000:0000:0000:0000:0000:0000:0000:0001]"}) {
+    auto again = mgr_->add_server(request(spelling));
+    ASSERT_FALSE(again) << spelling;
+    EXPECT_EQ(code_of(again.error()), ec::already_exists) << spelling;
+    EXPECT_NE(describe(again.error())
+                  .find("server " + expected_name + " is already known as " + added->record.id),
+              std::string::npos)
+        << describe(again.error());
+  }
+
+  auto named = mgr_->add_server(request("LocalHost."));
+  ASSERT_TRUE(named) << describe(named.error());
+  auto same_host = mgr_->add_server(request("localhost"));
+  ASSERT_FALSE(same_host);
+  EXPECT_EQ(code_of(same_host.error()), ec::already_exists);
+}
+
 TEST_F(manager_add, a_batch_of_two_hundred_is_stored_with_credentials_and_events_in_order) {
   std::vector<add_server_request> batch;
   for (int i = 0; i < 200; ++i)

@@ -411,7 +411,7 @@ TEST_F(server_actor_test, the_expected_thumbprint_is_trusted_at_once_and_collect
 }
 
 TEST_F(server_actor_test, the_tofu_policy_trusts_the_first_thumbprint_and_says_so) {
-  ctx->cfg.daemon.trust_policy = "tofu";
+  ctx->cfg.daemon.trust_policy = trust_policy::tofu;
   start();
   EXPECT_EQ(state(), server_state::trusted);
   EXPECT_EQ(stored().validated_by, "tofu");

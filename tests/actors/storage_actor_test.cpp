@@ -13,6 +13,7 @@
 
 #include "actors/atoms.hpp"
 #include "actors/events.hpp"
+#include "actors/manager.hpp"
 #include "common/failpoint.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -84,7 +85,7 @@ TEST_F(storage_actor_test, durable_writes_waiting_together_share_one_fsync_and_k
         [&](caf::event_based_actor* self, int i) {
           auto r = record(i);
           self->request(storage, caf::infinite, persist_atom::value, r,
-                        std::vector<event_record>{make_event(r, "validated", {})}, true)
+                        std::vector<event_record>{make_event(r, event_type::validated, {})}, true)
               .then([&, i](const std::vector<event_record>& stored) { answers[i] = stored; });
         },
         i));
@@ -99,6 +100,46 @@ TEST_F(storage_actor_test, durable_writes_waiting_together_share_one_fsync_and_k
   }
   EXPECT_GE(ctx->store->durable_event_seq(), 3u) << "answered only once durable";
   for (auto* a : {&storage, &ctx->bus}) caf::anon_send_exit(*a, caf::exit_reason::kill);
+  sched.run();
+  ctx->bus = nullptr;
+}
+
+TEST_F(storage_actor_test, reads_answer_as_messages_and_see_every_write_sent_before_them) {
+  make_context();
+  caf::actor_system_config cfg;
+  cfg.set("scheduler.policy", caf::atom("testing"));
+  cfg.set("logger.console-verbosity", caf::atom("quiet"));
+  caf::actor_system sys{cfg};
+  auto& sched = dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler());
+  ctx->bus = sys.spawn(quiet_bus, 0);
+  auto storage = spawn_storage_actor(sys, ctx, false);
+  auto r = record(1);
+  caf::anon_send(storage, persist_atom::value, r, std::vector<event_record>{});
+  caf::anon_send(storage, persist_atom::value, record(2), std::vector<event_record>{});
+  caf::anon_send(storage, inventory_atom::value, r.id, std::string{R"({"jobs":["nightly"]})"});
+  std::vector<server_view> listed;
+  server_view shown;
+  auto reader = sys.spawn(
+      [&](caf::event_based_actor* self, int) {
+        self->request(storage, caf::infinite, list_atom::value)
+            .then([&](std::vector<server_view>& views) { listed = std::move(views); });
+        server_view live;
+        live.record = r;
+        live.connected = true;
+        self->request(storage, caf::infinite, show_atom::value, live).then([&](server_view& v) {
+          shown = std::move(v);
+        });
+      },
+      0);
+  sched.run();
+  ASSERT_EQ(listed.size(), 2u) << "both writes queued before the list are in it";
+  EXPECT_EQ(listed[0].record.id, r.id);
+  EXPECT_FALSE(listed[0].credentials_retained);
+  EXPECT_EQ(shown.record.id, r.id);
+  EXPECT_TRUE(shown.connected) << "the live part of the view is kept";
+  EXPECT_NE(shown.inventory_json.find("nightly"), std::string::npos);
+  for (auto* a : {&storage, &ctx->bus}) caf::anon_send_exit(*a, caf::exit_reason::kill);
+  caf::anon_send_exit(reader, caf::exit_reason::kill);
   sched.run();
   ctx->bus = nullptr;
 }
@@ -118,7 +159,7 @@ TEST_F(storage_actor_test, writes_without_a_request_are_stored_in_order_without_
   caf::anon_send(storage, persist_atom::value, r, std::vector<event_record>{});
   r.state = server_state::trusted;
   caf::anon_send(storage, persist_atom::value, r,
-                 std::vector<event_record>{make_event(r, "connection_up", {})});
+                 std::vector<event_record>{make_event(r, event_type::connection_up, {})});
   caf::anon_send(storage, inventory_atom::value, r.id, std::string{R"({"jobs":[]})"});
   sched.run();
   EXPECT_EQ(commits.batches, 0);
@@ -157,7 +198,7 @@ TEST_F(storage_actor_test, a_slow_fsync_holds_no_scheduler_thread_while_other_ac
     auto trust = sys.spawn(
         [&](caf::event_based_actor* s, int) {
           s->request(storage, caf::infinite, persist_atom::value, r,
-                     std::vector<event_record>{make_event(r, "validated", {})}, true)
+                     std::vector<event_record>{make_event(r, event_type::validated, {})}, true)
               .then([&](const std::vector<event_record>&) { trusted = true; });
         },
         0);

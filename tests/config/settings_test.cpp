@@ -128,7 +128,7 @@ request_timeout_ms = 30000
   expected.daemon.collect_interval_s = 300;
   expected.daemon.backoff_initial_ms = 500;
   expected.daemon.backoff_max_ms = 60000;
-  expected.daemon.trust_policy = "expected-only";
+  expected.daemon.trust_policy = trust_policy::expected_only;
   expected.daemon.clock_skew_tolerance_s = 60;
   expected.daemon.credential_max_age_s = 86400;
   expected.daemon.event_retention_count = 50000;
@@ -194,7 +194,7 @@ TEST(settings, rendered_settings_parse_back_to_the_same_values) {
   s.log.format = "json";
   s.daemon.control_socket = "/run/certfleet \"main\".sock";
   s.daemon.read_only_group = "Domain Users@example.net";
-  s.daemon.trust_policy = "tofu";
+  s.daemon.trust_policy = trust_policy::tofu;
   s.daemon.backoff_max_ms = 86400000;
   auto parsed = parse_settings(render_settings(s), "rendered.toml");
   ASSERT_TRUE(parsed) << describe(parsed.error());
@@ -427,11 +427,15 @@ TEST(settings, bad_trust_policy_is_refused_naming_key_line_and_choices) {
       {"[daemon]\ntrust_policy = \"\"\n", "f.toml:2: " + rule + ", got \"\""},
       {"[daemon]\ntrust_policy = true\n", "f.toml:2: " + rule + ", got true"},
   });
-  for (const char* policy : {"manual", "expected-only", "tofu"}) {
-    auto parsed =
-        parse_settings(std::string{"[daemon]\ntrust_policy = \""} + policy + "\"\n", "f.toml");
+  for (auto policy : {trust_policy::manual, trust_policy::expected_only, trust_policy::tofu}) {
+    auto parsed = parse_settings(
+        std::string{"[daemon]\ntrust_policy = \""} + to_string(policy) + "\"\n", "f.toml");
     ASSERT_TRUE(parsed) << describe(parsed.error());
     EXPECT_EQ(parsed->daemon.trust_policy, policy);
+    auto rendered = render_settings(*parsed);
+    EXPECT_NE(rendered.find(std::string{"trust_policy = \""} + to_string(policy) + "\""),
+              std::string::npos)
+        << rendered;
   }
 }
 

@@ -1,13 +1,11 @@
 // `certfleet server add HOST[:PORT] --account USER ...` and `server add --from FILE`: register
 // servers; their credentials are sealed until the registration succeeds, then deleted.
-#include <algorithm>
-#include <initializer_list>
 #include <iostream>
-#include <sstream>
 
 #include "apps/certfleet/commands/support.hpp"
 #include "apps/cli/output.hpp"
 #include "common/fs.hpp"
+#include "control/manifest.hpp"
 
 namespace certfleet::cli {
 namespace {
@@ -21,135 +19,30 @@ struct server_add_options {
   std::string from_file;
 };
 
-/// Splits one CSV line; double quotes may enclose a field holding commas ("" is a quote).
-std::vector<std::string> split_csv(const std::string& line) {
-  std::vector<std::string> fields(1);
-  bool quoted = false;
-  for (size_t i = 0; i < line.size(); ++i) {
-    char c = line[i];
-    if (quoted) {
-      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
-        fields.back() += '"';
-        ++i;
-      } else if (c == '"') {
-        quoted = false;
-      } else {
-        fields.back() += c;
-      }
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == ',') {
-      fields.emplace_back();
-    } else if (c != '\r') {
-      fields.back() += c;
-    }
-  }
-  for (auto& f : fields) {
-    auto b = f.find_first_not_of(" \t"), e = f.find_last_not_of(" \t");
-    f = b == std::string::npos ? "" : f.substr(b, e - b + 1);
-  }
-  return fields;
-}
-
-/// One server of a bulk file, as the daemon's server.add args (without the password).
-caf::expected<json> bulk_entry(const std::string& where, std::string host, const json& port,
-                               std::string account, const std::string& expected,
-                               const std::string& name, const std::string& default_account) {
-  if (host.empty()) return make_error(ec::invalid_argument, where + ": host is empty");
-  uint16_t p = control::default_server_port;
-  if (port.is_number_integer()) {
-    auto v = port.get<int64_t>();
-    if (v < 1 || v > 65535)
-      return make_error(ec::invalid_argument, where + ": port must be between 1 and 65535");
-    p = static_cast<uint16_t>(v);
-  } else if (port.is_string() && !port.get<std::string>().empty()) {
-    std::string h;
-    if (auto err = control::parse_address("h:" + port.get<std::string>(), h, p))
-      return make_error(ec::invalid_argument, where + ": port must be between 1 and 65535");
-  } else if (!port.is_null() && !(port.is_string() && port.get<std::string>().empty())) {
-    return make_error(ec::invalid_argument, where + ": port must be a number");
-  }
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
-  if (account.empty()) account = default_account;
-  if (account.empty())
-    return make_error(ec::invalid_argument,
-                      where + ": no account; fill the account column or pass --account USER");
-  json entry{{"host", host}, {"port", p}, {"account", account}};
-  if (!name.empty()) entry["name"] = name;
-  if (!expected.empty()) {
-    auto t = normalised_thumbprint(expected, where + ": expected_thumbprint");
-    if (!t) return t.error();
-    entry["expected_thumbprint"] = *t;
-  }
-  return entry;
-}
-
+/// The servers of a bulk file (control/manifest.hpp: CSV, a JSON array or an agent manifest), as
+/// the daemon's server.add args without the password. An agent manifest's thumbprints were
+/// published out of band, so they become the expected thumbprints.
 caf::expected<std::vector<json>> load_bulk_file(const std::string& file,
                                                 const std::string& default_account) {
   auto bytes = read_file(file);
   if (!bytes) return bytes.error();
-  std::string text(bytes->begin(), bytes->end());
+  auto entries = control::parse_server_list_text(std::string(bytes->begin(), bytes->end()), file,
+                                                 control::thumbprint_rule::optional);
+  if (!entries) return entries.error();
+  if (entries->empty()) return make_error(ec::invalid_argument, file + " lists no servers");
   std::vector<json> out;
-  auto first = text.find_first_not_of(" \t\r\n");
-  if (first != std::string::npos && (text[first] == '[' || text[first] == '{')) {
-    auto doc = json::parse(text, nullptr, false);
-    if (doc.is_object() && doc.contains("servers")) doc = doc["servers"];
-    // An agent fleet manifest (docs/agent.md) is accepted as it is: its thumbprints were published
-    // out of band, so they become the expected thumbprints.
-    if (doc.is_object() && doc.contains("endpoints")) doc = doc["endpoints"];
-    if (doc.is_discarded() || !doc.is_array())
-      return make_error(ec::invalid_argument, file +
-                                                  " is not a JSON array of {host, port, account, "
-                                                  "expected_thumbprint, name} objects");
-    for (size_t i = 0; i < doc.size(); ++i) {
-      const auto& e = doc[i];
-      std::string where = file + " entry " + std::to_string(i);
-      if (!e.is_object()) return make_error(ec::invalid_argument, where + " is not an object");
-      auto get = [&](const char* k) { return str(e, k); };
-      auto first_of = [&](std::initializer_list<const char*> keys) {
-        for (auto k : keys)
-          if (!get(k).empty()) return get(k);
-        return std::string{};
-      };
-      auto entry = bulk_entry(where, first_of({"host", "address"}), e.value("port", json()),
-                              first_of({"account", "admin_account"}),
-                              first_of({"expected_thumbprint", "thumbprint", "sha256"}),
-                              get("name"), default_account);
-      if (!entry) return entry.error();
-      out.push_back(std::move(*entry));
-    }
-    return out;
+  for (size_t i = 0; i < entries->size(); ++i) {
+    auto& e = (*entries)[i];
+    auto account = e.account.empty() ? default_account : e.account;
+    if (account.empty())
+      return make_error(ec::invalid_argument,
+                        file + " entry " + std::to_string(i) + " (" + e.address() +
+                            "): no account; fill the account column or pass --account USER");
+    json entry{{"host", e.host}, {"port", e.port}, {"account", account}};
+    if (!e.name.empty()) entry["name"] = e.name;
+    if (e.sha256) entry["expected_thumbprint"] = e.sha256->to_string();
+    out.push_back(std::move(entry));
   }
-  std::istringstream in(text);
-  std::string line;
-  std::vector<std::string> header;
-  size_t line_no = 0;
-  while (std::getline(in, line)) {
-    ++line_no;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    auto fields = split_csv(line);
-    if (header.empty()) {
-      header = fields;
-      if (std::find(header.begin(), header.end(), "host") == header.end())
-        return make_error(ec::invalid_argument, file +
-                                                    ":1: the header must name the columns, e.g. "
-                                                    "host,port,account,expected_thumbprint,name");
-      continue;
-    }
-    auto col = [&](const char* name) -> std::string {
-      for (size_t i = 0; i < header.size() && i < fields.size(); ++i)
-        if (header[i] == name) return fields[i];
-      return "";
-    };
-    auto port = col("port");
-    auto entry = bulk_entry(file + ":" + std::to_string(line_no), col("host"),
-                            port.empty() ? json() : json(port), col("account"),
-                            col("expected_thumbprint"), col("name"), default_account);
-    if (!entry) return entry.error();
-    out.push_back(std::move(*entry));
-  }
-  if (out.empty()) return make_error(ec::invalid_argument, file + " lists no servers");
   return out;
 }
 

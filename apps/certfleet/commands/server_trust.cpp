@@ -5,6 +5,7 @@
 #include "apps/certfleet/commands/support.hpp"
 #include "apps/cli/output.hpp"
 #include "common/fs.hpp"
+#include "control/manifest.hpp"
 
 namespace certfleet::cli {
 namespace {
@@ -15,33 +16,17 @@ struct server_trust_options {
   std::string manifest_file;
 };
 
+/// The entries of a fleet manifest (control/manifest.hpp), each with its thumbprint, as the
+/// daemon's server.trust_manifest takes them.
 caf::expected<std::vector<json>> load_manifest(const std::string& file) {
   auto bytes = read_file(file);
   if (!bytes) return bytes.error();
-  auto doc = json::parse(bytes->begin(), bytes->end(), nullptr, false);
-  if (!doc.is_discarded() && doc.is_object() && doc.contains("endpoints")) doc = doc["endpoints"];
-  if (doc.is_discarded() || !doc.is_array())
-    return make_error(ec::invalid_argument,
-                      file +
-                          " is not a fleet manifest: expected a JSON array, or an object with "
-                          "\"endpoints\", of {address, port, sha256} entries");
+  auto entries = control::parse_manifest_text(std::string(bytes->begin(), bytes->end()), file,
+                                              control::thumbprint_rule::required);
+  if (!entries) return entries.error();
   std::vector<json> out;
-  for (size_t i = 0; i < doc.size(); ++i) {
-    const auto& e = doc[i];
-    std::string where = file + " entry " + std::to_string(i);
-    if (!e.is_object()) return make_error(ec::invalid_argument, where + " is not an object");
-    auto address = str(e, "address").empty() ? str(e, "host") : str(e, "address");
-    auto text = str(e, "sha256").empty() ? str(e, "thumbprint") : str(e, "sha256");
-    auto port = e.value("port", json());
-    if (address.empty() || text.empty() || !port.is_number_integer())
-      return make_error(ec::invalid_argument,
-                        where +
-                            " needs \"address\", \"port\" (a number) and \"sha256\" (or "
-                            "\"thumbprint\")");
-    auto t = normalised_thumbprint(text, where);
-    if (!t) return t.error();
-    out.push_back({{"address", address}, {"port", port}, {"thumbprint", *t}});
-  }
+  for (const auto& e : *entries)
+    out.push_back({{"host", e.host}, {"port", e.port}, {"sha256", e.sha256->to_string()}});
   return out;
 }
 
