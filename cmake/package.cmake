@@ -24,4 +24,7 @@ set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
     ${PROJECT_SOURCE_DIR}/packaging/debian/prerm
     ${PROJECT_SOURCE_DIR}/packaging/debian/postrm)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
+# The service only: the headers, libraries and CMake package for embedding (cmake/embedding.cmake,
+# component `development`) stay out of the .deb.
+set(CPACK_INSTALL_CMAKE_PROJECTS "${PROJECT_BINARY_DIR};certfleet;Unspecified;/")
 include(CPack)
