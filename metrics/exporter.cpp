@@ -111,6 +111,20 @@ class status_collectable final : public prometheus::Collectable {
     out.push_back(histogram("certfleet_collection_duration_seconds",
                             "From a collect request sent to the inventory stored.",
                             s.collection_buckets));
+    out.push_back(gauge("certfleet_credentials_retained",
+                        "Servers whose sealed credentials are kept until they can register.",
+                        static_cast<double>(s.credentials_retained)));
+    out.push_back(gauge("certfleet_event_subscribers",
+                        "Event subscribers, in process and over the control socket.",
+                        static_cast<double>(s.subscribers)));
+    out.push_back(gauge("certfleet_oldest_collection_age_seconds",
+                        "Seconds since the trusted server collected least recently was last "
+                        "collected (since it was added, if never); 0 when none is trusted.",
+                        static_cast<double>(s.oldest_collection_age_s)));
+    out.push_back(histogram("certfleet_storage_write_duration_seconds",
+                            "One write to the database: a group-committed batch with its fsync, "
+                            "or one write to the log.",
+                            s.storage_write_buckets));
     out.push_back(counter("certfleet_events_written_total",
                           "Durable trust-change events written (the last event sequence number).",
                           static_cast<double>(s.last_event_seq)));

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/support/dead_port.hpp"
 #include "tests/support/fleet.hpp"
 
 namespace certfleet::test {
@@ -123,8 +124,38 @@ TEST_F(metrics_endpoint, serves_metrics_that_promtool_accepts) {
         "certfleet_handshakes_resumed_total", "certfleet_collections_total",
         "certfleet_handshake_duration_seconds_bucket", "certfleet_collection_duration_seconds_sum",
         "certfleet_events_written_total", "certfleet_manager_certificate_expiry_timestamp_seconds",
-        "certfleet_manager_certificate_renewal_due 0"})
+        "certfleet_manager_certificate_renewal_due 0", "certfleet_credentials_retained 0",
+        "certfleet_event_subscribers ", "certfleet_storage_write_duration_seconds_bucket",
+        "certfleet_oldest_collection_age_seconds "})
     EXPECT_NE(text.find(name), std::string::npos) << name << " missing from\n" << text;
+
+  // Collections run every second: the least recently collected server is a few seconds old.
+  auto value_of = [&](const std::string& name) {
+    auto at = text.find("\n" + name + " ");
+    return at == std::string::npos ? -1.0 : std::stod(text.substr(at + name.size() + 2));
+  };
+  EXPECT_GE(value_of("certfleet_oldest_collection_age_seconds"), 0.0) << text;
+  EXPECT_LT(value_of("certfleet_oldest_collection_age_seconds"), 10.0) << text;
+  EXPECT_GT(value_of("certfleet_storage_write_duration_seconds_count"), 0.0) << text;
+
+  // A server nobody answers for keeps its credentials; a follower of the events subscribes.
+  dead_port unreachable;
+  auto added = cli({"server", "add", "127.0.0.1:" + std::to_string(unreachable.port()), "--account",
+                    "admin", "--password-stdin", "--expect-thumbprint", endpoints[0].second},
+                   std::string{fleet_password} + "\n");
+  ASSERT_EQ(added.exit_code, 0) << added.err;
+  child follower({binary("apps/certfleet"), "--config", (dir / "certfleet.toml").string(), "events",
+                  "--follow"},
+                 dir / "follower.log");
+  EXPECT_TRUE(wait_until(
+      [&] {
+        text = http_get(metrics_port, "/metrics");
+        return value_of("certfleet_credentials_retained") == 1 &&
+               value_of("certfleet_event_subscribers") == 1;
+      },
+      30s))
+      << text;
+  follower.stop();
 
   // promtool reads the exposition format and lints the names (units, _total on counters).
   auto checked = run({"/usr/bin/promtool", "check", "metrics"}, text);
