@@ -12,6 +12,9 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
+#include "tests/support/dead_port.hpp"
 #include "tests/support/process.hpp"
 
 namespace certfleet::test {
@@ -83,6 +86,34 @@ TEST(systemd_notify, the_daemon_reports_ready_status_watchdog_and_stopping) {
   EXPECT_EQ(daemon.stop(), 0);
 }
 
+TEST(systemd_notify, a_stuck_scheduler_stops_the_watchdog_keep_alives) {
+  temp_dir dir{"certfleet-notify"};
+  auto state = (dir / "mgr").string();
+  ASSERT_EQ(run({binary("apps/certfleet"), "-s", state, "init"}).exit_code, 0);
+  std::ofstream{dir / "certfleet.toml"} << "state_dir = \"" << state << "\"\n"
+                                        << "[daemon]\nrequest_timeout_ms = 300\n";
+  notify_socket sock{dir / "notify.sock"};
+  // The test build's failpoint holds the scheduler thread that runs the supervisor for 3 s on
+  // every status request, as an actor stuck in a loop or a blocking call would.
+  child daemon(
+      {binary("apps/daemon/certfleetd-testing"), "--config", (dir / "certfleet.toml").string()},
+      dir / "daemon.log",
+      {{"NOTIFY_SOCKET", (dir / "notify.sock").string()},
+       {"WATCHDOG_USEC", "400000"},
+       {"CERTFLEET_FAILPOINTS", "supervisor.status=sleep:3000"}});
+  ASSERT_NE(sock.until("READY=1", 30s), "") << daemon.log();
+  // Keep-alives would come every 200 ms; systemd kills a unit that sends none for 400 ms.
+  EXPECT_EQ(sock.until("WATCHDOG=1", 2s), "") << "a keep-alive although the actors are stuck";
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return daemon.log().find("did not answer a status request: no watchdog keep-alive sent") !=
+               std::string::npos;
+      },
+      10s))
+      << daemon.log();
+  daemon.stop(SIGKILL);
+}
+
 TEST(systemd_notify, without_notify_socket_the_daemon_runs_as_before) {
   temp_dir dir{"certfleet-notify"};
   auto state = (dir / "mgr").string();
@@ -140,6 +171,36 @@ TEST(systemd_journal, when_stderr_is_the_journal_stream_logs_are_structured_entr
   EXPECT_EQ(daemon.stop(), 0);
   EXPECT_EQ(daemon.log().find("certfleetd ready"), std::string::npos)
       << "text logs went to stderr too: " << daemon.log();
+}
+
+TEST(systemd_journal, stored_events_are_journal_entries_with_server_and_event_fields) {
+  if (::geteuid() != 0 || std::filesystem::exists("/run/systemd/journal/socket"))
+    GTEST_SKIP() << "needs root, and a machine without a running journald to stand in for it";
+  fake_journald journald;
+  temp_dir dir{"certfleet-journal"};
+  auto state = (dir / "mgr").string();
+  ASSERT_EQ(run({binary("apps/certfleet"), "-s", state, "init"}).exit_code, 0);
+  auto log = dir / "daemon.log";
+  std::ofstream{log}.flush();
+  struct stat st {};
+  ASSERT_EQ(::stat(log.c_str(), &st), 0);
+  child daemon({binary("apps/daemon/certfleetd"), "-s", state}, log,
+               {{"JOURNAL_STREAM", std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino)}});
+  ASSERT_NE(journald.socket().until("MESSAGE=certfleetd ready", 30s), "") << daemon.log();
+  // A server nobody answers for: adding it stores server_added and credentials_retained.
+  dead_port port;
+  auto added = run(
+      {binary("apps/certfleet"), "-s", state, "--json", "server", "add",
+       "127.0.0.1:" + std::to_string(port.port()), "--account", "backup-admin", "--password-stdin"},
+      "pw\n");
+  ASSERT_EQ(added.exit_code, 0) << added.err;
+  auto id = nlohmann::json::parse(added.out).at("id").get<std::string>();
+  auto entry = journald.socket().until("CERTFLEET_EVENT=server_added", 30s);
+  ASSERT_NE(entry, "") << daemon.log();
+  EXPECT_NE(entry.find("\nCERTFLEET_SERVER_ID=" + id), std::string::npos) << entry;
+  EXPECT_NE(entry.find("MESSAGE=event "), std::string::npos) << entry;
+  EXPECT_NE(entry.find("\nPRIORITY=6"), std::string::npos) << entry;
+  EXPECT_EQ(daemon.stop(), 0);
 }
 
 }  // namespace
