@@ -691,6 +691,8 @@ def summarise(results):
             "resumed_count": med("restart_resumed", "resumed_handshakes"),
             "reconnect_per_s": med("reconnect", "handshakes_per_second"),
             "stalled_ratio": med("connect_stalled", "ratio_to_connect"),
+            "rotation_moved_s": med("rotation", "moved_seconds"),
+            "rotation_s": med("rotation", "seconds"),
         })
     return rows
 
@@ -701,7 +703,8 @@ def fmt(x, spec=".0f"):
 
 def print_table(rows, scale):
     hdr = ("N", "runs", "reg/s", "connect/s", "limit/s", "ratio", "cpu d/f", "hs p50/p99 ms",
-           "coll p99 ms", "RSS MiB", "resumed/s (n)", "res/conn", "reconnect/s", "stalled")
+           "coll p99 ms", "RSS MiB", "resumed/s (n)", "res/conn", "reconnect/s", "stalled",
+           "rotation moved/done s")
     lines = [" | ".join(hdr)]
     for r in rows:
         rss = r["rss_connected_kib"] / 1024 if r["rss_connected_kib"] else None
@@ -713,7 +716,8 @@ def print_table(rows, scale):
             fmt(r["collection_p99_ms"]), fmt(rss),
             f"{fmt(r['resumed_per_s'])} ({fmt(r['resumed_count'])})",
             fmt(r["resumed_ratio"], ".2f"), fmt(r["reconnect_per_s"]),
-            fmt(r["stalled_ratio"], ".2f")]))
+            fmt(r["stalled_ratio"], ".2f"),
+            f"{fmt(r['rotation_moved_s'], '.2f')}/{fmt(r['rotation_s'], '.2f')}"]))
     if scale:
         lines.append(f"scale: {scale['servers']} idle servers: RSS "
                      f"{fmt(scale['rss_kib_median'] / 1024 if scale['rss_kib_median'] else None)}"
