@@ -211,25 +211,56 @@ TEST_F(rotation, a_daemon_killed_mid_rotation_resumes_and_completes_it) {
   start_daemon();
   enrol_fleet();
   stop_daemon();
-  // The test build dies right after the first batch of servers is recorded as moved.
-  start_daemon("rotation.after_server_rotated=kill");
-  ASSERT_TRUE(wait_until([&] { return connected() == fleet_size; }, 60s)) << status().dump(2);
+  // The test build dies right after the first batch of servers is recorded as moved, or once the
+  // roll-out is recorded as over but before the old key is destroyed.
+  for (const char* point : {"rotation.after_server_rotated", "rotation.before_key_retirement"}) {
+    SCOPED_TRACE(point);
+    start_daemon(std::string{point} + "=kill");
+    ASSERT_TRUE(wait_until([&] { return connected() == fleet_size; }, 60s)) << status().dump(2);
+    cli({"cert", "renew"});
+    ASSERT_TRUE(wait_until([&] { return !daemon->running(); }, 30s)) << daemon->log();
+    daemon.reset();
+    EXPECT_EQ(key_files().size(), 2u) << "killed before the old key was destroyed";
+
+    start_daemon();
+    ASSERT_TRUE(
+        wait_until([&] { return rotation_status().value("phase", "") == "completed"; }, 60s))
+        << rotation_status().dump(2) << daemon_log();
+    ASSERT_TRUE(wait_until([&] { return rotation_status().value("drops_owed", 1) == 0; }, 60s));
+    ASSERT_TRUE(wait_until([&] { return connected() == fleet_size; }, 60s)) << status().dump(2);
+    EXPECT_EQ(rotation_status().value("moved", 0), static_cast<int>(fleet_size));
+    EXPECT_EQ(key_files().size(), 1u);
+    stop_daemon();
+  }
+  auto new_thumbprint = manager_thumbprint();
+  fleet.reset();
+  for (size_t i = 0; i < fleet_size; ++i)
+    EXPECT_EQ(agent_managers(i), std::vector<std::string>{new_thumbprint}) << "endpoint " << i;
+}
+
+TEST_F(rotation,
+       a_renewal_killed_before_the_new_identity_is_stored_is_abandoned_and_can_be_redone) {
+  start_fleet(4);
+  start_daemon();
+  enrol_fleet();
+  auto old_thumbprint = manager_thumbprint();
+  stop_daemon();
+  start_daemon("rotation.before_install=kill");
   cli({"cert", "renew"});
   ASSERT_TRUE(wait_until([&] { return !daemon->running(); }, 30s)) << daemon->log();
   daemon.reset();
 
   start_daemon();
+  EXPECT_EQ(rotation_status().value("phase", ""), "abandoned");
+  EXPECT_EQ(manager_thumbprint(), old_thumbprint);
+  ASSERT_TRUE(wait_until([&] { return connected() == fleet_size; }, 60s)) << status().dump(2);
+  EXPECT_NE(daemon_log().find("stopped before its new identity"), std::string::npos);
+
+  auto renew = cli_json({"cert", "renew"});
+  ASSERT_EQ(renew.value("servers", 0), 4) << renew.dump(2);
   ASSERT_TRUE(wait_until([&] { return rotation_status().value("phase", "") == "completed"; }, 60s))
       << rotation_status().dump(2) << daemon_log();
-  ASSERT_TRUE(wait_until([&] { return rotation_status().value("drops_owed", 1) == 0; }, 60s));
   ASSERT_TRUE(wait_until([&] { return connected() == fleet_size; }, 60s)) << status().dump(2);
-  EXPECT_EQ(rotation_status().value("moved", 0), static_cast<int>(fleet_size));
-  EXPECT_EQ(key_files().size(), 1u);
-  auto new_thumbprint = manager_thumbprint();
-  stop_daemon();
-  fleet.reset();
-  for (size_t i = 0; i < fleet_size; ++i)
-    EXPECT_EQ(agent_managers(i), std::vector<std::string>{new_thumbprint}) << "endpoint " << i;
 }
 
 TEST_F(rotation, after_renew_and_a_restart_without_the_session_file_every_server_stays_connected) {
