@@ -57,6 +57,14 @@ using list_atom = caf::atom_constant<caf::atom("list")>;
 using status_atom = caf::atom_constant<caf::atom("status")>;
 using stop_atom = caf::atom_constant<caf::atom("stop")>;
 
+// manager certificate rotation (actors/rotation_actor.hpp)
+using renew_atom = caf::atom_constant<caf::atom("renew")>;
+using rotation_atom = caf::atom_constant<caf::atom("rotation")>;
+using rotated_atom = caf::atom_constant<caf::atom("rotated")>;
+using retired_atom = caf::atom_constant<caf::atom("retired")>;
+using reregister_atom = caf::atom_constant<caf::atom("rereg")>;
+using forward_atom = caf::atom_constant<caf::atom("forward")>;
+
 // event bus
 using published_atom = caf::atom_constant<caf::atom("published")>;
 using subscribe_atom = caf::atom_constant<caf::atom("subscribe")>;
@@ -102,3 +110,4 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(certfleet::secret_bytes)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<certfleet::server_view>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(certfleet::status_view)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(certfleet::storage_status)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(certfleet::rotation_view)

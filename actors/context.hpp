@@ -13,6 +13,7 @@
 #include <caf/actor.hpp>
 
 #include "actors/latency_histogram.hpp"
+#include "actors/manager_identities.hpp"
 #include "config/settings.hpp"
 #include "crypto/identity.hpp"
 #include "crypto/sealing.hpp"
@@ -51,7 +52,11 @@ struct daemon_context {
   settings cfg;
   std::unique_ptr<state_store> store;
   master_key sealing_key;
+  /// The identity the daemon started with; what it presents to each server is `identities`'s.
   identity manager_identity;
+  /// The current manager identity and, during a rotation, the previous one (thread-safe; the
+  /// rotation actor changes it).
+  std::shared_ptr<manager_identities> identities;
   /// The manager certificate's subject, sent in every hello (computing it parses the certificate).
   std::string manager_subject;
   std::shared_ptr<tls_session_cache> sessions;
@@ -77,11 +82,14 @@ struct daemon_context {
   caf::actor bus;
   /// The one writer of `store` for the actors (actors/storage_actor.hpp).
   caf::actor storage;
+  /// The manager certificate rotation (actors/rotation_actor.hpp); may be unset in tests.
+  caf::actor rotation;
 
   daemon_context(settings c, master_key k, identity id)
       : cfg(std::move(c)),
         sealing_key(std::move(k)),
         manager_identity(std::move(id)),
+        identities(std::make_shared<manager_identities>(manager_identity)),
         manager_subject(manager_identity.summary().subject) {}
 };
 

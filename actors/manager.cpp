@@ -15,6 +15,7 @@
 #include "actors/event_bus.hpp"
 #include "actors/io_broker.hpp"
 #include "actors/renewal_actor.hpp"
+#include "actors/rotation_actor.hpp"
 #include "actors/storage_actor.hpp"
 #include "actors/supervisor.hpp"
 #include "actors/timer_actor.hpp"
@@ -40,10 +41,14 @@ class manager_impl final : public manager {
     admission_ = spawn_admission_actor(
         *sys_, static_cast<size_t>(ctx_->cfg.daemon.max_concurrent_handshakes));
     custody_ = spawn_custody_actor(*sys_, ctx_);
+    ctx_->rotation = spawn_rotation_actor(*sys_, ctx_);
     supervisor_ = spawn_supervisor(*sys_, ctx_, fleet_services{admission_, custody_});
+    caf::anon_send(ctx_->rotation, registry_atom::value, supervisor_);
     renewal_ = spawn_renewal_actor(*sys_, ctx_);
     auto jobs = daemon_jobs(ctx_->cfg.daemon, custody_, ctx_->storage);
     jobs.push_back({"renewal prompt", renewal_tick, renewal_, caf::make_message(tick_atom::value)});
+    jobs.push_back({"manager certificate rotation", renewal_tick, ctx_->rotation,
+                    caf::make_message(tick_atom::value)});
     timer_ = spawn_timer_actor(*sys_, std::move(jobs));
   }
 
@@ -94,6 +99,14 @@ class manager_impl final : public manager {
     return s ? *s : status_view{};
   }
 
+  caf::expected<rotation_view> renew_certificate(std::string friendly_name) override {
+    return ask_actor<rotation_view>(ctx_->rotation, renew_atom::value, std::move(friendly_name));
+  }
+
+  caf::expected<rotation_view> rotation_status() override {
+    return ask_actor<rotation_view>(ctx_->rotation, rotation_atom::value, status_atom::value);
+  }
+
   caf::expected<std::unique_ptr<event_subscription>> subscribe(uint64_t since, event_filter filter,
                                                                event_fn on_event,
                                                                cutoff_fn on_cutoff,
@@ -112,7 +125,8 @@ class manager_impl final : public manager {
       // In order: the registry stops the server actors; the custody actor then finishes its queued
       // credential deletions; the storage actor last, with the writes of everyone before.
       caf::scoped_actor self{*sys_};
-      for (auto* a : {&timer_, &renewal_, &supervisor_, &custody_, &admission_, &ctx_->storage}) {
+      for (auto* a : {&timer_, &renewal_, &ctx_->rotation, &supervisor_, &custody_, &admission_,
+                      &ctx_->storage}) {
         self->monitor(*a);
         self->send(*a, stop_atom::value);
         self->receive(
@@ -127,7 +141,7 @@ class manager_impl final : public manager {
     ctx_->connect_to = nullptr;
     ctx_->connect.reset();  // joins the connector thread
     supervisor_ = admission_ = custody_ = timer_ = renewal_ = caf::actor{};
-    ctx_->bus = ctx_->broker = ctx_->storage = caf::actor{};
+    ctx_->bus = ctx_->broker = ctx_->storage = ctx_->rotation = caf::actor{};
     sys_.reset();
     if (auto err = ctx_->sessions->save(state_layout{ctx_->cfg.state_dir}.tls_sessions_file(),
                                         ctx_->sealing_key))
@@ -140,11 +154,16 @@ class manager_impl final : public manager {
  private:
   template <class T, class... Ts>
   caf::expected<T> ask(Ts&&... xs) {
+    return ask_actor<T>(supervisor_, std::forward<Ts>(xs)...);
+  }
+
+  template <class T, class... Ts>
+  caf::expected<T> ask_actor(const caf::actor& target, Ts&&... xs) {
     if (stopped_) return make_error(ec::invalid_state, "the manager is stopped");
     caf::scoped_actor self{*sys_};
     caf::expected<T> result{make_error(ec::timeout, "the manager did not answer in time")};
     auto timeout = std::chrono::milliseconds{ctx_->cfg.daemon.request_timeout_ms};
-    self->request(supervisor_, timeout, std::forward<Ts>(xs)...)
+    self->request(target, timeout, std::forward<Ts>(xs)...)
         .receive([&](T& value) { result = std::move(value); },
                  [&](caf::error& err) {
                    if (err.category() == caf::atom("certfleet"))
@@ -188,16 +207,21 @@ caf::expected<std::unique_ptr<manager>> manager::start(const settings& cfg) {
   if (!store) return store.error();
   auto id = store->load_current();
   if (!id) return id.error();
+  // During a rotation the previous identity is loaded too (actors/rotation_actor.hpp).
+  auto identities = open_manager_identities(*store, **db, *id);
+  if (!identities) return identities.error();
   auto fds = raise_fd_limit();
   auto servers = (*db)->server_count();
   spdlog::info("state {}: {} servers; open-file limit {}", layout.root.string(), servers, fds);
   auto ctx = std::make_shared<daemon_context>(cfg, std::move(*key), std::move(*id));
   ctx->store = std::move(*db);
+  ctx->identities = std::move(*identities);
   ctx->sessions = std::make_shared<tls_session_cache>(std::max<size_t>(100000, 2 * servers));
   if (auto n = ctx->sessions->load(layout.tls_sessions_file(), ctx->sealing_key); !n)
     spdlog::warn("{}", describe(n.error()));
   else if (*n > 0)
     spdlog::info("{} TLS sessions restored from the last orderly stop", *n);
+  forget_rotated_sessions(*ctx->store, *ctx->sessions);
   ctx->connect = std::make_unique<connector>();
   ctx->connect_to = [c = ctx->connect.get()](const std::string& host, uint16_t port,
                                              std::chrono::milliseconds deadline,

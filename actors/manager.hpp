@@ -73,6 +73,30 @@ struct status_view {
   bool manager_renewal_due = false;  // within identity.renewal_warning_days of notAfter
 };
 
+/// A manager certificate rotation as `certfleet cert status` shows it (docs/lifecycle.md).
+struct rotation_view {
+  /// "none" (never renewed), "rolling_out", "retiring", "completed" or "abandoned".
+  std::string phase = "none";
+  std::string old_thumbprint;
+  std::string new_thumbprint;
+  std::string new_not_after;  // ISO 8601 UTC
+  std::string old_not_after;
+  int64_t started_ms = 0;
+  int64_t completed_ms = 0;
+  size_t servers = 0;  // servers that had registered the old certificate
+  size_t moved = 0;    // of those, how many hold the new one
+  struct pending_server {
+    std::string id;
+    std::string last_error;  // the agent's refusal, if it refused
+  };
+  /// Servers still to receive the new certificate, pending since `started_ms`.
+  std::vector<pending_server> pending;
+  /// Servers left behind by the old certificate's expiry (state reregistration_required).
+  std::vector<std::string> missed;
+  /// Moved servers whose agent still has to be told to drop the old certificate.
+  size_t drops_owed = 0;
+};
+
 /// Which events a subscriber wants.
 struct event_filter {
   std::string type;       // "" = all
@@ -116,6 +140,12 @@ class manager {
   virtual caf::expected<std::vector<server_view>> list() = 0;
   virtual caf::expected<server_view> show(const std::string& id) = 0;
   virtual status_view status() = 0;
+
+  /// `certfleet cert renew`: generates the next identity and rolls it out to every server that
+  /// registered the current one (docs/lifecycle.md). `ec::invalid_state` while a rotation runs.
+  virtual caf::expected<rotation_view> renew_certificate(std::string friendly_name) = 0;
+  /// The last rotation's progress.
+  virtual caf::expected<rotation_view> rotation_status() = 0;
 
   /// Replays stored events with seq > `since`, then follows live ones, in order, without gaps.
   /// `queue_events` bounds the subscriber's queue (actors/event_bus.hpp): a subscriber that falls

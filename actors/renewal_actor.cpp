@@ -14,6 +14,8 @@ namespace {
 struct renewal_state {
   context_ptr ctx;
   std::optional<renewal_schedule> schedule;
+  /// The certificate the schedule is about; a renewal (`cert renew`) starts a new schedule.
+  thumbprint scheduled;
   static inline const char* name = "renewal";
 };
 
@@ -35,8 +37,17 @@ std::optional<renewal_prompt_record> load_record(const daemon_context& ctx) {
   return *record;
 }
 
+void start_schedule(renewal_actor* self) {
+  auto& st = self->state;
+  auto id = st.ctx->identities->current();
+  st.scheduled = id.sha256();
+  st.schedule.emplace(id.not_after(), id.sha256().to_string(), renewal_policy_of(st.ctx->cfg),
+                      load_record(*st.ctx));
+}
+
 void tick(renewal_actor* self) {
   auto& st = self->state;
+  if (st.ctx->identities->current().sha256() != st.scheduled) start_schedule(self);
   auto prompt = st.schedule->on_tick(now_of(*st.ctx));
   if (!prompt) return;
   spdlog::warn("{}", describe(*prompt));
@@ -54,9 +65,7 @@ void tick(renewal_actor* self) {
 caf::behavior renewal(renewal_actor* self, context_ptr ctx) {
   auto& st = self->state;
   st.ctx = std::move(ctx);
-  const auto& id = st.ctx->manager_identity;
-  st.schedule.emplace(id.not_after(), id.sha256().to_string(), renewal_policy_of(st.ctx->cfg),
-                      load_record(*st.ctx));
+  start_schedule(self);
   // The first check at once: a daemon started inside the window prompts without waiting a tick.
   self->send(self, tick_atom::value);
   return {

@@ -13,6 +13,7 @@
 #include "actors/events.hpp"
 #include "common/address.hpp"
 #include "common/failpoint.hpp"
+#include "protocol/session_forget.hpp"
 
 namespace certfleet {
 namespace {
@@ -56,6 +57,9 @@ struct server_data {
   uint64_t generation = 0;
   std::optional<caf::io::connection_handle> hdl;
   std::unique_ptr<tls_client_session> tls;
+  /// The manager certificate of the current (or last) session: during a rotation, the previous
+  /// one until this server's agent acknowledged the new one (actors/manager_identities.hpp).
+  std::optional<thumbprint> presenting;
   // TLS records produced while handling one message, written to the broker as one write: a
   // handshake flight is 5 records, and one message and one send() each cost more than the crypto
   // of small records (flush_output).
@@ -85,6 +89,7 @@ caf::behavior registering(server_actor* self);
 caf::behavior awaiting_validation(server_actor* self);
 caf::behavior trusted(server_actor* self);
 caf::behavior blocked(server_actor* self);
+void offer_rotation(server_actor* self);
 extern const link_role registration_role;
 extern const link_role registering_role;
 extern const link_role trusted_role;
@@ -113,6 +118,7 @@ caf::behavior behavior_of(server_actor* self, server_state s) {
     case server_state::certificate_changed:
     case server_state::certificate_mismatch:
     case server_state::auth_failed:
+    case server_state::reregistration_required:
     case server_state::removed:
       break;
   }
@@ -328,6 +334,8 @@ void on_registered(server_actor* self, const wire::registered& msg) {
   std::string by;
   if (st.rec.expected && *st.rec.expected == *presented)
     by = "expected";
+  else if (st.rec.pinned && *st.rec.pinned == *presented)
+    by = "pinned";  // registered again (reregistration_required): the validated pin still holds
   else if (policy == trust_policy::tofu)
     by = "tofu";
   server_state next = by.empty() ? server_state::awaiting_validation : server_state::trusted;
@@ -355,6 +363,9 @@ void on_registered(server_actor* self, const wire::registered& msg) {
     // before the deletion of the credentials.
     CERTFLEET_FAILPOINT("server.registered.before_credential_deletion");
     erase_credentials(self, "registered");
+    // Registered with the certificate a renewal replaced meanwhile: it joins the rotation.
+    if (s.presenting && *s.presenting != s.ctx->identities->current().sha256() && s.ctx->rotation)
+      self->send(s.ctx->rotation, rotation_atom::value, add_atom::value, s.rec.id);
     if (next == server_state::trusted) {
       s.conn = link::online;
       persist(self, {make_event(s.rec, event_type::connection_up, {})});
@@ -459,8 +470,7 @@ void send_credentials(server_actor* self) {
             // Not a trust decision: a restart turns `registering` back into
             // `pending_registration`, so this write needs no fsync of its own.
             persist(self, {});
-            wire::register_request req{account, password, s.ctx->manager_identity.sha256(),
-                                       s.ctx->manager_subject};
+            wire::register_request req{account, password, *s.presenting, s.ctx->manager_subject};
             send_message(self, req);
             flush_output(self);
           },
@@ -486,6 +496,7 @@ void go_online(server_actor* self) {
   st.rec.last_error.clear();
   persist(self, {make_event(st.rec, event_type::connection_up, {})});
   begin_collection(self);
+  offer_rotation(self);
 }
 
 void ignore_reply(server_actor*, wire::message&) {}
@@ -497,8 +508,47 @@ void registration_reply(server_actor* self, wire::message& m) {
     on_denied(self, *d);
 }
 
+/// Sends what the manager certificate rotation owes this server's agent: the new certificate, or
+/// once the rotation is over, the notice to drop the old one.
+void offer_rotation(server_actor* self) {
+  auto& st = self->state;
+  if (auto next = st.ctx->identities->successor_for(st.rec.id)) {
+    send_message(self, wire::rotate_manager_certificate{next->certificate_der()});
+  } else if (auto old = st.ctx->identities->drop_owed(st.rec.id)) {
+    // Only the successor may retire its predecessor: a session still made with the old
+    // certificate is replaced at once by one with the new certificate, which then sends it.
+    if (st.presenting && *st.presenting == st.ctx->identities->current().sha256()) {
+      send_message(self, wire::retire_manager_certificate{*old});
+      return;
+    }
+    st.rec.last_error = "switching to the renewed manager certificate";
+    drop_connection(self);
+    start_connect(self);
+  }
+}
+
+/// The agent's answers to `offer_rotation`, for the rotation actor to record.
+void rotation_reply(server_actor* self, wire::message& m) {
+  auto& st = self->state;
+  if (!st.ctx->rotation) return;
+  if (auto* stored = std::get_if<wire::manager_certificate_stored>(&m)) {
+    self->send(st.ctx->rotation, rotated_atom::value, st.rec.id, st.rec.host, st.rec.port,
+               stored->stored);
+  } else if (auto* retired = std::get_if<wire::manager_certificate_retired>(&m)) {
+    self->send(st.ctx->rotation, retired_atom::value, st.rec.id, retired->retired);
+  } else if (auto* refused = std::get_if<wire::rotation_refused>(&m)) {
+    spdlog::warn("server {} ({}): the agent refused {}: {}", st.rec.id, address_of(st.rec),
+                 wire::to_string(refused->request), refused->detail);
+    self->send(st.ctx->rotation, rotation_atom::value, reject_atom::value, st.rec.id,
+               refused->detail);
+  }
+}
+
 void collection_reply(server_actor* self, wire::message& m) {
-  if (auto* inv = std::get_if<wire::inventory>(&m)) on_inventory(self, *inv);
+  if (auto* inv = std::get_if<wire::inventory>(&m))
+    on_inventory(self, *inv);
+  else
+    rotation_reply(self, m);
 }
 
 // Before the credentials are sent, a registration answer would be a protocol violation by the
@@ -560,9 +610,13 @@ void create_session(server_actor* self, caf::io::connection_handle hdl) {
   out.message = [self](wire::message&& m) { self->state.inbox.push_back(std::move(m)); };
   tls_options opts;
   opts.max_frame_size = static_cast<size_t>(st.ctx->cfg.daemon.max_frame_bytes);
-  st.tls = std::make_unique<tls_client_session>(st.ctx->manager_identity, st.role->pin(st.rec),
-                                                st.ctx->sessions, st.rec.host, st.rec.port,
-                                                std::move(out), opts);
+  auto local = st.ctx->identities->for_server(st.rec.id);
+  // A session resumed from one made with another manager certificate would present that one.
+  if (st.presenting && *st.presenting != local.sha256())
+    forget_client_session(*st.ctx->sessions, st.rec.host, st.rec.port);
+  st.presenting = local.sha256();
+  st.tls = std::make_unique<tls_client_session>(local, st.role->pin(st.rec), st.ctx->sessions,
+                                                st.rec.host, st.rec.port, std::move(out), opts);
 }
 
 void on_slot(server_actor* self) {
@@ -667,6 +721,24 @@ void credentials_expired(server_actor* self, const std::string& why) {
              {make_event(st.rec, event_type::auth_failed, {{"reason", why}})});
 }
 
+/// The old manager certificate expired before this server's agent received its successor: the
+/// agent would refuse every certificate the manager still has, so only a registration with
+/// credentials brings it back (`server credentials ID`).
+void reregistration_required(server_actor* self) {
+  auto& st = self->state;
+  if (st.rec.state == server_state::reregistration_required ||
+      st.rec.state == server_state::removed)
+    return;
+  st.rec.last_error =
+      "the old manager certificate expired before this server received its successor; register "
+      "it again with 'certfleet server credentials " +
+      st.rec.id + " --account USER --password-stdin'";
+  spdlog::warn("server {} ({}): {}", st.rec.id, address_of(st.rec), st.rec.last_error);
+  transition(self, server_state::reregistration_required,
+             {make_event(st.rec, event_type::reregistration_required,
+                         {{"previous_state", to_string(st.rec.state)}})});
+}
+
 /// The custody actor sealed and stored new credentials: register again, at once.
 caf::result<server_view> register_again(server_actor* self, const std::string& account) {
   auto& st = self->state;
@@ -730,6 +802,8 @@ caf::message_handler shared_handlers(server_actor* self) {
       [=](deadline_atom, uint64_t) {},
       [=](retry_atom, uint64_t) {},
       [=](collect_atom, uint64_t) {},
+      [=](rotation_atom) {},
+      [=](reregister_atom) { reregistration_required(self); },
   };
 }
 
@@ -829,6 +903,11 @@ caf::behavior trusted(server_actor* self) {
         auto& st = self->state;
         if (gen != st.generation || st.conn != link::online) return;
         begin_collection(self);
+        flush_output(self);
+      },
+      [=](rotation_atom) {
+        if (!is_up(self->state.conn)) return;
+        offer_rotation(self);
         flush_output(self);
       },
   }

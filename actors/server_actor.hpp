@@ -30,12 +30,25 @@
 //                      later handshake              v    | trust(presented)
 //                                             certificate_changed   (reject: stays blocked)
 //
+//   Manager certificate rotation (actors/rotation_actor.hpp), while trusted and connected: the
+//   new certificate is offered, the agent's acknowledgement goes to the rotation actor, which
+//   records it before the next connection presents the new certificate; later, the notice to
+//   drop the old one. A server of the rotation that never acknowledged before the old
+//   certificate expired:
+//
+//     trusted, awaiting_validation, --old manager certificate--> reregistration_required
+//     certificate_changed               expired, not moved            | credentials(new)
+//                                                                     v
+//                                                            pending_registration (a registered
+//                                                            server whose pin matches is trusted)
+//
 // clang-format on
 //
 // trusted: mutual TLS pinned on the leaf's SHA-256, then `collect` every collect_interval
-// (jittered). In awaiting_validation, certificate_changed, certificate_mismatch and auth_failed the
-// server is not contacted at all. Connection messages from the broker and the connector carry a
-// generation number, so replies about an abandoned connection are ignored.
+// (jittered). In awaiting_validation, certificate_changed, certificate_mismatch, auth_failed and
+// reregistration_required the server is not contacted at all. Connection messages from the broker
+// and the connector carry a generation number, so replies about an abandoned connection are
+// ignored.
 //
 // Thread: the actor runs on CAF's scheduler threads; its TLS crypto runs there too, the broker only
 // moves bytes.

@@ -192,7 +192,8 @@ caf::result<server_view> new_credentials(supervisor_actor* self, const std::stri
   auto it = st.servers.find(id);
   if (it == st.servers.end()) return make_error(ec::not_found, "no server with id " + id);
   auto state = st.presence[id].state;
-  if (state != server_state::auth_failed && state != server_state::pending_registration)
+  if (state != server_state::auth_failed && state != server_state::pending_registration &&
+      state != server_state::reregistration_required)
     return make_error(ec::invalid_state,
                       "server " + id + " is " + to_string(state) +
                           "; credentials are only needed before registration or after a denial");
@@ -240,11 +241,12 @@ status_view make_status(supervisor_actor* self) {
   s.subscribers = c.subscribers;
   s.last_event_seq = st.ctx->store->last_event_seq();
   s.last_errors.assign(st.last_errors.begin(), st.last_errors.end());
-  s.manager_thumbprint = st.ctx->manager_identity.sha256().to_string();
-  s.manager_not_after = st.ctx->manager_identity.summary().not_after;
-  auto renewal = renewal_schedule{st.ctx->manager_identity.not_after(), s.manager_thumbprint,
-                                  renewal_policy_of(st.ctx->cfg)}
-                     .status(wall_time{std::chrono::milliseconds{st.ctx->now_ms()}});
+  auto current = st.ctx->identities->current();
+  s.manager_thumbprint = current.sha256().to_string();
+  s.manager_not_after = current.summary().not_after;
+  auto renewal =
+      renewal_schedule{current.not_after(), s.manager_thumbprint, renewal_policy_of(st.ctx->cfg)}
+          .status(wall_time{std::chrono::milliseconds{st.ctx->now_ms()}});
   s.manager_days_left = renewal.days_left;
   s.manager_renewal_due = renewal.renewal_due;
   return s;
@@ -360,6 +362,16 @@ caf::behavior supervisor(supervisor_actor* self, context_ptr ctx, fleet_services
           return make_error(ec::not_found, "no server with id " + id);
         self->delegate(it->second, remove_atom::value);
         return caf::delegated<bool>{};
+      },
+      [=](forward_atom, const std::vector<std::string>& ids, const caf::message& msg) {
+        // To the listed servers' actors, or to every one for an empty list (rotation nudges).
+        auto& st = self->state;
+        if (ids.empty()) {
+          for (auto& [id, a] : st.servers) self->send(a, msg);
+          return;
+        }
+        for (auto& id : ids)
+          if (auto it = st.servers.find(id); it != st.servers.end()) self->send(it->second, msg);
       },
       [=](list_atom) { return make_list(self); },
       [=](status_atom) {

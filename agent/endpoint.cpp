@@ -208,6 +208,14 @@ connection_logic::step connection_logic::on_message(wire::message&& m) {
         return s;
       }
       if (std::holds_alternative<wire::pong>(m)) return s;
+      if (auto* r = std::get_if<wire::rotate_manager_certificate>(&m)) {
+        s.replies.push_back(ep_.store_successor(*presented_, r->certificate_der));
+        return s;
+      }
+      if (auto* r = std::get_if<wire::retire_manager_certificate>(&m)) {
+        s.replies.push_back(ep_.retire_predecessor(*presented_, r->retired));
+        return s;
+      }
       if (auto* e = std::get_if<wire::error_message>(&m)) {
         // The manager ends the session itself; nothing is refused.
         s.close = true;

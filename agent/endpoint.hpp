@@ -24,6 +24,14 @@
 //   registered{own thumbprint, server id}. A manager already stored is accepted again
 //   (idempotent), the stored record refreshed.
 //
+// Manager certificate rotation (docs/lifecycle.md): on a trusted connection, i.e. one authenticated
+// by a registered manager's certificate, `rotate_manager_certificate` stores the offered
+// certificate (checked: ECDSA P-256, self-signed, valid now) as that manager's successor, synced,
+// before `manager_certificate_stored` answers; from then on both are accepted. Over a session of
+// the successor, `retire_manager_certificate` forgets the certificate it replaced (and nothing
+// else: a manager can only retire its own predecessor). A refusal is `rotation_refused`; the
+// session stays up.
+//
 // Thread-safety: an endpoint and its connections belong to one event-loop thread; only the
 // `agent_store` it writes to is shared (and thread-safe).
 #pragma once
@@ -134,6 +142,15 @@ class endpoint {
   wire::message register_manager(const wire::register_request& req, const thumbprint& tls_peer,
                                  const std::string& peer_address,
                                  const std::vector<uint8_t>& certificate_der = {});
+
+  /// Stores `certificate_der` as the successor of the registered manager `current` (see the file
+  /// comment). Returns `manager_certificate_stored` or `rotation_refused`.
+  wire::message store_successor(const thumbprint& current,
+                                const std::vector<uint8_t>& certificate_der);
+  /// Forgets `retired` when `current` was stored as its successor. Returns
+  /// `manager_certificate_retired` (also when `retired` was already forgotten) or
+  /// `rotation_refused`.
+  wire::message retire_predecessor(const thumbprint& current, const thumbprint& retired);
 
   /// The current synthetic inventory.
   wire::inventory inventory() const;

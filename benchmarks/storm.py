@@ -15,6 +15,9 @@ fault socket (docs/agent.md), and measures:
                 daemon, until all N are connected and collected again
   stalled       (--stalled-subscriber) the connect storm again with an events subscriber on the
                 control socket that never reads
+  rotation      (--rotation) `cert renew` with all N connected: until every server moved to the
+                new manager certificate, the old key is destroyed and every agent dropped the old
+                certificate
   limit         certfleet-handshake-limit --seconds S (full), right before each connect storm
   scale         daemon RSS with M registered idle servers (addresses where nothing listens) and the
                 time from daemon start to its "loaded M servers" log line
@@ -460,6 +463,35 @@ def one_run(args, bins, root, fleet, n, run_no):
                            args.timeout)
     s.finish()
     seq_before = settled[1]["last_event_seq"]
+
+    # 7. (--rotation) Rotation storm: `cert renew` with all N connected, until every server moved
+    # to the new manager certificate, the old key is destroyed and every agent dropped the old one.
+    if args.rotation:
+        la = loadavg()
+        cpu_d0, cpu_f0 = cpu_seconds(d.pid), fleet_cpu(fpids)
+        t0 = time.monotonic()
+        conn.call("cert.renew", {})
+        t_moved = None
+        while time.monotonic() - t0 < args.timeout:
+            r = conn.call("cert.status")
+            if t_moved is None and r["moved"] >= r["servers"]:
+                t_moved = time.monotonic() - t0
+            if r["phase"] == "completed" and r["drops_owed"] == 0:
+                break
+            progress(f"[N={n} run {run_no}] rotation: {r['moved']} of {r['servers']} moved, "
+                     f"{r['drops_owed']} drops owed")
+            time.sleep(args.poll)
+        t = time.monotonic() - t0
+        res["rotation"] = {
+            "seconds": t, "moved_seconds": t_moved, "servers_per_second": n / t,
+            "phase": r["phase"], "moved": r["moved"], "drops_owed": r["drops_owed"],
+            "daemon_cpu_s": cpu_seconds(d.pid) - cpu_d0, "fleet_cpu_s": fleet_cpu(fpids) - cpu_f0,
+            "load_before": la, "load_after": loadavg()}
+        log(f"[N={n} run {run_no}] rotation storm: {r['moved']} of {n} moved in "
+            f"{t_moved if t_moved is not None else float('nan'):.2f} s, completed (old key "
+            f"destroyed, agents told) in {t:.2f} s = {n / t:.0f} servers/s; load {la} -> "
+            f"{loadavg()}")
+        seq_before = conn.call("status")["last_event_seq"]
     conn.close()
 
     # 5. + 2. The limit right before the connect storm, then the connect storm (full handshakes:
@@ -659,6 +691,8 @@ def summarise(results):
             "resumed_count": med("restart_resumed", "resumed_handshakes"),
             "reconnect_per_s": med("reconnect", "handshakes_per_second"),
             "stalled_ratio": med("connect_stalled", "ratio_to_connect"),
+            "rotation_moved_s": med("rotation", "moved_seconds"),
+            "rotation_s": med("rotation", "seconds"),
         })
     return rows
 
@@ -669,7 +703,8 @@ def fmt(x, spec=".0f"):
 
 def print_table(rows, scale):
     hdr = ("N", "runs", "reg/s", "connect/s", "limit/s", "ratio", "cpu d/f", "hs p50/p99 ms",
-           "coll p99 ms", "RSS MiB", "resumed/s (n)", "res/conn", "reconnect/s", "stalled")
+           "coll p99 ms", "RSS MiB", "resumed/s (n)", "res/conn", "reconnect/s", "stalled",
+           "rotation moved/done s")
     lines = [" | ".join(hdr)]
     for r in rows:
         rss = r["rss_connected_kib"] / 1024 if r["rss_connected_kib"] else None
@@ -681,7 +716,8 @@ def print_table(rows, scale):
             fmt(r["collection_p99_ms"]), fmt(rss),
             f"{fmt(r['resumed_per_s'])} ({fmt(r['resumed_count'])})",
             fmt(r["resumed_ratio"], ".2f"), fmt(r["reconnect_per_s"]),
-            fmt(r["stalled_ratio"], ".2f")]))
+            fmt(r["stalled_ratio"], ".2f"),
+            f"{fmt(r['rotation_moved_s'], '.2f')}/{fmt(r['rotation_s'], '.2f')}"]))
     if scale:
         lines.append(f"scale: {scale['servers']} idle servers: RSS "
                      f"{fmt(scale['rss_kib_median'] / 1024 if scale['rss_kib_median'] else None)}"
@@ -713,6 +749,8 @@ def main():
     ap.add_argument("--stalled-subscriber", action="store_true",
                     help="run the connect storm once more with an events subscriber that never "
                     "reads")
+    ap.add_argument("--rotation", action="store_true",
+                    help="also time `cert renew` over all N connected servers (rotation storm)")
     ap.add_argument("--poll", type=float, default=0.1, help="status poll period, s")
     ap.add_argument("--timeout", type=float, default=600.0, help="per-phase timeout, s")
     ap.add_argument("--out", default=None, help="JSON results file")

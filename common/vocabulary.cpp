@@ -50,6 +50,14 @@ const char* to_string(event_type t) {
       return "connection_down";
     case event_type::certificate_renewal_due:
       return "certificate_renewal_due";
+    case event_type::rotation_started:
+      return "rotation_started";
+    case event_type::server_rotated:
+      return "server_rotated";
+    case event_type::rotation_completed:
+      return "rotation_completed";
+    case event_type::reregistration_required:
+      return "reregistration_required";
   }
   return "server_added";
 }

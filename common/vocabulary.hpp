@@ -42,9 +42,13 @@ enum class event_type {
   connection_up,
   connection_down,
   certificate_renewal_due,
+  rotation_started,
+  server_rotated,
+  rotation_completed,
+  reregistration_required,
 };
 
-inline constexpr std::array<event_type, 14> all_event_types{
+inline constexpr std::array<event_type, 18> all_event_types{
     event_type::server_added,
     event_type::server_removed,
     event_type::credentials_retained,
@@ -59,6 +63,10 @@ inline constexpr std::array<event_type, 14> all_event_types{
     event_type::connection_up,
     event_type::connection_down,
     event_type::certificate_renewal_due,
+    event_type::rotation_started,
+    event_type::server_rotated,
+    event_type::rotation_completed,
+    event_type::reregistration_required,
 };
 
 /// The type's name as stored and sent ("validation_required").

@@ -155,6 +155,46 @@ caf::expected<json> credentials(op_context& ctx, request& req) {
   return server_json(*v, false);
 }
 
+json rotation_json(const rotation_view& v) {
+  json pending = json::array();
+  for (const auto& p : v.pending) {
+    json one{{"id", p.id}, {"since_ms", v.started_ms}};
+    if (!p.last_error.empty()) one["last_error"] = p.last_error;
+    pending.push_back(std::move(one));
+  }
+  return json{{"phase", v.phase},
+              {"old_thumbprint", v.old_thumbprint},
+              {"new_thumbprint", v.new_thumbprint},
+              {"old_not_after", v.old_not_after},
+              {"new_not_after", v.new_not_after},
+              {"started_ms", v.started_ms},
+              {"completed_ms", v.completed_ms},
+              {"servers", v.servers},
+              {"moved", v.moved},
+              {"pending", std::move(pending)},
+              {"reregistration_required", v.missed},
+              {"drops_owed", v.drops_owed}};
+}
+
+caf::expected<json> cert_renew(op_context& ctx, request& req) {
+  std::string name;
+  if (auto it = req.args.find("friendly_name"); it != req.args.end()) {
+    if (!it->is_string())
+      return make_error(ec::invalid_argument,
+                        "cert.renew: argument \"friendly_name\" must be a string");
+    name = it->get<std::string>();
+  }
+  auto v = ctx.m.renew_certificate(std::move(name));
+  if (!v) return v.error();
+  return rotation_json(*v);
+}
+
+caf::expected<json> cert_status(op_context& ctx, request&) {
+  auto v = ctx.m.rotation_status();
+  if (!v) return v.error();
+  return rotation_json(*v);
+}
+
 struct op_entry {
   const char* name;
   op_fn handler;
@@ -174,6 +214,8 @@ constexpr op_entry op_handlers[] = {
     {"server.reject", reject},
     {"server.remove", remove},
     {"server.credentials", credentials},
+    {"cert.renew", cert_renew},
+    {"cert.status", cert_status},
 };
 
 }  // namespace

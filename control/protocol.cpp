@@ -19,7 +19,8 @@ constexpr op_access op_table[] = {
     {"server.add", access_level::full},         {"server.add_bulk", access_level::full},
     {"server.trust", access_level::full},       {"server.trust_manifest", access_level::full},
     {"server.reject", access_level::full},      {"server.remove", access_level::full},
-    {"server.credentials", access_level::full},
+    {"server.credentials", access_level::full}, {"cert.renew", access_level::full},
+    {"cert.status", access_level::read_only},
 };
 
 caf::error bad_arg(const request& r, const char* name, const std::string& requirement) {

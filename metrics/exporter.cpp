@@ -21,7 +21,7 @@ constexpr server_state every_state[] = {
     server_state::pending_registration, server_state::registering,
     server_state::awaiting_validation,  server_state::trusted,
     server_state::certificate_changed,  server_state::certificate_mismatch,
-    server_state::auth_failed,
+    server_state::auth_failed,          server_state::reregistration_required,
 };
 
 MetricFamily family(std::string name, std::string help, MetricType type) {

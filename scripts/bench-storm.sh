@@ -8,6 +8,7 @@
 #
 # Usage: scripts/bench-storm.sh [storm.py options]   (benchmarks/storm.py --help lists them)
 #   e.g. scripts/bench-storm.sh --counts 1000,2000 --runs 3 --scale 10000
+#   --rotation adds the rotation storm (`cert renew` over all N connected servers)
 # Installs what is missing (with python3 and gnuplot-nox) and builds into build/ first.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -78,13 +78,15 @@ const char* to_string(server_state s) {
       return "auth_failed";
     case server_state::removed:
       return "removed";
+    case server_state::reregistration_required:
+      return "reregistration_required";
   }
   return "unknown";
 }
 
 caf::expected<server_state> parse_server_state(const std::string& s) {
   for (uint8_t v = static_cast<uint8_t>(server_state::pending_registration);
-       v <= static_cast<uint8_t>(server_state::removed); ++v) {
+       v <= static_cast<uint8_t>(server_state::reregistration_required); ++v) {
     auto st = static_cast<server_state>(v);
     if (s == to_string(st)) return st;
   }
@@ -92,7 +94,7 @@ caf::expected<server_state> parse_server_state(const std::string& s) {
                     "unknown server state '" + s +
                         "'; expected one of pending_registration, registering, "
                         "awaiting_validation, trusted, certificate_changed, certificate_mismatch, "
-                        "auth_failed, removed");
+                        "auth_failed, removed, reregistration_required");
 }
 
 std::vector<uint8_t> encode(const server_record& r) {
@@ -133,7 +135,7 @@ caf::expected<server_record> decode_server_record(const std::vector<uint8_t>& by
             r.i64(out.last_seen_ms) && r.i64(out.last_collection_ms) && r.u32(out.failed_attempts);
   if (!ok || !r.at_end()) return decode_failure(what, r, bytes.size());
   if (state < static_cast<uint8_t>(server_state::pending_registration) ||
-      state > static_cast<uint8_t>(server_state::removed))
+      state > static_cast<uint8_t>(server_state::reregistration_required))
     return make_error(ec::corrupt_data, "server record '" + out.id + "' has unknown state " +
                                             std::to_string(state) +
                                             "; use the certfleet version that wrote it");

@@ -26,6 +26,9 @@ enum class server_state : uint8_t {
   certificate_mismatch = 6,  // the presented thumbprint differs from the one given in advance
   auth_failed = 7,           // the server denied the registration
   removed = 8,
+  /// The old manager certificate expired before this server received its successor
+  /// (docs/lifecycle.md): not contacted until `server credentials` registers it again.
+  reregistration_required = 9,
 };
 
 const char* to_string(server_state s);

@@ -714,6 +714,29 @@ caf::error state_store::put_meta(const std::string& key, const std::string& valu
   }
 }
 
+caf::expected<std::vector<event_record>> state_store::put_meta(const std::string& key,
+                                                               const std::string& value,
+                                                               std::vector<event_record> events) {
+  auto& p = *impl_;
+  if (key.compare(0, internal_prefix.size(), internal_prefix) == 0)
+    return make_error(ec::invalid_argument,
+                      "meta key '" + key + "' is reserved: keys starting with '" + internal_prefix +
+                          "' belong to the store itself; choose another key");
+  const std::string op = "write meta key " + key;
+  try {
+    std::lock_guard<std::mutex> guard(p.write_mutex);
+    rocksdb::WriteBatch batch;
+    batch.Put(p.meta, key, value);
+    auto seq = p.stage_events(batch, events);
+    auto s = p.write_logged(batch, true);
+    if (!s.ok()) return p.fail(s, op);
+    p.commit_seq(seq, true);
+    return events;
+  } catch (const std::exception& e) {
+    return p.fail_exception(op, e);
+  }
+}
+
 caf::expected<std::optional<std::string>> state_store::master_key_id() const {
   auto& p = *impl_;
   try {

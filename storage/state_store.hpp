@@ -118,6 +118,11 @@ class state_store {
   // -- meta ---------------------------------------------------------------------------------
   caf::expected<std::optional<std::string>> get_meta(const std::string& key) const;
   caf::error put_meta(const std::string& key, const std::string& value);
+  /// Writes `value` under `key` and appends `events` in one atomic batch, durable (fsynced) before
+  /// returning; returns the events as stored. The same reserved prefix is refused as by `put_meta`.
+  caf::expected<std::vector<event_record>> put_meta(const std::string& key,
+                                                    const std::string& value,
+                                                    std::vector<event_record> events);
   /// The id of the master key the stored credentials are sealed under (`master_key::id()`), if
   /// recorded (storage/master_key_guard.hpp keeps it).
   caf::expected<std::optional<std::string>> master_key_id() const;

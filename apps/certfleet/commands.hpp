@@ -31,6 +31,8 @@ void add_init_command(CLI::App& parent, context& ctx);
 void add_cert_generate_command(CLI::App& cert, context& ctx);
 void add_cert_show_command(CLI::App& cert, context& ctx);
 void add_cert_export_command(CLI::App& cert, context& ctx);
+void add_cert_renew_command(CLI::App& cert, context& ctx);   // needs the daemon
+void add_cert_status_command(CLI::App& cert, context& ctx);  // needs the daemon
 
 // Clients of the daemon's control socket (docs/control-api.md).
 void add_status_command(CLI::App& parent, context& ctx);

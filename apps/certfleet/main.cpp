@@ -33,6 +33,8 @@ int main(int argc, char** argv) {
   add_cert_generate_command(*cert, ctx);
   add_cert_show_command(*cert, ctx);
   add_cert_export_command(*cert, ctx);
+  add_cert_renew_command(*cert, ctx);
+  add_cert_status_command(*cert, ctx);
 
   add_status_command(app, ctx);
   add_events_command(app, ctx);
