@@ -72,6 +72,8 @@ struct daemon_context {
   caf::actor bus;
   /// The one writer of `store` for the actors (actors/storage_actor.hpp).
   caf::actor storage;
+  /// Watches the pinned server certificates (actors/renewal_actor.hpp); may be unset in tests.
+  caf::actor renewal;
 
   daemon_context(settings c, master_key k, identity id)
       : cfg(std::move(c)),

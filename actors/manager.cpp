@@ -40,8 +40,10 @@ class manager_impl final : public manager {
     admission_ = spawn_admission_actor(
         *sys_, static_cast<size_t>(ctx_->cfg.daemon.max_concurrent_handshakes));
     custody_ = spawn_custody_actor(*sys_, ctx_);
-    supervisor_ = spawn_supervisor(*sys_, ctx_, fleet_services{admission_, custody_});
+    // Before the registry: the server actors it spawns report their pinned certificates to it.
     renewal_ = spawn_renewal_actor(*sys_, ctx_);
+    ctx_->renewal = renewal_;
+    supervisor_ = spawn_supervisor(*sys_, ctx_, fleet_services{admission_, custody_});
     auto jobs = daemon_jobs(ctx_->cfg.daemon, custody_, ctx_->storage);
     jobs.push_back({"renewal prompt", renewal_tick, renewal_, caf::make_message(tick_atom::value)});
     timer_ = spawn_timer_actor(*sys_, std::move(jobs));
@@ -127,7 +129,7 @@ class manager_impl final : public manager {
     ctx_->connect_to = nullptr;
     ctx_->connect.reset();  // joins the connector thread
     supervisor_ = admission_ = custody_ = timer_ = renewal_ = caf::actor{};
-    ctx_->bus = ctx_->broker = ctx_->storage = caf::actor{};
+    ctx_->bus = ctx_->broker = ctx_->storage = ctx_->renewal = caf::actor{};
     sys_.reset();
     if (auto err = ctx_->sessions->save(state_layout{ctx_->cfg.state_dir}.tls_sessions_file(),
                                         ctx_->sealing_key))

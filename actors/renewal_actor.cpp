@@ -1,11 +1,15 @@
 #include "actors/renewal_actor.hpp"
 
+#include <unordered_map>
+
 #include <spdlog/spdlog.h>
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
 #include "actors/atoms.hpp"
 #include "actors/renewal_schedule.hpp"
+#include "actors/server_certificate.hpp"
+#include "actors/server_expiry.hpp"
 #include "common/vocabulary.hpp"
 
 namespace certfleet {
@@ -14,6 +18,9 @@ namespace {
 struct renewal_state {
   context_ptr ctx;
   std::optional<renewal_schedule> schedule;
+  std::optional<server_expiry_watchlist> servers;
+  // The actor of each watched server, which records the warning with its event.
+  std::unordered_map<std::string, caf::actor> owners;
   static inline const char* name = "renewal";
 };
 
@@ -35,7 +42,22 @@ std::optional<renewal_prompt_record> load_record(const daemon_context& ctx) {
   return *record;
 }
 
+/// Hands each due `server_certificate_expiring` to the server's actor, which stores the event with
+/// the record that remembers it (one writer per record).
+void check_servers(renewal_actor* self) {
+  auto& st = self->state;
+  for (auto& w : st.servers->due(now_of(*st.ctx))) {
+    auto owner = st.owners.find(w.server_id);
+    if (owner == st.owners.end()) continue;
+    spdlog::warn("{}", describe(w));
+    nlohmann::json details;
+    to_json(details, w);
+    self->send(owner->second, expiring_atom::value, w.thumbprint, details.dump());
+  }
+}
+
 void tick(renewal_actor* self) {
+  check_servers(self);
   auto& st = self->state;
   auto prompt = st.schedule->on_tick(now_of(*st.ctx));
   if (!prompt) return;
@@ -57,10 +79,22 @@ caf::behavior renewal(renewal_actor* self, context_ptr ctx) {
   const auto& id = st.ctx->manager_identity;
   st.schedule.emplace(id.not_after(), id.sha256().to_string(), renewal_policy_of(st.ctx->cfg),
                       load_record(*st.ctx));
+  st.servers.emplace(std::chrono::seconds{st.ctx->cfg.daemon.clock_skew_tolerance_s},
+                     st.ctx->cfg.identity.renewal_warning_days);
   // The first check at once: a daemon started inside the window prompts without waiting a tick.
   self->send(self, tick_atom::value);
   return {
       [=](tick_atom) { tick(self); },
+      [=](watch_atom, watched_certificate& w) {
+        auto& s = self->state;
+        s.owners[w.server_id] = caf::actor_cast<caf::actor>(self->current_sender());
+        s.servers->watch(std::move(w));
+        check_servers(self);
+      },
+      [=](watch_atom, remove_atom, const std::string& id) {
+        self->state.servers->unwatch(id);
+        self->state.owners.erase(id);
+      },
       [=](stop_atom) { self->quit(); },
   };
 }

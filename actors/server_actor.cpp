@@ -11,6 +11,7 @@
 
 #include "actors/atoms.hpp"
 #include "actors/events.hpp"
+#include "actors/server_certificate.hpp"
 #include "common/failpoint.hpp"
 
 namespace certfleet {
@@ -131,6 +132,16 @@ void report_presence(server_actor* self) {
              server_presence{st.rec.id, st.rec.state, is_up(st.conn), st.rec.last_error});
 }
 
+/// Tells the renewal actor which pinned certificate to watch for this server (or none).
+void report_certificate(server_actor* self) {
+  auto& st = self->state;
+  if (!st.ctx->renewal) return;
+  if (auto w = watch_of(st.rec))
+    self->send(st.ctx->renewal, watch_atom::value, std::move(*w));
+  else
+    self->send(st.ctx->renewal, watch_atom::value, remove_atom::value, st.rec.id);
+}
+
 /// Saves the record with `events` through the storage actor without waiting for it: connectivity
 /// and progress, not trust. Ordered after every earlier write of this actor; the storage actor
 /// logs a failure.
@@ -248,12 +259,27 @@ void erase_credentials(server_actor* self, const std::string& why) {
   self->send(st.peers.custody, credentials_atom::value, remove_atom::value, st.rec.id, why);
 }
 
+/// The renewal actor found the pinned certificate in its warning window: one durable event per
+/// certificate, remembered in the record.
+void on_certificate_expiring(server_actor* self, const std::string& thumbprint_text,
+                             const std::string& details) {
+  auto& st = self->state;
+  if (!st.rec.pinned || st.rec.pinned->to_string() != thumbprint_text) return;
+  if (st.rec.expiry_warned && *st.rec.expiry_warned == *st.rec.pinned) return;
+  st.rec.expiry_warned = st.rec.pinned;
+  persist(self, {make_event(st.rec, event_type::server_certificate_expiring,
+                            nlohmann::json::parse(details, nullptr, false))});
+}
+
 // -- connection failures -------------------------------------------------------------------------
 
-void on_connection_failed(server_actor* self, const std::string& why) {
+void on_connection_failed(server_actor* self, std::string why) {
   auto& st = self->state;
+  if (st.tls)
+    if (auto refusal = validity_refusal(*st.tls, st.ctx->cfg, st.ctx->now_ms())) why = *refusal;
   if (st.tls && st.tls->pin_rejection() && st.tls->peer_thumbprint() && st.role != nullptr) {
     auto presented = *st.tls->peer_thumbprint();
+    record_validity(st.rec, *st.tls);
     auto* role = st.role;
     st.ctx->counters.handshake_failures++;
     st.rec.last_error = why;
@@ -284,7 +310,8 @@ void on_pinned_certificate_changed(server_actor* self, const thumbprint& present
   spdlog::warn("server {} ({}): {}", st.rec.id, address_of(st.rec), st.rec.last_error);
   transition(self, server_state::certificate_changed,
              {make_event(st.rec, "certificate_changed",
-                         {{"old_thumbprint", pinned}, {"new_thumbprint", presented.to_string()}})});
+                         {{"old_thumbprint", pinned}, {"new_thumbprint", presented.to_string()}})},
+             [=] { report_certificate(self); });
 }
 
 /// Registration: the certificate differs from the one given in advance. The credentials were never
@@ -316,6 +343,7 @@ void on_registered(server_actor* self, const wire::registered& msg) {
   }
   st.ctx->counters.registrations++;
   st.rec.presented = *presented;
+  record_validity(st.rec, *st.tls);
   st.rec.remote_id = msg.server_id;
   st.rec.last_error.clear();
   st.attempt = 0;
@@ -353,6 +381,7 @@ void on_registered(server_actor* self, const wire::registered& msg) {
     // before the deletion of the credentials.
     CERTFLEET_FAILPOINT("server.registered.before_credential_deletion");
     erase_credentials(self, "registered");
+    report_certificate(self);
     if (next == server_state::trusted) {
       s.conn = link::online;
       persist(self, {make_event(s.rec, "connection_up", {})});
@@ -482,6 +511,7 @@ void go_online(server_actor* self) {
   auto& st = self->state;
   st.conn = link::online;
   st.rec.last_error.clear();
+  if (record_validity(st.rec, *st.tls)) report_certificate(self);
   persist(self, {make_event(st.rec, "connection_up", {})});
   begin_collection(self);
 }
@@ -558,6 +588,10 @@ void create_session(server_actor* self, caf::io::connection_handle hdl) {
   out.message = [self](wire::message&& m) { self->state.inbox.push_back(std::move(m)); };
   tls_options opts;
   opts.max_frame_size = static_cast<size_t>(st.ctx->cfg.daemon.max_frame_bytes);
+  opts.clock = [ctx = st.ctx.get()] {
+    return std::chrono::system_clock::time_point{milliseconds{ctx->now_ms()}};
+  };
+  opts.validity_tolerance = seconds{st.ctx->cfg.daemon.clock_skew_tolerance_s};
   st.tls = std::make_unique<tls_client_session>(st.ctx->manager_identity, st.role->pin(st.rec),
                                                 st.ctx->sessions, st.rec.host, st.rec.port,
                                                 std::move(out), opts);
@@ -620,6 +654,7 @@ caf::result<server_view> trust_presented(server_actor* self, const thumbprint& t
              {make_event(st.rec, "validated",
                          {{"thumbprint", t.to_string()}, {"by", by}, {"previous", previous}})},
              [=]() mutable {
+               report_certificate(self);
                start_connect(self);
                promise.deliver(view_of(self));
              });
@@ -693,6 +728,7 @@ caf::message_handler shared_handlers(server_actor* self) {
             .await(
                 [=](const std::vector<event_record>&) mutable {
                   self->state.rec.state = server_state::removed;
+                  report_certificate(self);
                   promise.deliver(true);
                   self->quit();
                 },
@@ -704,6 +740,9 @@ caf::message_handler shared_handlers(server_actor* self) {
       },
       [=](credentials_atom, remove_atom, const std::string&) {
         // Past registration: the credentials were not needed any more.
+      },
+      [=](expiring_atom, const std::string& t, const std::string& details) {
+        on_certificate_expiring(self, t, details);
       },
       [=](slot_atom) { self->send(self->state.peers.admission, release_atom::value); },
       [=](connected_atom, uint64_t, int fd) { ::close(fd); },
@@ -846,6 +885,7 @@ caf::behavior server_main(server_actor* self, context_ptr ctx, server_peers peer
       st.rec.state == server_state::registering ? server_state::pending_registration : st.rec.state;
   auto bhvr = behavior_of(self, initial);
   report_presence(self);
+  if (watch_of(st.rec)) report_certificate(self);
   start_connect(self);
   return bhvr;
 }

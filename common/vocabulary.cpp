@@ -50,6 +50,8 @@ const char* to_string(event_type t) {
       return "connection_down";
     case event_type::certificate_renewal_due:
       return "certificate_renewal_due";
+    case event_type::server_certificate_expiring:
+      return "server_certificate_expiring";
   }
   return "server_added";
 }

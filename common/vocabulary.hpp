@@ -42,9 +42,10 @@ enum class event_type {
   connection_up,
   connection_down,
   certificate_renewal_due,
+  server_certificate_expiring,
 };
 
-inline constexpr std::array<event_type, 14> all_event_types{
+inline constexpr std::array<event_type, 15> all_event_types{
     event_type::server_added,
     event_type::server_removed,
     event_type::credentials_retained,
@@ -59,6 +60,7 @@ inline constexpr std::array<event_type, 14> all_event_types{
     event_type::connection_up,
     event_type::connection_down,
     event_type::certificate_renewal_due,
+    event_type::server_certificate_expiring,
 };
 
 /// The type's name as stored and sent ("validation_required").

@@ -184,11 +184,13 @@ struct tls_session::impl final : Botan::TLS::Callbacks {
     auto named = peer_label + "'s certificate " + presented_now.to_string();
 
     auto now = opts.clock();
-    if (now < leaf.not_before().to_std_timepoint())
+    validity = certificate_validity{leaf.not_before().to_std_timepoint(),
+                                    leaf.not_after().to_std_timepoint()};
+    if (now < validity->not_before - opts.validity_tolerance)
       reject(Botan::TLS::Alert::BAD_CERTIFICATE, named + " is not valid before " +
                                                      leaf.not_before().readable_string() +
                                                      "; check the clocks of both machines");
-    if (now > leaf.not_after().to_std_timepoint())
+    if (now > validity->not_after + opts.validity_tolerance)
       reject(Botan::TLS::Alert::CERTIFICATE_EXPIRED, named + " expired at " +
                                                          leaf.not_after().readable_string() +
                                                          "; the peer must renew its certificate");
@@ -314,6 +316,7 @@ struct tls_session::impl final : Botan::TLS::Callbacks {
   std::string group;
   std::optional<thumbprint> presented;
   std::vector<uint8_t> presented_der;
+  std::optional<certificate_validity> validity;
   std::optional<peer_trust> trust;
   caf::error rejection;
   caf::error failure;
@@ -382,6 +385,10 @@ std::optional<thumbprint> tls_session::peer_thumbprint() const {
 
 const std::vector<uint8_t>& tls_session::peer_certificate_der() const {
   return impl_->presented_der;
+}
+
+const std::optional<certificate_validity>& tls_session::peer_validity() const {
+  return impl_->validity;
 }
 
 const caf::error& tls_session::pin_rejection() const {
