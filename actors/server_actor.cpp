@@ -85,6 +85,7 @@ caf::behavior registering(server_actor* self);
 caf::behavior awaiting_validation(server_actor* self);
 caf::behavior trusted(server_actor* self);
 caf::behavior blocked(server_actor* self);
+caf::behavior mismatched(server_actor* self);
 extern const link_role registration_role;
 extern const link_role registering_role;
 extern const link_role trusted_role;
@@ -110,8 +111,10 @@ caf::behavior behavior_of(server_actor* self, server_state s) {
     case server_state::trusted:
       st.role = &trusted_role;
       return trusted(self);
-    case server_state::certificate_changed:
     case server_state::certificate_mismatch:
+      st.role = nullptr;
+      return mismatched(self);
+    case server_state::certificate_changed:
     case server_state::auth_failed:
     case server_state::removed:
       break;
@@ -688,9 +691,31 @@ void credentials_expired(server_actor* self, const std::string& why) {
              {make_event(st.rec, "auth_failed", {{"reason", why}})});
 }
 
+/// certificate_mismatch: the credentials were never sent, so the server has not registered this
+/// manager and would refuse its certificate. Trusting the presented thumbprint alone would leave a
+/// trusted server that can never connect; the way on is to register again.
+caf::error cannot_trust_unregistered(server_actor* self) {
+  auto& st = self->state;
+  auto presented = st.rec.presented ? st.rec.presented->to_string() : std::string{"-"};
+  auto expected = st.rec.expected ? st.rec.expected->to_string() : std::string{"-"};
+  return make_error(ec::invalid_state,
+                    "server " + st.rec.id + " presented " + presented +
+                        " instead of the expected " + expected +
+                        ", so its credentials were never sent and it has not registered this "
+                        "manager: trusted now, it could never connect. Register it again with "
+                        "'certfleet server credentials " +
+                        st.rec.id +
+                        " --account USER --password-stdin'; then validate the thumbprint it "
+                        "presents with 'certfleet server trust " +
+                        st.rec.id + " --thumbprint " + presented + "'");
+}
+
 /// The custody actor sealed and stored new credentials: register again, at once.
 caf::result<server_view> register_again(server_actor* self, const std::string& account) {
   auto& st = self->state;
+  // After a mismatch, the thumbprint given in advance proved wrong (or the server's certificate
+  // changed since): the new registration's thumbprint is validated like one never given.
+  if (st.rec.state == server_state::certificate_mismatch) st.rec.expected.reset();
   st.rec.account = account;
   st.rec.last_error.clear();
   st.attempt = 0;
@@ -861,12 +886,23 @@ caf::behavior trusted(server_actor* self) {
       .or_else(shared_handlers(self));
 }
 
-/// certificate_changed, certificate_mismatch and auth_failed: the server is not contacted until
-/// an admin acts (trust the presented thumbprint, or give new credentials).
+/// The presented thumbprint differs from the one given in advance and the credentials were never
+/// sent: not contacted until an admin gives credentials again (cannot_trust_unregistered).
+caf::behavior mismatched(server_actor* self) {
+  return caf::message_handler{
+      [=](trust_atom, const thumbprint&, const std::string&) -> caf::result<server_view> {
+        return cannot_trust_unregistered(self);
+      },
+  }
+      .or_else(shared_handlers(self));
+}
+
+/// certificate_changed and auth_failed: the server is not contacted until an admin acts (trust
+/// the presented thumbprint, or give new credentials).
 caf::behavior blocked(server_actor* self) {
   return caf::message_handler{
       [=](reject_atom) -> caf::result<server_view> {
-        // Rejecting a changed certificate confirms the block; the others have nothing pending.
+        // Rejecting a changed certificate confirms the block; auth_failed has nothing pending.
         if (self->state.rec.state != server_state::certificate_changed) return cannot_reject(self);
         return reject_presented(self, server_state::certificate_changed);
       },

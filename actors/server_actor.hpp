@@ -13,21 +13,24 @@
 //                +----------------------------------------------------+
 //                v                                                    |
 //   add --> pending_registration --TLS up, credentials sent--> registering
-//             |        ^                                          |        |
-//             |        | credentials(new)               registered|        | denied, or
-//             |        |                                          |        | credentials gone
-//             |   auth_failed <-----------------------------------|--------+ or expired
-//             v presented != expected (credentials destroyed)     |
-//   certificate_mismatch                            expected matches, or trust_policy tofu?
-//        |    ^                                       | no             | yes
-//        |    | reject                                v                |
-//        |    +------------------------------ awaiting_validation      |
-//        |                                            | trust(presented)
-//        |  trust(presented)                          v                v
-//        +----------------------------------------> trusted <---------+
-//                                                   |    ^   connection lost: back off, reconnect
-//                      presented != pinned at a     |    |
-//                      later handshake              v    | trust(presented)
+//           |  ^     ^                                         |        |
+//           |  |     | credentials(new)              registered|        | denied, or
+//           |  |     |                                         |        | credentials gone
+//           |  |  auth_failed <--------------------------------|--------+ or expired
+//           |  |                                               |
+//           |  | credentials(new): registers again, the        |
+//           |  | expected thumbprint dropped                   |
+//           v  |                                               |
+//   certificate_mismatch  (trust refused: the server   expected matches, or trust_policy tofu?
+//        ^                 never registered us)           | no             | yes
+//        | reject                                         v                |
+//        +------------------------------------- awaiting_validation        |
+//                                                         | trust(presented)
+//                                                         v                v
+//                                                       trusted <----------+
+//                                                       |    ^   connection lost: back off,
+//                      presented != pinned at a         |    |   reconnect
+//                      later handshake                  v    | trust(presented)
 //                                             certificate_changed   (reject: stays blocked)
 //
 // clang-format on

@@ -639,12 +639,27 @@ TEST_F(server_actor_test, a_blocked_server_never_asks_for_a_slot_and_gives_back_
   EXPECT_EQ(w->connects, 0);
 }
 
-TEST_F(server_actor_test, trusting_a_mismatched_server_with_its_presented_thumbprint_connects) {
+TEST_F(server_actor_test, trusting_a_mismatched_server_is_refused_with_the_fix_that_registers_it) {
   rec.expected = make_identity("impostor").sha256();
   start();
   ASSERT_EQ(state(), server_state::certificate_mismatch);
+  // It never registered this manager: trusted now, it could never connect.
   auto v = ask<server_view>(trust_atom::value, w->server.id.sha256(), std::string{"admin"});
-  ASSERT_TRUE(v) << describe(v.error());
+  ASSERT_FALSE(v);
+  EXPECT_EQ(code_of(v.error()), ec::invalid_state);
+  EXPECT_NE(describe(v.error()).find("'certfleet server credentials " + rec.id), std::string::npos)
+      << describe(v.error());
+  EXPECT_EQ(state(), server_state::certificate_mismatch);
+  EXPECT_EQ(w->server.count(wire::message_type::register_request), 0u);
+  // New credentials register it; the thumbprint it presents then awaits validation.
+  auto again = ask<server_view>(credentials_atom::value, std::string{"backup-admin"});
+  ASSERT_TRUE(again) << describe(again.error());
+  sched->run();
+  EXPECT_EQ(state(), server_state::awaiting_validation);
+  EXPECT_EQ(w->server.count(wire::message_type::register_request), 1u);
+  EXPECT_FALSE(stored().expected) << "the thumbprint given in advance proved wrong";
+  auto t = ask<server_view>(trust_atom::value, w->server.id.sha256(), std::string{"admin"});
+  ASSERT_TRUE(t) << describe(t.error());
   sched->run();
   EXPECT_EQ(state(), server_state::trusted);
   EXPECT_EQ(w->server.count(wire::message_type::collect), 1u);
