@@ -11,6 +11,7 @@
 
 #include "actors/atoms.hpp"
 #include "actors/events.hpp"
+#include "actors/legacy_servers.hpp"
 #include "actors/server_certificate.hpp"
 #include "common/failpoint.hpp"
 
@@ -89,6 +90,10 @@ caf::behavior mismatched(server_actor* self);
 extern const link_role registration_role;
 extern const link_role registering_role;
 extern const link_role trusted_role;
+extern const link_role legacy_registration_role;
+extern const link_role legacy_registering_role;
+extern const link_role legacy_trusted_role;
+void on_version_change(server_actor* self, uint8_t version);
 
 std::string address_of(const server_record& r) {
   return r.host + ":" + std::to_string(r.port);
@@ -100,16 +105,16 @@ caf::behavior behavior_of(server_actor* self, server_state s) {
   st.rec.state = s;
   switch (s) {
     case server_state::pending_registration:
-      st.role = &registration_role;
+      st.role = is_legacy(st.rec) ? &legacy_registration_role : &registration_role;
       return pending_registration(self);
     case server_state::registering:
-      st.role = &registering_role;
+      st.role = is_legacy(st.rec) ? &legacy_registering_role : &registering_role;
       return registering(self);
     case server_state::awaiting_validation:
       st.role = nullptr;
       return awaiting_validation(self);
     case server_state::trusted:
-      st.role = &trusted_role;
+      st.role = is_legacy(st.rec) ? &legacy_trusted_role : &trusted_role;
       return trusted(self);
     case server_state::certificate_mismatch:
       st.role = nullptr;
@@ -383,7 +388,8 @@ void on_registered(server_actor* self, const wire::registered& msg) {
     // Test builds can die here, exactly as SIGKILL would: after the durable state change and
     // before the deletion of the credentials.
     CERTFLEET_FAILPOINT("server.registered.before_credential_deletion");
-    erase_credentials(self, "registered");
+    // A legacy server logs in with them on every session: kept sealed while it stays legacy.
+    if (!is_legacy(s.rec)) erase_credentials(self, "registered");
     report_certificate(self);
     if (next == server_state::trusted) {
       s.conn = link::online;
@@ -437,11 +443,15 @@ void on_inventory(server_actor* self, const wire::inventory& inv) {
 void on_message(server_actor* self, wire::message& m) {
   auto& st = self->state;
   if (auto* h = std::get_if<wire::hello>(&m)) {
-    if (h->min_version > wire::protocol_version || h->max_version < wire::protocol_version)
+    auto common = common_version(h->min_version, h->max_version);
+    if (!common)
       on_connection_failed(self, "the server speaks protocol versions " +
                                      std::to_string(h->min_version) + ".." +
                                      std::to_string(h->max_version) + ", this manager speaks " +
+                                     std::to_string(wire::min_protocol_version) + ".." +
                                      std::to_string(wire::protocol_version));
+    else if (*common != offered_version(st.rec))
+      on_version_change(self, *common);
   } else if (auto* e = std::get_if<wire::error_message>(&m)) {
     on_connection_failed(self, "the server reported an error: " + e->text);
   } else if (auto* p = std::get_if<wire::ping>(&m)) {
@@ -521,6 +531,100 @@ void go_online(server_actor* self) {
 
 void ignore_reply(server_actor*, wire::message&) {}
 
+/// Legacy servers (protocol version 1): every session logs in with the sealed credentials; the
+/// first one also registers the server's thumbprint (pending_registration -> registering).
+void send_legacy_login(server_actor* self) {
+  auto& st = self->state;
+  st.conn = link::established;
+  auto gen = st.generation;
+  self->request(st.peers.custody, seconds{10}, credentials_atom::value, st.rec.id)
+      .then(
+          [=](const std::string& account, const secret_bytes& password) {
+            auto& s = self->state;
+            if (gen != s.generation || !s.tls) return;
+            if (s.rec.state == server_state::pending_registration) {
+              s.rec.account = account;
+              enter(self, server_state::registering);
+              persist(self, {});
+            }
+            send_message(self, wire::legacy_login{account, password});
+            flush_output(self);
+          },
+          [=](caf::error& err) {
+            auto& s = self->state;
+            if (gen != s.generation) return;
+            auto why = describe(err);
+            s.rec.last_error = why;
+            if (code_of(err) == ec::not_found) {
+              transition(self, server_state::auth_failed,
+                         {make_event(s.rec, "auth_failed", {{"reason", why}})});
+              return;
+            }
+            on_connection_failed(self, why);
+          });
+}
+
+void legacy_registration_reply(server_actor* self, wire::message& m) {
+  if (auto* a = std::get_if<wire::legacy_accepted>(&m))
+    on_registered(self, wire::registered{a->server_thumbprint, a->server_id});
+  else if (auto* d = std::get_if<wire::denied>(&m))
+    on_denied(self, *d);
+}
+
+void legacy_trusted_reply(server_actor* self, wire::message& m) {
+  auto& st = self->state;
+  if (auto* a = std::get_if<wire::legacy_accepted>(&m)) {
+    auto presented = st.tls->peer_thumbprint();
+    if (!presented || *presented != a->server_thumbprint) {
+      on_connection_failed(self, "the server reported thumbprint " +
+                                     a->server_thumbprint.to_string() +
+                                     " but its TLS certificate has another; not trusting it");
+      return;
+    }
+    go_online(self);
+  } else if (auto* inv = std::get_if<wire::inventory>(&m)) {
+    on_inventory(self, *inv);
+  } else if (auto* d = std::get_if<wire::denied>(&m)) {
+    on_denied(self, *d);
+  }
+}
+
+/// The server's hello names another protocol version than this connection offered: a server of
+/// an earlier release (it logs in with credentials), or one upgraded since (it registers with
+/// certificates, and its credentials are then deleted). Reconnects speaking that version.
+void on_version_change(server_actor* self, uint8_t version) {
+  auto& st = self->state;
+  auto was_legacy = is_legacy(st.rec);
+  st.rec.auth = auth_for(version);
+  spdlog::info("server {} ({}): speaks protocol version {}; {}", st.rec.id, address_of(st.rec),
+               int{version},
+               was_legacy ? "upgraded: registering it with certificates"
+                          : "a server of an earlier release: authenticating with its credentials");
+  st.rec.last_error.clear();
+  st.attempt = 0;
+  drop_connection(self);
+  if (st.rec.state != server_state::trusted) {
+    enter(self, server_state::pending_registration);
+    persist(self, {});
+    start_connect(self);
+    return;
+  }
+  // A trusted server keeps its validated thumbprint as the expected one while it registers.
+  st.rec.expected = st.rec.pinned;
+  if (was_legacy) {
+    transition(self, server_state::pending_registration, {}, [=] { start_connect(self); });
+    return;
+  }
+  // Certificates to legacy: its credentials were deleted at registration.
+  st.rec.last_error =
+      "the server now speaks only the legacy protocol (version 1), which logs in "
+      "with an account on every connection; give its credentials with "
+      "'certfleet server credentials " +
+      st.rec.id + " --account USER --password-stdin'";
+  transition(self, server_state::auth_failed,
+             {make_event(st.rec, "auth_failed", {{"reason", st.rec.last_error}})});
+}
+
 void registration_reply(server_actor* self, wire::message& m) {
   if (auto* r = std::get_if<wire::registered>(&m))
     on_registered(self, *r);
@@ -540,6 +644,12 @@ const link_role registering_role{expected_pin, send_credentials, registration_re
                                  on_expected_certificate_mismatch};
 const link_role trusted_role{pinned_pin, go_online, collection_reply,
                              on_pinned_certificate_changed};
+const link_role legacy_registration_role{expected_pin, send_legacy_login, ignore_reply,
+                                         on_expected_certificate_mismatch};
+const link_role legacy_registering_role{expected_pin, send_legacy_login, legacy_registration_reply,
+                                        on_expected_certificate_mismatch};
+const link_role legacy_trusted_role{pinned_pin, send_legacy_login, legacy_trusted_reply,
+                                    on_pinned_certificate_changed};
 
 // -- the connection ------------------------------------------------------------------------------
 
@@ -554,8 +664,8 @@ void on_activated(server_actor* self) {
   st.ctx->counters.handshake_latency.record(since<steady_clock>(st.handshake_started));
   if (auto info = st.tls->handshake(); info && info->resumed) st.ctx->counters.resumed_handshakes++;
   st.rec.last_seen_ms = st.ctx->now_ms();
-  send_message(
-      self, wire::hello{wire::protocol_version, wire::protocol_version, st.ctx->manager_subject});
+  auto version = offered_version(st.rec);
+  send_message(self, wire::hello{version, version, st.ctx->manager_subject});
   st.role->on_up(self);
 }
 
@@ -591,6 +701,7 @@ void create_session(server_actor* self, caf::io::connection_handle hdl) {
   out.message = [self](wire::message&& m) { self->state.inbox.push_back(std::move(m)); };
   tls_options opts;
   opts.max_frame_size = static_cast<size_t>(st.ctx->cfg.daemon.max_frame_bytes);
+  opts.min_version = opts.max_version = offered_version(st.rec);
   opts.clock = [ctx = st.ctx.get()] {
     return std::chrono::system_clock::time_point{milliseconds{ctx->now_ms()}};
   };

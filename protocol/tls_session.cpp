@@ -273,7 +273,8 @@ struct tls_session::impl final : Botan::TLS::Callbacks {
       while (!failure && !closed_by_owner) {
         auto payload = decoder.next();
         if (!payload) break;
-        auto msg = wire::decode(payload->data(), payload->size());
+        auto msg =
+            wire::decode(payload->data(), payload->size(), opts.min_version, opts.max_version);
         if (!msg) {
           fail_and_close(msg.error());
           break;
@@ -348,7 +349,7 @@ caf::error tls_session::send(const wire::message& msg) {
     return make_error(ec::invalid_state,
                       std::string{"cannot send "} + wire::to_string(wire::type_of(msg)) + " to " +
                           s.peer_label + ": the TLS session is not established or is closed");
-  auto payload = wire::encode(msg);
+  auto payload = wire::encode(msg, s.opts.max_version);
   if (!payload) return payload.error();
   auto frame = encode_frame(payload->data(), payload->size(), s.opts.max_frame_size);
   if (!frame) return frame.error();

@@ -110,6 +110,10 @@ struct tls_outputs {
 
 struct tls_options {
   size_t max_frame_size = default_max_frame_size;
+  /// The protocol versions this side speaks: received messages of another version are refused
+  /// (except `hello`, see wire::decode), and sent ones carry `max_version`.
+  uint8_t min_version = wire::min_protocol_version;
+  uint8_t max_version = wire::protocol_version;
   /// Time used for the certificate validity check; injectable for tests.
   std::function<std::chrono::system_clock::time_point()> clock = [] {
     return std::chrono::system_clock::now();
