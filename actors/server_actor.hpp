@@ -36,9 +36,15 @@
 // clang-format on
 //
 // trusted: mutual TLS pinned on the leaf's SHA-256, then `collect` every collect_interval
-// (jittered). In awaiting_validation, certificate_changed, certificate_mismatch and auth_failed the
-// server is not contacted at all. Connection messages from the broker and the connector carry a
-// generation number, so replies about an abandoned connection are ignored.
+// (jittered). A legacy server (server_record::auth, protocol version 1, actors/legacy_servers.hpp)
+// goes through the same states with other connection roles: registration is a `legacy_login` with
+// the sealed credentials, which are kept (not deleted) and sent again at every trusted connection.
+// A server whose hello names another version than the one offered switches roles: legacy ones
+// register by login; an upgraded one registers with certificates (its pin as the expected
+// thumbprint), after which its credentials are deleted. In awaiting_validation,
+// certificate_changed, certificate_mismatch and auth_failed the server is not contacted at all.
+// Connection messages from the broker and the connector carry a generation number, so replies about
+// an abandoned connection are ignored.
 //
 // Thread: the actor runs on CAF's scheduler threads; its TLS crypto runs there too, the broker only
 // moves bytes.
