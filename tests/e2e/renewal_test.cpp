@@ -123,6 +123,32 @@ TEST_F(renewal_prompt, fires_once_in_the_window_survives_restarts_and_repeats_af
   EXPECT_EQ(prompts().size(), 2u);
 }
 
+TEST_F(renewal_prompt, cert_show_prints_the_days_left_and_whether_renewal_is_due) {
+  auto j = json::parse(cli({"--json", "cert", "show"}).out);
+  EXPECT_EQ(j["days_left"], 9);
+  EXPECT_EQ(j["renewal_due"], false);
+  EXPECT_EQ(j["expired"], false);
+  EXPECT_NE(cli({"cert", "show"}).out.find("Renewal due:        no"), std::string::npos);
+  // Two days later (the CLI's clock moved with libfaketime) it is due.
+  std::vector<std::string> argv{binary("apps/certfleet"),
+                                "--config",
+                                (dir / "certfleet.toml").string(),
+                                "--json",
+                                "cert",
+                                "show"};
+  const char* asan = std::getenv("ASAN_OPTIONS");
+  std::map<std::string, std::string> env{
+      {"LD_PRELOAD", "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"},
+      {"FAKETIME", "+2d"},
+      {"ASAN_OPTIONS",
+       std::string{asan ? asan : ""} + (asan && *asan ? ":" : "") + "verify_asan_link_order=0"}};
+  auto later = run(argv, "", env);
+  ASSERT_EQ(later.exit_code, 0) << later.err;
+  j = json::parse(later.out);
+  EXPECT_EQ(j["days_left"], 7);
+  EXPECT_EQ(j["renewal_due"], true);
+}
+
 /// One real agent endpoint, registered and trusted with the daemon on the real clock; then the
 /// daemon restarted with its clock moved ahead while the agent keeps the real one.
 class server_certificate_expiry : public renewal_prompt {
