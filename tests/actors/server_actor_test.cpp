@@ -48,6 +48,7 @@ struct backup_server {
   std::optional<wire::denied> deny;
   std::optional<thumbprint> claimed_thumbprint;  // what `registered` says, when not the real one
   std::optional<wire::hello> hello_answer;       // replaces the default hello
+  bool legacy = false;  // speaks only protocol version 1 (legacy_login on every session)
   // What it saw.
   std::vector<wire::message> received;
   int connections = 0;
@@ -63,8 +64,10 @@ struct backup_server {
     tls_outputs o;
     o.ciphertext = [this](const uint8_t* d, size_t n) { out.insert(out.end(), d, d + n); };
     o.message = [this](wire::message&& m) { inbox.push_back(std::move(m)); };
+    tls_options opts;
+    if (legacy) opts.min_version = opts.max_version = wire::legacy_protocol_version;
     tls = std::make_unique<tls_server_session>(
-        id, [](const thumbprint&) { return caf::error{}; }, cache, std::move(o));
+        id, [](const thumbprint&) { return caf::error{}; }, cache, std::move(o), opts);
   }
 
   /// Feeds the manager's bytes and answers; returns the bytes for the manager.
@@ -83,7 +86,14 @@ struct backup_server {
 
   void answer(const wire::message& m) {
     received.push_back(m);
-    if (std::holds_alternative<wire::hello>(m)) {
+    if (legacy) {
+      answer_legacy(m);
+      return;
+    }
+    if (auto* h = std::get_if<wire::hello>(&m); h != nullptr && h->max_version < 2) {
+      static_cast<void>(tls->send(wire::hello{2, 2, "backup-1"}));
+      static_cast<void>(tls->send(wire::denied{wire::denial_reason::unsupported_version, "2"}));
+    } else if (std::holds_alternative<wire::hello>(m)) {
       static_cast<void>(tls->send(hello_answer ? *hello_answer : wire::hello{2, 2, "backup-1"}));
     } else if (std::holds_alternative<wire::register_request>(m)) {
       if (deny)
@@ -91,6 +101,20 @@ struct backup_server {
       else
         static_cast<void>(
             tls->send(wire::registered{claimed_thumbprint.value_or(id.sha256()), "vbr-1"}));
+    } else if (std::holds_alternative<wire::collect>(m)) {
+      wire::inventory inv;
+      inv.jobs.push_back({"nightly", "full", "success", 1700000000000, 42});
+      static_cast<void>(tls->send(inv));
+    }
+  }
+
+  void answer_legacy(const wire::message& m) {
+    if (auto* h = std::get_if<wire::hello>(&m)) {
+      static_cast<void>(tls->send(wire::hello{1, 1, "backup-1"}));
+      if (h->min_version > 1)
+        static_cast<void>(tls->send(wire::denied{wire::denial_reason::unsupported_version, "1"}));
+    } else if (std::holds_alternative<wire::legacy_login>(m)) {
+      static_cast<void>(tls->send(wire::legacy_accepted{id.sha256(), "vbr-1"}));
     } else if (std::holds_alternative<wire::collect>(m)) {
       wire::inventory inv;
       inv.jobs.push_back({"nightly", "full", "success", 1700000000000, 42});
@@ -801,6 +825,51 @@ TEST_F(server_actor_test, a_changed_certificate_stops_the_watch_of_the_old_pin) 
   EXPECT_EQ(w->unwatched.back(), rec.id);
   EXPECT_EQ(stored().certificate_not_after_ms, unix_ms(w->server.id.not_after()))
       << "the dates of the certificate presented last";
+}
+
+}  // namespace
+}  // namespace certfleet
+
+namespace certfleet {
+namespace {
+
+// -- legacy credential servers -------------------------------------------------------------------
+
+TEST_F(server_actor_test,
+       a_legacy_server_is_detected_by_its_hello_and_logs_in_with_kept_credentials) {
+  w->server.legacy = true;
+  rec.expected = w->server.id.sha256();
+  start();
+  EXPECT_EQ(state(), server_state::trusted);
+  EXPECT_EQ(stored().auth, server_auth::legacy_credentials);
+  EXPECT_EQ(w->server.count(wire::message_type::legacy_login), 1u);
+  EXPECT_EQ(w->server.count(wire::message_type::collect), 1u);
+  EXPECT_TRUE(w->credential_erasures.empty()) << "kept while the server is legacy";
+  // Every session logs in again.
+  caf::anon_send(server, disconnected_atom::value, *w->open);
+  sched->run();
+  advance(100ms);
+  EXPECT_EQ(w->server.count(wire::message_type::legacy_login), 2u);
+  EXPECT_EQ(w->server.count(wire::message_type::collect), 2u);
+  EXPECT_TRUE(w->credential_erasures.empty());
+}
+
+TEST_F(server_actor_test,
+       an_upgraded_legacy_server_registers_with_certificates_then_credentials_go) {
+  w->server.legacy = true;
+  rec.expected = w->server.id.sha256();
+  start();
+  ASSERT_EQ(stored().auth, server_auth::legacy_credentials);
+  w->server.legacy = false;
+  caf::anon_send(server, disconnected_atom::value, *w->open);
+  sched->run();
+  advance(100ms);
+  EXPECT_EQ(stored().auth, server_auth::certificates);
+  EXPECT_EQ(w->server.count(wire::message_type::register_request), 1u);
+  EXPECT_EQ(state(), server_state::trusted);
+  EXPECT_EQ(stored().validated_by, "expected") << "its validated thumbprint was the expected one";
+  EXPECT_EQ(w->credential_erasures, std::vector<std::string>{"registered"});
+  EXPECT_EQ(w->server.count(wire::message_type::collect), 2u);
 }
 
 }  // namespace
