@@ -20,36 +20,36 @@ std::string describe(const expiry_warning& w) {
          w.server_id + " --thumbprint NEW'";
 }
 
-void server_expiry_watchlist::index(const watched_certificate& c, wall_time at) {
-  pending_.emplace(at, c.server_id);
-  pending_at_[c.server_id] = at;
+void server_expiry_watchlist::queue(entry& e, wall_time at) {
+  pending_.emplace(at, e.cert.server_id);
+  e.queued_at = at;
 }
 
 void server_expiry_watchlist::watch(watched_certificate c) {
   unwatch(c.server_id);
-  if (!c.warned) index(c, c.not_after - std::chrono::hours{24} * warning_days_);
   auto id = c.server_id;
-  by_server_.emplace(std::move(id), std::move(c));
+  auto& e = by_server_.emplace(std::move(id), entry{std::move(c), std::nullopt}).first->second;
+  if (!e.cert.warned) queue(e, e.cert.not_after - std::chrono::hours{24} * warning_days_);
 }
 
 void server_expiry_watchlist::unwatch(const std::string& server_id) {
-  if (auto it = pending_at_.find(server_id); it != pending_at_.end()) {
-    pending_.erase({it->second, server_id});
-    pending_at_.erase(it);
-  }
-  by_server_.erase(server_id);
+  auto it = by_server_.find(server_id);
+  if (it == by_server_.end()) return;
+  if (it->second.queued_at) pending_.erase({*it->second.queued_at, server_id});
+  by_server_.erase(it);
 }
 
 std::vector<expiry_warning> server_expiry_watchlist::due(wall_time now) {
   std::vector<expiry_warning> out;
-  std::vector<std::pair<wall_time, std::string>> later;
+  std::vector<std::pair<entry*, wall_time>> later;
   while (!pending_.empty() && pending_.begin()->first <= now) {
     auto id = pending_.begin()->second;
     pending_.erase(pending_.begin());
-    pending_at_.erase(id);
     auto it = by_server_.find(id);
     if (it == by_server_.end()) continue;
-    auto& c = it->second;
+    auto& e = it->second;
+    e.queued_at.reset();
+    auto& c = e.cert;
     auto check =
         classify_server_certificate(c.not_before, c.not_after, now, tolerance_, warning_days_);
     switch (check.state) {
@@ -60,21 +60,17 @@ std::vector<expiry_warning> server_expiry_watchlist::due(wall_time now) {
         break;
       case server_certificate_state::not_yet_valid:
         // A window that opens before the certificate is valid at all: look again once it is.
-        later.emplace_back(c.not_before - tolerance_, id);
+        later.emplace_back(&e, c.not_before - tolerance_);
         break;
       case server_certificate_state::ok:
         // Cannot happen for a window that has opened; look again when it does.
-        later.emplace_back(c.not_after - std::chrono::hours{24} * warning_days_, id);
+        later.emplace_back(&e, c.not_after - std::chrono::hours{24} * warning_days_);
         break;
       case server_certificate_state::expired:
         break;
     }
   }
-  for (auto& [at, id] : later) {
-    if (at <= now) at = now + std::chrono::seconds{1};
-    pending_.emplace(at, id);
-    pending_at_[id] = at;
-  }
+  for (auto& [e, at] : later) queue(*e, at <= now ? now + std::chrono::seconds{1} : at);
   return out;
 }
 

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -74,15 +75,19 @@ class server_expiry_watchlist {
   size_t size() const { return by_server_.size(); }
 
  private:
-  void index(const watched_certificate& c, wall_time at);
+  struct entry {
+    watched_certificate cert;
+    // Its key in pending_, while it is there.
+    std::optional<wall_time> queued_at;
+  };
+  void queue(entry& e, wall_time at);
 
   std::chrono::seconds tolerance_;
   int warning_days_;
-  std::map<std::string, watched_certificate> by_server_;
+  std::map<std::string, entry> by_server_;
   // The certificates not warned about yet, by the instant to look at them again (the opening of
   // their window), then by server id.
   std::set<std::pair<wall_time, std::string>> pending_;
-  std::map<std::string, wall_time> pending_at_;
 };
 
 }  // namespace certfleet
