@@ -45,6 +45,9 @@ using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
 using trim_events_atom = caf::atom_constant<caf::atom("trimevts")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using meta_atom = caf::atom_constant<caf::atom("meta")>;
+// server certificate expiry (renewal actor <-> server actors)
+using watch_atom = caf::atom_constant<caf::atom("watch")>;
+using expiring_atom = caf::atom_constant<caf::atom("expiring")>;
 
 // control requests
 using add_atom = caf::atom_constant<caf::atom("add")>;

@@ -84,6 +84,8 @@ struct daemon_context {
   caf::actor storage;
   /// The manager certificate rotation (actors/rotation_actor.hpp); may be unset in tests.
   caf::actor rotation;
+  /// Watches the pinned server certificates (actors/renewal_actor.hpp); may be unset in tests.
+  caf::actor renewal;
 
   daemon_context(settings c, master_key k, identity id)
       : cfg(std::move(c)),

@@ -123,9 +123,11 @@ void clean_up_after_crash(custody_actor* self) {
   std::vector<server_record> orphans;
   for (auto& id : st.ctx->store->credential_ids()) {
     auto rec = st.ctx->store->get_server(id);
+    // A legacy server logs in with its credentials on every session: they stay while it is legacy.
     if (rec && *rec &&
         ((*rec)->state == server_state::pending_registration ||
-         (*rec)->state == server_state::registering))
+         (*rec)->state == server_state::registering ||
+         (*rec)->auth == server_auth::legacy_credentials))
       continue;
     server_record orphan;
     orphan.id = id;
@@ -146,6 +148,8 @@ void sweep_expired_credentials(custody_actor* self) {
     if (st.erasing.count(id) > 0) continue;  // already on its way out
     auto rec = st.ctx->store->get_server(id);
     if (!rec || !*rec || now - (*rec)->updated_ms < int64_t{max_age} * 1000) continue;
+    // credential_max_age does not apply to legacy servers: they need them for every session.
+    if ((*rec)->auth == server_auth::legacy_credentials) continue;
     expired.push_back(std::move(**rec));
   }
   if (expired.empty()) return;

@@ -3,12 +3,14 @@
 // It stores sealed credentials (on `server add` and on new credentials), opens them for the one
 // registration that needs them, and deletes them unrecoverably as soon as a server leaves
 // registration (registered, denied, mismatch) or they outlive `credential_max_age_s` (the timer
-// actor's sweep). Deletions are queued and erased in batches, one scrub of the credentials family
-// per batch: the batch runs once the requests already in the mailbox are handled, so a quiet
-// daemon erases at once and a storm erases hundreds per scrub. A queued credential is no longer
-// handed out. A failed batch is logged and retried after a second; nothing is dropped. At start it
-// finishes deletions that a crash interrupted (credentials of servers already past registration,
-// or of no server at all); at stop it finishes the queue.
+// actor's sweep). A legacy server's credentials (server_auth::legacy_credentials) are neither swept
+// nor cleaned up at start: it logs in with them on every connection. Deletions are queued and
+// erased in batches, one scrub of the credentials family per batch: the batch runs once the
+// requests already in the mailbox are handled, so a quiet daemon erases at once and a storm erases
+// hundreds per scrub. A queued credential is no longer handed out. A failed batch is logged and
+// retried after a second; nothing is dropped. At start it finishes deletions that a crash
+// interrupted (credentials of servers already past registration, or of no server at all); at stop
+// it finishes the queue.
 //
 // Thread: its own (spawned detached): a scrub flushes, compacts and waits for the files to go,
 // which must not hold a scheduler thread.

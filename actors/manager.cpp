@@ -42,9 +42,11 @@ class manager_impl final : public manager {
         *sys_, static_cast<size_t>(ctx_->cfg.daemon.max_concurrent_handshakes));
     custody_ = spawn_custody_actor(*sys_, ctx_);
     ctx_->rotation = spawn_rotation_actor(*sys_, ctx_);
+    // Before the registry: the server actors it spawns report their pinned certificates to it.
+    renewal_ = spawn_renewal_actor(*sys_, ctx_);
+    ctx_->renewal = renewal_;
     supervisor_ = spawn_supervisor(*sys_, ctx_, fleet_services{admission_, custody_});
     caf::anon_send(ctx_->rotation, registry_atom::value, supervisor_);
-    renewal_ = spawn_renewal_actor(*sys_, ctx_);
     auto jobs = daemon_jobs(ctx_->cfg.daemon, custody_, ctx_->storage);
     jobs.push_back({"renewal prompt", renewal_tick, renewal_, caf::make_message(tick_atom::value)});
     jobs.push_back({"manager certificate rotation", renewal_tick, ctx_->rotation,
@@ -141,7 +143,7 @@ class manager_impl final : public manager {
     ctx_->connect_to = nullptr;
     ctx_->connect.reset();  // joins the connector thread
     supervisor_ = admission_ = custody_ = timer_ = renewal_ = caf::actor{};
-    ctx_->bus = ctx_->broker = ctx_->storage = ctx_->rotation = caf::actor{};
+    ctx_->bus = ctx_->broker = ctx_->storage = ctx_->rotation = ctx_->renewal = caf::actor{};
     sys_.reset();
     if (auto err = ctx_->sessions->save(state_layout{ctx_->cfg.state_dir}.tls_sessions_file(),
                                         ctx_->sealing_key))

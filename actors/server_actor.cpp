@@ -12,6 +12,8 @@
 #include "actors/atoms.hpp"
 #include "actors/events.hpp"
 #include "common/address.hpp"
+#include "actors/legacy_servers.hpp"
+#include "actors/server_certificate.hpp"
 #include "common/failpoint.hpp"
 #include "protocol/session_forget.hpp"
 
@@ -90,9 +92,14 @@ caf::behavior awaiting_validation(server_actor* self);
 caf::behavior trusted(server_actor* self);
 caf::behavior blocked(server_actor* self);
 void offer_rotation(server_actor* self);
+caf::behavior mismatched(server_actor* self);
 extern const link_role registration_role;
 extern const link_role registering_role;
 extern const link_role trusted_role;
+extern const link_role legacy_registration_role;
+extern const link_role legacy_registering_role;
+extern const link_role legacy_trusted_role;
+void on_version_change(server_actor* self, uint8_t version);
 
 std::string address_of(const server_record& r) {
   return format_address(r.host, r.port);
@@ -104,19 +111,21 @@ caf::behavior behavior_of(server_actor* self, server_state s) {
   st.rec.state = s;
   switch (s) {
     case server_state::pending_registration:
-      st.role = &registration_role;
+      st.role = is_legacy(st.rec) ? &legacy_registration_role : &registration_role;
       return pending_registration(self);
     case server_state::registering:
-      st.role = &registering_role;
+      st.role = is_legacy(st.rec) ? &legacy_registering_role : &registering_role;
       return registering(self);
     case server_state::awaiting_validation:
       st.role = nullptr;
       return awaiting_validation(self);
     case server_state::trusted:
-      st.role = &trusted_role;
+      st.role = is_legacy(st.rec) ? &legacy_trusted_role : &trusted_role;
       return trusted(self);
-    case server_state::certificate_changed:
     case server_state::certificate_mismatch:
+      st.role = nullptr;
+      return mismatched(self);
+    case server_state::certificate_changed:
     case server_state::auth_failed:
     case server_state::reregistration_required:
     case server_state::removed:
@@ -136,6 +145,16 @@ void report_presence(server_actor* self) {
   auto& st = self->state;
   self->send(st.peers.registry, state_atom::value,
              server_presence{st.rec.id, st.rec.state, is_up(st.conn), st.rec.last_error});
+}
+
+/// Tells the renewal actor which pinned certificate to watch for this server (or none).
+void report_certificate(server_actor* self) {
+  auto& st = self->state;
+  if (!st.ctx->renewal) return;
+  if (auto w = watch_of(st.rec))
+    self->send(st.ctx->renewal, watch_atom::value, std::move(*w));
+  else
+    self->send(st.ctx->renewal, watch_atom::value, remove_atom::value, st.rec.id);
 }
 
 /// Saves the record with `events` through the storage actor without waiting for it: connectivity
@@ -256,12 +275,27 @@ void erase_credentials(server_actor* self, const std::string& why) {
   self->send(st.peers.custody, credentials_atom::value, remove_atom::value, st.rec.id, why);
 }
 
+/// The renewal actor found the pinned certificate in its warning window: one durable event per
+/// certificate, remembered in the record.
+void on_certificate_expiring(server_actor* self, const std::string& thumbprint_text,
+                             const std::string& details) {
+  auto& st = self->state;
+  if (!st.rec.pinned || st.rec.pinned->to_string() != thumbprint_text) return;
+  if (st.rec.expiry_warned && *st.rec.expiry_warned == *st.rec.pinned) return;
+  st.rec.expiry_warned = st.rec.pinned;
+  persist(self, {make_event(st.rec, event_type::server_certificate_expiring,
+                            nlohmann::json::parse(details, nullptr, false))});
+}
+
 // -- connection failures -------------------------------------------------------------------------
 
-void on_connection_failed(server_actor* self, const std::string& why) {
+void on_connection_failed(server_actor* self, std::string why) {
   auto& st = self->state;
+  if (st.tls)
+    if (auto refusal = validity_refusal(*st.tls, st.ctx->cfg, st.ctx->now_ms())) why = *refusal;
   if (st.tls && st.tls->pin_rejection() && st.tls->peer_thumbprint() && st.role != nullptr) {
     auto presented = *st.tls->peer_thumbprint();
+    record_validity(st.rec, *st.tls);
     auto* role = st.role;
     st.ctx->counters.handshake_failures++;
     st.rec.last_error = why;
@@ -292,7 +326,8 @@ void on_pinned_certificate_changed(server_actor* self, const thumbprint& present
   spdlog::warn("server {} ({}): {}", st.rec.id, address_of(st.rec), st.rec.last_error);
   transition(self, server_state::certificate_changed,
              {make_event(st.rec, event_type::certificate_changed,
-                         {{"old_thumbprint", pinned}, {"new_thumbprint", presented.to_string()}})});
+                         {{"old_thumbprint", pinned}, {"new_thumbprint", presented.to_string()}})},
+             [=] { report_certificate(self); });
 }
 
 /// Registration: the certificate differs from the one given in advance. The credentials were never
@@ -324,6 +359,7 @@ void on_registered(server_actor* self, const wire::registered& msg) {
   }
   st.ctx->counters.registrations++;
   st.rec.presented = *presented;
+  record_validity(st.rec, *st.tls);
   st.rec.remote_id = msg.server_id;
   st.rec.last_error.clear();
   st.attempt = 0;
@@ -362,9 +398,12 @@ void on_registered(server_actor* self, const wire::registered& msg) {
     // Test builds can die here, exactly as SIGKILL would: after the durable state change and
     // before the deletion of the credentials.
     CERTFLEET_FAILPOINT("server.registered.before_credential_deletion");
-    erase_credentials(self, "registered");
+    // A legacy server logs in with them on every session: kept sealed while it stays legacy.
+    if (!is_legacy(s.rec)) erase_credentials(self, "registered");
+    report_certificate(self);
     // Registered with the certificate a renewal replaced meanwhile: it joins the rotation.
-    if (s.presenting && *s.presenting != s.ctx->identities->current().sha256() && s.ctx->rotation)
+    if (!is_legacy(s.rec) && s.presenting && *s.presenting != s.ctx->identities->current().sha256() &&
+        s.ctx->rotation)
       self->send(s.ctx->rotation, rotation_atom::value, add_atom::value, s.rec.id);
     if (next == server_state::trusted) {
       s.conn = link::online;
@@ -418,11 +457,15 @@ void on_inventory(server_actor* self, const wire::inventory& inv) {
 void on_message(server_actor* self, wire::message& m) {
   auto& st = self->state;
   if (auto* h = std::get_if<wire::hello>(&m)) {
-    if (h->min_version > wire::protocol_version || h->max_version < wire::protocol_version)
+    auto common = common_version(h->min_version, h->max_version);
+    if (!common)
       on_connection_failed(self, "the server speaks protocol versions " +
                                      std::to_string(h->min_version) + ".." +
                                      std::to_string(h->max_version) + ", this manager speaks " +
+                                     std::to_string(wire::min_protocol_version) + ".." +
                                      std::to_string(wire::protocol_version));
+    else if (*common != offered_version(st.rec))
+      on_version_change(self, *common);
   } else if (auto* e = std::get_if<wire::error_message>(&m)) {
     on_connection_failed(self, "the server reported an error: " + e->text);
   } else if (auto* p = std::get_if<wire::ping>(&m)) {
@@ -494,12 +537,107 @@ void go_online(server_actor* self) {
   auto& st = self->state;
   st.conn = link::online;
   st.rec.last_error.clear();
+  if (record_validity(st.rec, *st.tls)) report_certificate(self);
   persist(self, {make_event(st.rec, event_type::connection_up, {})});
   begin_collection(self);
   offer_rotation(self);
 }
 
 void ignore_reply(server_actor*, wire::message&) {}
+
+/// Legacy servers (protocol version 1): every session logs in with the sealed credentials; the
+/// first one also registers the server's thumbprint (pending_registration -> registering).
+void send_legacy_login(server_actor* self) {
+  auto& st = self->state;
+  st.conn = link::established;
+  auto gen = st.generation;
+  self->request(st.peers.custody, seconds{10}, credentials_atom::value, st.rec.id)
+      .then(
+          [=](const std::string& account, const secret_bytes& password) {
+            auto& s = self->state;
+            if (gen != s.generation || !s.tls) return;
+            if (s.rec.state == server_state::pending_registration) {
+              s.rec.account = account;
+              enter(self, server_state::registering);
+              persist(self, {});
+            }
+            send_message(self, wire::legacy_login{account, password});
+            flush_output(self);
+          },
+          [=](caf::error& err) {
+            auto& s = self->state;
+            if (gen != s.generation) return;
+            auto why = describe(err);
+            s.rec.last_error = why;
+            if (code_of(err) == ec::not_found) {
+              transition(self, server_state::auth_failed,
+                         {make_event(s.rec, event_type::auth_failed, {{"reason", why}})});
+              return;
+            }
+            on_connection_failed(self, why);
+          });
+}
+
+void legacy_registration_reply(server_actor* self, wire::message& m) {
+  if (auto* a = std::get_if<wire::legacy_accepted>(&m))
+    on_registered(self, wire::registered{a->server_thumbprint, a->server_id});
+  else if (auto* d = std::get_if<wire::denied>(&m))
+    on_denied(self, *d);
+}
+
+void legacy_trusted_reply(server_actor* self, wire::message& m) {
+  auto& st = self->state;
+  if (auto* a = std::get_if<wire::legacy_accepted>(&m)) {
+    auto presented = st.tls->peer_thumbprint();
+    if (!presented || *presented != a->server_thumbprint) {
+      on_connection_failed(self, "the server reported thumbprint " +
+                                     a->server_thumbprint.to_string() +
+                                     " but its TLS certificate has another; not trusting it");
+      return;
+    }
+    go_online(self);
+  } else if (auto* inv = std::get_if<wire::inventory>(&m)) {
+    on_inventory(self, *inv);
+  } else if (auto* d = std::get_if<wire::denied>(&m)) {
+    on_denied(self, *d);
+  }
+}
+
+/// The server's hello names another protocol version than this connection offered: a server of
+/// an earlier release (it logs in with credentials), or one upgraded since (it registers with
+/// certificates, and its credentials are then deleted). Reconnects speaking that version.
+void on_version_change(server_actor* self, uint8_t version) {
+  auto& st = self->state;
+  auto was_legacy = is_legacy(st.rec);
+  st.rec.auth = auth_for(version);
+  spdlog::info("server {} ({}): speaks protocol version {}; {}", st.rec.id, address_of(st.rec),
+               int{version},
+               was_legacy ? "upgraded: registering it with certificates"
+                          : "a server of an earlier release: authenticating with its credentials");
+  st.rec.last_error.clear();
+  st.attempt = 0;
+  drop_connection(self);
+  if (st.rec.state != server_state::trusted) {
+    enter(self, server_state::pending_registration);
+    persist(self, {});
+    start_connect(self);
+    return;
+  }
+  // A trusted server keeps its validated thumbprint as the expected one while it registers.
+  st.rec.expected = st.rec.pinned;
+  if (was_legacy) {
+    transition(self, server_state::pending_registration, {}, [=] { start_connect(self); });
+    return;
+  }
+  // Certificates to legacy: its credentials were deleted at registration.
+  st.rec.last_error =
+      "the server now speaks only the legacy protocol (version 1), which logs in "
+      "with an account on every connection; give its credentials with "
+      "'certfleet server credentials " +
+      st.rec.id + " --account USER --password-stdin'";
+  transition(self, server_state::auth_failed,
+             {make_event(st.rec, event_type::auth_failed, {{"reason", st.rec.last_error}})});
+}
 
 void registration_reply(server_actor* self, wire::message& m) {
   if (auto* r = std::get_if<wire::registered>(&m))
@@ -512,6 +650,8 @@ void registration_reply(server_actor* self, wire::message& m) {
 /// once the rotation is over, the notice to drop the old one.
 void offer_rotation(server_actor* self) {
   auto& st = self->state;
+  // A legacy server never registered the manager certificate: there is nothing to rotate.
+  if (is_legacy(st.rec)) return;
   if (auto next = st.ctx->identities->successor_for(st.rec.id)) {
     send_message(self, wire::rotate_manager_certificate{next->certificate_der()});
   } else if (auto old = st.ctx->identities->drop_owed(st.rec.id)) {
@@ -559,6 +699,12 @@ const link_role registering_role{expected_pin, send_credentials, registration_re
                                  on_expected_certificate_mismatch};
 const link_role trusted_role{pinned_pin, go_online, collection_reply,
                              on_pinned_certificate_changed};
+const link_role legacy_registration_role{expected_pin, send_legacy_login, ignore_reply,
+                                         on_expected_certificate_mismatch};
+const link_role legacy_registering_role{expected_pin, send_legacy_login, legacy_registration_reply,
+                                        on_expected_certificate_mismatch};
+const link_role legacy_trusted_role{pinned_pin, send_legacy_login, legacy_trusted_reply,
+                                    on_pinned_certificate_changed};
 
 // -- the connection ------------------------------------------------------------------------------
 
@@ -573,8 +719,8 @@ void on_activated(server_actor* self) {
   st.ctx->counters.handshake_latency.record(since<steady_clock>(st.handshake_started));
   if (auto info = st.tls->handshake(); info && info->resumed) st.ctx->counters.resumed_handshakes++;
   st.rec.last_seen_ms = st.ctx->now_ms();
-  send_message(
-      self, wire::hello{wire::protocol_version, wire::protocol_version, st.ctx->manager_subject});
+  auto version = offered_version(st.rec);
+  send_message(self, wire::hello{version, version, st.ctx->manager_subject});
   st.role->on_up(self);
 }
 
@@ -610,6 +756,11 @@ void create_session(server_actor* self, caf::io::connection_handle hdl) {
   out.message = [self](wire::message&& m) { self->state.inbox.push_back(std::move(m)); };
   tls_options opts;
   opts.max_frame_size = static_cast<size_t>(st.ctx->cfg.daemon.max_frame_bytes);
+  opts.min_version = opts.max_version = offered_version(st.rec);
+  opts.clock = [ctx = st.ctx.get()] {
+    return std::chrono::system_clock::time_point{milliseconds{ctx->now_ms()}};
+  };
+  opts.validity_tolerance = seconds{st.ctx->cfg.daemon.clock_skew_tolerance_s};
   auto local = st.ctx->identities->for_server(st.rec.id);
   // A session resumed from one made with another manager certificate would present that one.
   if (st.presenting && *st.presenting != local.sha256())
@@ -688,6 +839,7 @@ caf::result<server_view> trust_presented(server_actor* self, const thumbprint& t
              {make_event(st.rec, event_type::validated,
                          {{"thumbprint", t.to_string()}, {"by", by}, {"previous", previous}})},
              [=]() mutable {
+               report_certificate(self);
                start_connect(self);
                promise.deliver(view_of(self));
              });
@@ -739,9 +891,31 @@ void reregistration_required(server_actor* self) {
                          {{"previous_state", to_string(st.rec.state)}})});
 }
 
+/// certificate_mismatch: the credentials were never sent, so the server has not registered this
+/// manager and would refuse its certificate. Trusting the presented thumbprint alone would leave a
+/// trusted server that can never connect; the way on is to register again.
+caf::error cannot_trust_unregistered(server_actor* self) {
+  auto& st = self->state;
+  auto presented = st.rec.presented ? st.rec.presented->to_string() : std::string{"-"};
+  auto expected = st.rec.expected ? st.rec.expected->to_string() : std::string{"-"};
+  return make_error(ec::invalid_state,
+                    "server " + st.rec.id + " presented " + presented +
+                        " instead of the expected " + expected +
+                        ", so its credentials were never sent and it has not registered this "
+                        "manager: trusted now, it could never connect. Register it again with "
+                        "'certfleet server credentials " +
+                        st.rec.id +
+                        " --account USER --password-stdin'; then validate the thumbprint it "
+                        "presents with 'certfleet server trust " +
+                        st.rec.id + " --thumbprint " + presented + "'");
+}
+
 /// The custody actor sealed and stored new credentials: register again, at once.
 caf::result<server_view> register_again(server_actor* self, const std::string& account) {
   auto& st = self->state;
+  // After a mismatch, the thumbprint given in advance proved wrong (or the server's certificate
+  // changed since): the new registration's thumbprint is validated like one never given.
+  if (st.rec.state == server_state::certificate_mismatch) st.rec.expected.reset();
   st.rec.account = account;
   st.rec.last_error.clear();
   st.attempt = 0;
@@ -779,6 +953,7 @@ caf::message_handler shared_handlers(server_actor* self) {
             .await(
                 [=](const std::vector<event_record>&) mutable {
                   self->state.rec.state = server_state::removed;
+                  report_certificate(self);
                   promise.deliver(true);
                   self->quit();
                 },
@@ -790,6 +965,9 @@ caf::message_handler shared_handlers(server_actor* self) {
       },
       [=](credentials_atom, remove_atom, const std::string&) {
         // Past registration: the credentials were not needed any more.
+      },
+      [=](expiring_atom, const std::string& t, const std::string& details) {
+        on_certificate_expiring(self, t, details);
       },
       [=](slot_atom) { self->send(self->state.peers.admission, release_atom::value); },
       [=](connected_atom, uint64_t, int fd) { ::close(fd); },
@@ -915,12 +1093,23 @@ caf::behavior trusted(server_actor* self) {
       .or_else(shared_handlers(self));
 }
 
-/// certificate_changed, certificate_mismatch and auth_failed: the server is not contacted until
-/// an admin acts (trust the presented thumbprint, or give new credentials).
+/// The presented thumbprint differs from the one given in advance and the credentials were never
+/// sent: not contacted until an admin gives credentials again (cannot_trust_unregistered).
+caf::behavior mismatched(server_actor* self) {
+  return caf::message_handler{
+      [=](trust_atom, const thumbprint&, const std::string&) -> caf::result<server_view> {
+        return cannot_trust_unregistered(self);
+      },
+  }
+      .or_else(shared_handlers(self));
+}
+
+/// certificate_changed and auth_failed: the server is not contacted until an admin acts (trust
+/// the presented thumbprint, or give new credentials).
 caf::behavior blocked(server_actor* self) {
   return caf::message_handler{
       [=](reject_atom) -> caf::result<server_view> {
-        // Rejecting a changed certificate confirms the block; the others have nothing pending.
+        // Rejecting a changed certificate confirms the block; auth_failed has nothing pending.
         if (self->state.rec.state != server_state::certificate_changed) return cannot_reject(self);
         return reject_presented(self, server_state::certificate_changed);
       },
@@ -939,6 +1128,7 @@ caf::behavior server_main(server_actor* self, context_ptr ctx, server_peers peer
       st.rec.state == server_state::registering ? server_state::pending_registration : st.rec.state;
   auto bhvr = behavior_of(self, initial);
   report_presence(self);
+  if (watch_of(st.rec)) report_certificate(self);
   start_connect(self);
   return bhvr;
 }

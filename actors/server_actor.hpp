@@ -13,21 +13,24 @@
 //                +----------------------------------------------------+
 //                v                                                    |
 //   add --> pending_registration --TLS up, credentials sent--> registering
-//             |        ^                                          |        |
-//             |        | credentials(new)               registered|        | denied, or
-//             |        |                                          |        | credentials gone
-//             |   auth_failed <-----------------------------------|--------+ or expired
-//             v presented != expected (credentials destroyed)     |
-//   certificate_mismatch                            expected matches, or trust_policy tofu?
-//        |    ^                                       | no             | yes
-//        |    | reject                                v                |
-//        |    +------------------------------ awaiting_validation      |
-//        |                                            | trust(presented)
-//        |  trust(presented)                          v                v
-//        +----------------------------------------> trusted <---------+
-//                                                   |    ^   connection lost: back off, reconnect
-//                      presented != pinned at a     |    |
-//                      later handshake              v    | trust(presented)
+//           |  ^     ^                                         |        |
+//           |  |     | credentials(new)              registered|        | denied, or
+//           |  |     |                                         |        | credentials gone
+//           |  |  auth_failed <--------------------------------|--------+ or expired
+//           |  |                                               |
+//           |  | credentials(new): registers again, the        |
+//           |  | expected thumbprint dropped                   |
+//           v  |                                               |
+//   certificate_mismatch  (trust refused: the server   expected matches, or trust_policy tofu?
+//        ^                 never registered us)           | no             | yes
+//        | reject                                         v                |
+//        +------------------------------------- awaiting_validation        |
+//                                                         | trust(presented)
+//                                                         v                v
+//                                                       trusted <----------+
+//                                                       |    ^   connection lost: back off,
+//                      presented != pinned at a         |    |   reconnect
+//                      later handshake                  v    | trust(presented)
 //                                             certificate_changed   (reject: stays blocked)
 //
 //   Manager certificate rotation (actors/rotation_actor.hpp), while trusted and connected: the
@@ -45,10 +48,16 @@
 // clang-format on
 //
 // trusted: mutual TLS pinned on the leaf's SHA-256, then `collect` every collect_interval
-// (jittered). In awaiting_validation, certificate_changed, certificate_mismatch, auth_failed and
-// reregistration_required the server is not contacted at all. Connection messages from the broker
-// and the connector carry a generation number, so replies about an abandoned connection are
-// ignored.
+// (jittered). A legacy server (server_record::auth, protocol version 1, actors/legacy_servers.hpp)
+// goes through the same states with other connection roles: registration is a `legacy_login` with
+// the sealed credentials, which are kept (not deleted) and sent again at every trusted connection.
+// A server whose hello names another version than the one offered switches roles: legacy ones
+// register by login; an upgraded one registers with certificates (its pin as the expected
+// thumbprint), after which its credentials are deleted. In awaiting_validation,
+// certificate_changed, certificate_mismatch, auth_failed and
+// reregistration_required the server is not contacted at all.
+// Connection messages from the broker and the connector carry a generation number, so replies about
+// an abandoned connection are ignored.
 //
 // Thread: the actor runs on CAF's scheduler threads; its TLS crypto runs there too, the broker only
 // moves bytes.

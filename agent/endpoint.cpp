@@ -88,36 +88,11 @@ wire::message endpoint::register_manager(const wire::register_request& req,
     return refuse(wire::denial_reason::thumbprint_mismatch,
                   "the message names manager certificate " + req.manager_thumbprint.to_string() +
                       " but the TLS connection presented " + tls_peer.to_string());
+  if (auto denial =
+          check_account(req.account, req.password,
+                        "registration (manager '" + req.manager_name + "')", peer_address))
+    return *denial;
   auto now = options_.clock();
-  if (lockout_.locked(req.account, now))
-    return refuse(
-        wire::denial_reason::locked_out,
-        "account '" + req.account + "' is locked after repeated failed logins; try again later");
-  const account* acc = accounts_.find(req.account);
-  bool password_ok = false;
-  if (acc) {
-    auto ok = verify_password(req.password, acc->password_hash);
-    if (!ok) {
-      spdlog::error("endpoint {}: cannot check the password of account '{}': {}", options_.index,
-                    req.account, describe(ok.error()));
-      return refuse(wire::denial_reason::internal_error,
-                    "the backup server cannot check this account's password");
-    }
-    password_ok = *ok;
-  }
-  if (!password_ok) {
-    bool now_locked = lockout_.record_failure(req.account, now);
-    if (now_locked)
-      spdlog::warn("endpoint {}: account '{}' locked for {} s after {} failed logins",
-                   options_.index, req.account, options_.lockout.lock_duration.count(),
-                   options_.lockout.max_failures);
-    return refuse(wire::denial_reason::bad_credentials, "unknown account or wrong password");
-  }
-  lockout_.record_success(req.account);
-  if (acc->role != role::administrator)
-    return refuse(wire::denial_reason::insufficient_role,
-                  "account '" + req.account + "' has the " + display_name(acc->role) +
-                      " role; registration needs a Backup Administrator");
   manager_record rec{
       tls_peer, req.manager_name,
       std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count(),
@@ -135,6 +110,57 @@ wire::message endpoint::register_manager(const wire::register_request& req,
   return wire::registered{identity_.sha256(), options_.server_id};
 }
 
+std::optional<wire::denied> endpoint::check_account(const std::string& account,
+                                                    const secret_bytes& password,
+                                                    const std::string& what,
+                                                    const std::string& peer_address) {
+  auto refuse = [&](wire::denial_reason reason, std::string detail) {
+    spdlog::warn("endpoint {}: {} from {} (account '{}') refused: {}", options_.index, what,
+                 peer_address, account, detail);
+    return wire::denied{reason, std::move(detail)};
+  };
+  auto now = options_.clock();
+  if (lockout_.locked(account, now))
+    return refuse(
+        wire::denial_reason::locked_out,
+        "account '" + account + "' is locked after repeated failed logins; try again later");
+  const struct account* acc = accounts_.find(account);
+  bool password_ok = false;
+  if (acc) {
+    auto ok = verify_password(password, acc->password_hash);
+    if (!ok) {
+      spdlog::error("endpoint {}: cannot check the password of account '{}': {}", options_.index,
+                    account, describe(ok.error()));
+      return refuse(wire::denial_reason::internal_error,
+                    "the backup server cannot check this account's password");
+    }
+    password_ok = *ok;
+  }
+  if (!password_ok) {
+    bool now_locked = lockout_.record_failure(account, now);
+    if (now_locked)
+      spdlog::warn("endpoint {}: account '{}' locked for {} s after {} failed logins",
+                   options_.index, account, options_.lockout.lock_duration.count(),
+                   options_.lockout.max_failures);
+    return refuse(wire::denial_reason::bad_credentials, "unknown account or wrong password");
+  }
+  lockout_.record_success(account);
+  if (acc->role != role::administrator)
+    return refuse(wire::denial_reason::insufficient_role,
+                  "account '" + account + "' has the " + display_name(acc->role) +
+                      " role; registration needs a Backup Administrator");
+  return std::nullopt;
+}
+
+wire::message endpoint::legacy_login(const wire::legacy_login& req,
+                                     const std::string& peer_address) {
+  if (auto denial = check_account(req.account, req.password, "legacy login", peer_address))
+    return *denial;
+  spdlog::debug("endpoint {}: legacy login by account '{}' from {}", options_.index, req.account,
+                peer_address);
+  return wire::legacy_accepted{identity_.sha256(), options_.server_id};
+}
+
 wire::inventory endpoint::inventory() const {
   return synthetic_inventory(options_.server_id, options_.clock());
 }
@@ -146,11 +172,14 @@ connection_logic::connection_logic(endpoint& ep, std::string peer_address)
 
 pin_check::verdict connection_logic::check_pin(const thumbprint& presented) {
   presented_ = presented;
-  return ep_.is_manager(presented) ? peer_trust::pinned : peer_trust::unpinned;
+  // A legacy server registers no manager: every certificate is a stranger's until it logs in.
+  return !ep_.options().legacy && ep_.is_manager(presented) ? peer_trust::pinned
+                                                            : peer_trust::unpinned;
 }
 
 wire::hello connection_logic::own_hello() const {
-  return wire::hello{wire::protocol_version, wire::protocol_version, ep_.options().peer_name};
+  auto v = ep_.protocol_version();
+  return wire::hello{v, v, ep_.options().peer_name};
 }
 
 connection_logic::step connection_logic::on_message(wire::message&& m) {
@@ -172,12 +201,22 @@ connection_logic::step connection_logic::on_message(wire::message&& m) {
       if (!h)
         return refuse(wire::denial_reason::protocol_violation,
                       std::string{"sent "} + type + " before hello");
-      if (h->min_version > wire::protocol_version || h->max_version < wire::protocol_version)
+      auto v = ep_.protocol_version();
+      if (h->min_version > v || h->max_version < v) {
+        // Version negotiation: the manager learns from this hello which version to offer next.
+        hello_sent_ = true;
+        s.replies.push_back(own_hello());
         return refuse(wire::denial_reason::unsupported_version,
                       "speaks protocol versions " + std::to_string(h->min_version) + ".." +
                           std::to_string(h->max_version) + ", this agent only version " +
-                          std::to_string(wire::protocol_version));
-      if (ep_.is_manager(*presented_)) {
+                          std::to_string(v));
+      }
+      if (ep_.options().legacy) {
+        // The legacy protocol has no registration to hide the hello behind.
+        state_ = state::awaiting_login;
+        hello_sent_ = true;
+        s.replies.push_back(own_hello());
+      } else if (ep_.is_manager(*presented_)) {
         state_ = state::trusted;
         hello_sent_ = true;
         s.replies.push_back(own_hello());
@@ -185,6 +224,17 @@ connection_logic::step connection_logic::on_message(wire::message&& m) {
         // Nothing is sent to an unknown certificate before it asks to register.
         state_ = state::registration_only;
       }
+      return s;
+    }
+    case state::awaiting_login: {
+      auto* l = std::get_if<wire::legacy_login>(&m);
+      if (!l)
+        return refuse(wire::denial_reason::protocol_violation,
+                      std::string{"sent "} + type + " before legacy_login");
+      auto answer = ep_.legacy_login(*l, peer_);
+      if (auto* d = std::get_if<wire::denied>(&answer)) return refuse(d->reason, d->detail);
+      state_ = state::trusted;
+      s.replies.push_back(std::move(answer));
       return s;
     }
     case state::registration_only: {
@@ -198,7 +248,8 @@ connection_logic::step connection_logic::on_message(wire::message&& m) {
       return handle_register(*r);
     }
     case state::trusted: {
-      if (auto* r = std::get_if<wire::register_request>(&m)) return handle_register(*r);
+      auto* r = std::get_if<wire::register_request>(&m);
+      if (r != nullptr && !ep_.options().legacy) return handle_register(*r);
       if (std::holds_alternative<wire::collect>(m)) {
         s.replies.push_back(ep_.inventory());
         return s;

@@ -107,6 +107,9 @@ struct endpoint_options {
   lockout_policy lockout;
   clock_fn clock = [] { return std::chrono::system_clock::now(); };
   size_t session_cache_size = 256;
+  /// Speak only the legacy protocol (version 1) of a backup server of an earlier release: no
+  /// certificate registration; every session logs in with an account (`legacy_login`).
+  bool legacy = false;
 };
 
 class endpoint {
@@ -152,6 +155,15 @@ class endpoint {
   /// `rotation_refused`.
   wire::message retire_predecessor(const thumbprint& current, const thumbprint& retired);
 
+  /// Checks a legacy login (`legacy_login`, version 1): the same account checks as a registration,
+  /// nothing stored. Returns `legacy_accepted` or `denied`.
+  wire::message legacy_login(const wire::legacy_login& req, const std::string& peer_address);
+
+  /// The protocol version this endpoint speaks (wire::legacy_protocol_version when legacy).
+  uint8_t protocol_version() const {
+    return options_.legacy ? wire::legacy_protocol_version : wire::protocol_version;
+  }
+
   /// The current synthetic inventory.
   wire::inventory inventory() const;
 
@@ -163,6 +175,12 @@ class endpoint {
   std::function<caf::expected<identity>(endpoint&)> regenerate;
 
  private:
+  // The account checks of a registration or a legacy login: nullopt when the account is
+  // accepted, else the denial.
+  std::optional<wire::denied> check_account(const std::string& account,
+                                            const secret_bytes& password, const std::string& what,
+                                            const std::string& peer_address);
+
   endpoint_options options_;
   identity identity_;
   uint64_t identity_generation_ = 0;
@@ -199,7 +217,7 @@ class connection_logic {
   std::function<std::vector<uint8_t>()> peer_certificate;
 
  private:
-  enum class state { awaiting_hello, registration_only, trusted };
+  enum class state { awaiting_hello, registration_only, awaiting_login, trusted };
   step handle_register(const wire::register_request& req);
   wire::hello own_hello() const;
 

@@ -145,6 +145,7 @@ void worker::accept_on(size_t si) {
       };
       tls_options topts;
       topts.max_frame_size = srv->opts.max_frame_size;
+      topts.min_version = topts.max_version = ep.protocol_version();
       c->tls = std::make_unique<tls_server_session>(
           ep.current_identity(), [cp](const thumbprint& t) { return cp->logic->check_pin(t); },
           ep.session_cache(), std::move(out), std::move(topts));

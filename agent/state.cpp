@@ -168,6 +168,7 @@ caf::expected<single_agent> open_single_agent(const fs::path& root,
   eo.peer_name = **server_id;
   eo.lockout = options.lockout;
   eo.clock = options.clock;
+  eo.legacy = options.legacy;
   out.ep =
       std::make_unique<endpoint>(eo, *id, std::move(*book), std::move(*managers), out.store.get());
 
@@ -361,6 +362,7 @@ caf::expected<fleet> open_fleet(const fleet_options& o) {
     eo.lockout = o.lockout;
     eo.clock = o.clock;
     eo.session_cache_size = 64;
+    eo.legacy = i < o.legacy_count;
     auto ep = std::make_unique<endpoint>(eo, std::move(*ids[i]), std::move(*accounts[i]),
                                          std::move(managers[i]), raw_store);
     ep->regenerate = [raw_store](endpoint& e) -> caf::expected<identity> {

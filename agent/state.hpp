@@ -61,6 +61,8 @@ struct single_agent {
 struct single_agent_options {
   lockout_policy lockout;
   clock_fn clock = [] { return std::chrono::system_clock::now(); };
+  /// Speak only the legacy protocol (endpoint_options::legacy).
+  bool legacy = false;
 };
 
 /// Opens a single agent's state dir, creating the directory, identity, empty accounts file and
@@ -83,6 +85,8 @@ struct fleet_options {
   secret_bytes admin_password;
   hash_profile profile = hash_profile::simulation;
   size_t threads = 2;
+  /// Endpoints 0 .. legacy_count - 1 speak only the legacy protocol (endpoint_options::legacy).
+  size_t legacy_count = 0;
   lockout_policy lockout;
   clock_fn clock = [] { return std::chrono::system_clock::now(); };
 };

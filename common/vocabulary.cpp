@@ -58,6 +58,8 @@ const char* to_string(event_type t) {
       return "rotation_completed";
     case event_type::reregistration_required:
       return "reregistration_required";
+    case event_type::server_certificate_expiring:
+      return "server_certificate_expiring";
   }
   return "server_added";
 }

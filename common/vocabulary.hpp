@@ -46,9 +46,10 @@ enum class event_type {
   server_rotated,
   rotation_completed,
   reregistration_required,
+  server_certificate_expiring,
 };
 
-inline constexpr std::array<event_type, 18> all_event_types{
+inline constexpr std::array<event_type, 19> all_event_types{
     event_type::server_added,
     event_type::server_removed,
     event_type::credentials_retained,
@@ -67,6 +68,7 @@ inline constexpr std::array<event_type, 18> all_event_types{
     event_type::server_rotated,
     event_type::rotation_completed,
     event_type::reregistration_required,
+    event_type::server_certificate_expiring,
 };
 
 /// The type's name as stored and sent ("validation_required").

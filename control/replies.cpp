@@ -1,5 +1,7 @@
 #include "control/replies.hpp"
 
+#include <chrono>
+
 #include "control/protocol.hpp"
 
 namespace certfleet::control {
@@ -12,10 +14,27 @@ json optional_thumbprint(const std::optional<thumbprint>& t) {
   return t ? json(t->to_string()) : json(nullptr);
 }
 
+json optional_ms(int64_t ms) {
+  return ms != 0 ? json(ms) : json(nullptr);
+}
+
+/// Whole days from now to `not_after_ms`, rounded down (negative once past), as
+/// docs/lifecycle.md counts them; null when not known.
+json days_left(int64_t not_after_ms) {
+  if (not_after_ms == 0) return nullptr;
+  constexpr int64_t day_ms = 86'400'000;
+  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+                 .count();
+  auto diff = not_after_ms - now;
+  return diff >= 0 ? diff / day_ms : -((-diff + day_ms - 1) / day_ms);
+}
+
 }  // namespace
 
 json server_json(const server_view& v, bool with_inventory) {
   const auto& r = v.record;
+  bool expiry_warned = r.expiry_warned && r.pinned && *r.expiry_warned == *r.pinned;
   json j{{"id", r.id},
          {"name", r.name},
          {"host", r.host},
@@ -34,6 +53,11 @@ json server_json(const server_view& v, bool with_inventory) {
          {"last_seen_ms", r.last_seen_ms},
          {"last_collection_ms", r.last_collection_ms},
          {"failed_attempts", r.failed_attempts},
+         {"certificate_not_before_ms", optional_ms(r.certificate_not_before_ms)},
+         {"certificate_not_after_ms", optional_ms(r.certificate_not_after_ms)},
+         {"certificate_days_left", days_left(r.certificate_not_after_ms)},
+         {"certificate_expiry_warned", expiry_warned},
+         {"auth", to_string(r.auth)},
          {"connected", v.connected},
          {"credentials_retained", v.credentials_retained}};
   if (with_inventory) {

@@ -179,6 +179,27 @@ caf::expected<secret_bytes> encode_one(const rotation_refused& m) {
   return e.finish();
 }
 
+caf::expected<secret_bytes> encode_one(const legacy_login& m) {
+  if (m.password.size() > max_password_length)
+    return too_long("legacy_login.password", m.password.size(), max_password_length);
+  encoder head{message_type::legacy_login};
+  if (!head.str("legacy_login.account", m.account, max_name_length)) return std::move(head.error());
+  auto out = head.finish();
+  if (!out) return out;
+  // The password goes from secure memory to secure memory: no std::vector ever holds it.
+  auto n = static_cast<uint32_t>(m.password.size());
+  for (int shift = 24; shift >= 0; shift -= 8) out->push_back(static_cast<uint8_t>(n >> shift));
+  out->insert(out->end(), m.password.begin(), m.password.end());
+  return out;
+}
+
+caf::expected<secret_bytes> encode_one(const legacy_accepted& m) {
+  encoder e{message_type::legacy_accepted};
+  e.w().raw(m.server_thumbprint.bytes().data(), thumbprint::size);
+  e.str("legacy_accepted.server_id", m.server_id, max_name_length);
+  return e.finish();
+}
+
 // Reads one message's fields; the first failure names the field and stops everything after it.
 class decoder {
  public:
@@ -360,6 +381,18 @@ caf::expected<message> decode_body(message_type t, decoder& d) {
       d.str("detail", m.detail, max_text_length);
       return d.finish(std::move(m));
     }
+    case message_type::legacy_login: {
+      legacy_login m;
+      d.str("account", m.account, max_name_length);
+      d.secret("password", m.password, max_password_length);
+      return d.finish(std::move(m));
+    }
+    case message_type::legacy_accepted: {
+      legacy_accepted m;
+      d.thumb("server_thumbprint", m.server_thumbprint);
+      d.str("server_id", m.server_id, max_name_length);
+      return d.finish(std::move(m));
+    }
   }
   return make_error(ec::protocol_error, "unreachable message type");
 }
@@ -368,7 +401,9 @@ bool known_type(uint8_t t) {
   return (t >= static_cast<uint8_t>(message_type::hello) &&
           t <= static_cast<uint8_t>(message_type::error)) ||
          (t >= static_cast<uint8_t>(message_type::rotate_manager_certificate) &&
-          t <= static_cast<uint8_t>(message_type::rotation_refused));
+          t <= static_cast<uint8_t>(message_type::rotation_refused)) ||
+         (t >= static_cast<uint8_t>(message_type::legacy_login) &&
+          t <= static_cast<uint8_t>(message_type::legacy_accepted));
 }
 
 }  // namespace
@@ -431,6 +466,10 @@ const char* to_string(message_type t) {
       return "manager_certificate_retired";
     case message_type::rotation_refused:
       return "rotation_refused";
+    case message_type::legacy_login:
+      return "legacy_login";
+    case message_type::legacy_accepted:
+      return "legacy_accepted";
   }
   return "unknown";
 }
@@ -449,34 +488,60 @@ static_assert(std::is_same_v<std::variant_alternative_t<7, message>, pong>);
 static_assert(std::is_same_v<std::variant_alternative_t<8, message>, error_message>);
 static_assert(std::is_same_v<std::variant_alternative_t<9, message>, rotate_manager_certificate>);
 static_assert(std::is_same_v<std::variant_alternative_t<13, message>, rotation_refused>);
-static_assert(std::variant_size_v<message> ==
-              static_cast<size_t>(message_type::error) +
-                  static_cast<size_t>(message_type::rotation_refused) -
-                  static_cast<size_t>(message_type::rotate_manager_certificate) + 1);
+static_assert(std::is_same_v<std::variant_alternative_t<14, message>, legacy_login>);
+static_assert(std::is_same_v<std::variant_alternative_t<15, message>, legacy_accepted>);
+static_assert(std::variant_size_v<message> == 16);
 
 message_type type_of(const message& m) {
   constexpr size_t first_rotation_index = static_cast<size_t>(message_type::error);
+  constexpr size_t first_legacy_index = 14;
   if (m.index() < first_rotation_index) return static_cast<message_type>(m.index() + 1);
+  if (m.index() >= first_legacy_index)
+    return static_cast<message_type>(m.index() - first_legacy_index +
+                                     static_cast<size_t>(message_type::legacy_login));
   return static_cast<message_type>(m.index() - first_rotation_index +
                                    static_cast<size_t>(message_type::rotate_manager_certificate));
 }
 
-caf::expected<secret_bytes> encode(const message& m) {
-  return std::visit([](const auto& x) { return encode_one(x); }, m);
+bool exists_in(message_type t, uint8_t version) {
+  auto n = static_cast<uint8_t>(t);
+  if (t == message_type::register_request || t == message_type::registered ||
+      (n >= first_reserved_rotation_type && n <= last_reserved_rotation_type))
+    return version == protocol_version;
+  if (n >= first_legacy_type && n <= last_legacy_type) return version == legacy_protocol_version;
+  return version >= min_protocol_version && version <= protocol_version;
 }
 
-caf::expected<message> decode(const uint8_t* data, size_t size) {
+caf::expected<secret_bytes> encode(const message& m, uint8_t version) {
+  auto t = type_of(m);
+  if (!exists_in(t, version))
+    return make_error(ec::invalid_argument, std::string{to_string(t)} +
+                                                " does not exist in protocol version " +
+                                                std::to_string(version));
+  auto out = std::visit([](const auto& x) { return encode_one(x); }, m);
+  if (out) (*out)[0] = version;
+  return out;
+}
+
+caf::expected<message> decode(const uint8_t* data, size_t size, uint8_t min_version,
+                              uint8_t max_version) {
   if (size < 2)
     return make_error(ec::protocol_error,
                       "the peer sent a " + std::to_string(size) +
                           "-byte message, shorter than the 2-byte version and type header; the "
                           "connection must be closed");
-  if (data[0] != protocol_version)
-    return make_error(ec::protocol_error,
-                      "the peer speaks protocol version " + std::to_string(data[0]) +
-                          ", this build speaks only version " + std::to_string(protocol_version) +
-                          "; upgrade the older side");
+  uint8_t v = data[0];
   uint8_t t = data[1];
+  bool is_hello = t == static_cast<uint8_t>(message_type::hello);
+  if (is_hello ? (v < min_protocol_version || v > protocol_version)
+               : (v < min_version || v > max_version))
+    return make_error(
+        ec::protocol_error,
+        "the peer speaks protocol version " + std::to_string(v) + ", this side " +
+            (min_version == max_version
+                 ? "only version " + std::to_string(max_version)
+                 : "versions " + std::to_string(min_version) + ".." + std::to_string(max_version)) +
+            "; upgrade the older side");
   if (!known_type(t)) {
     if (t >= first_reserved_rotation_type && t <= last_reserved_rotation_type)
       return make_error(ec::protocol_error,
@@ -487,6 +552,10 @@ caf::expected<message> decode(const uint8_t* data, size_t size) {
                                               "; the connection must be closed");
   }
   auto type = static_cast<message_type>(t);
+  if (!exists_in(type, v))
+    return make_error(ec::protocol_error, std::string{"the peer sent "} + to_string(type) +
+                                              ", which protocol version " + std::to_string(v) +
+                                              " does not have; the connection must be closed");
   decoder d{data, size, to_string(type)};
   d.skip_header();
   return decode_body(type, d);
@@ -539,6 +608,12 @@ bool operator==(const manager_certificate_retired& a, const manager_certificate_
 }
 bool operator==(const rotation_refused& a, const rotation_refused& b) {
   return a.request == b.request && a.detail == b.detail;
+}
+bool operator==(const legacy_login& a, const legacy_login& b) {
+  return a.account == b.account && a.password == b.password;
+}
+bool operator==(const legacy_accepted& a, const legacy_accepted& b) {
+  return a.server_thumbprint == b.server_thumbprint && a.server_id == b.server_id;
 }
 
 }  // namespace certfleet::wire

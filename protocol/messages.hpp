@@ -1,8 +1,8 @@
 // The application messages exchanged inside the TLS channel between the manager and a backup
 // server agent (docs/protocol.md is the reference; keep the two in step).
 //
-// Every payload is: u8 protocol version (1) | u8 message type | the type's fields, encoded with
-// common/bytes.hpp (big-endian integers, u32-length-prefixed strings). Each type has one fixed
+// Every payload is: u8 protocol version (1 or 2) | u8 message type | the type's fields, encoded
+// with common/bytes.hpp (big-endian integers, u32-length-prefixed strings). Each type has one fixed
 // schema: decoding reads the version and type, then exactly that type's fields, and fails with
 // `ec::protocol_error` on an unknown version or type, a truncated field, a string or list above its
 // cap, an unknown enum value, or bytes left over. Nothing in the peer's input selects code to run
@@ -26,12 +26,17 @@
 
 namespace certfleet::wire {
 
-/// The only protocol version this build speaks.
-inline constexpr uint8_t protocol_version = 1;
+/// The protocol version of this release: certificate registration (`register_request`).
+inline constexpr uint8_t protocol_version = 2;
+/// The version of backup servers of earlier releases: no certificate registration; every session
+/// logs in with the account credentials (`legacy_login`). The manager still speaks it.
+inline constexpr uint8_t legacy_protocol_version = 1;
+/// The lowest version this build decodes.
+inline constexpr uint8_t min_protocol_version = legacy_protocol_version;
 
 /// Type numbers are stable: they are on the wire. 32..39 are the manager certificate rotation
-/// (32..36 defined, 37..39 reserved for it); 40..47 stay reserved; a decoder refuses every
-/// number it does not define.
+/// (32..36 defined, 37..39 reserved for it); 40..47 belong to the legacy protocol (version 1:
+/// 40 and 41 defined); a decoder refuses every number it does not define.
 enum class message_type : uint8_t {
   hello = 1,
   register_request = 2,
@@ -47,9 +52,17 @@ enum class message_type : uint8_t {
   retire_manager_certificate = 34,
   manager_certificate_retired = 35,
   rotation_refused = 36,
+  legacy_login = 40,
+  legacy_accepted = 41,
 };
 inline constexpr uint8_t first_reserved_rotation_type = 32;
-inline constexpr uint8_t last_reserved_rotation_type = 47;
+inline constexpr uint8_t last_reserved_rotation_type = 39;
+inline constexpr uint8_t first_legacy_type = 40;
+inline constexpr uint8_t last_legacy_type = 47;
+
+/// Whether type `t` exists in protocol `version`: registration and rotation only in version 2,
+/// the legacy types only in version 1, every other type in both.
+bool exists_in(message_type t, uint8_t version);
 
 /// Caps on peer-controlled sizes, checked before anything is allocated.
 inline constexpr size_t max_name_length = 256;  // peer, account, manager, server id names
@@ -167,22 +180,42 @@ struct rotation_refused {
   std::string detail;
 };
 
+/// Manager -> legacy server (version 1 only): authenticate this session with an account of the
+/// backup server. Sent on every connection: the legacy protocol has no certificate registration.
+struct legacy_login {
+  std::string account;
+  secret_bytes password;
+};
+
+/// Legacy server -> manager (version 1 only): login accepted; collections may follow.
+struct legacy_accepted {
+  thumbprint server_thumbprint;
+  std::string server_id;
+};
+
 using message =
     std::variant<hello, register_request, registered, denied, collect, inventory, ping, pong,
                  error_message, rotate_manager_certificate, manager_certificate_stored,
-                 retire_manager_certificate, manager_certificate_retired, rotation_refused>;
+                 retire_manager_certificate, manager_certificate_retired, rotation_refused,
+                 legacy_login, legacy_accepted>;
 
 /// The wire type number of `m`.
 message_type type_of(const message& m);
 /// "hello", "register_request", ...
 const char* to_string(message_type t);
 
-/// Encodes `m` as a payload (not yet framed). Fails with `ec::invalid_argument` when a string or
-/// list exceeds its cap, so that nothing this side sends is refused by the peer for its size.
-caf::expected<secret_bytes> encode(const message& m);
+/// Encodes `m` as a payload (not yet framed) of protocol `version` (the header's first byte). Fails
+/// with `ec::invalid_argument` when a string or list exceeds its cap, so that nothing this side
+/// sends is refused by the peer for its size, or when the type does not exist in `version`.
+caf::expected<secret_bytes> encode(const message& m, uint8_t version = protocol_version);
 
-/// Decodes one payload; see the file comment for the errors.
-caf::expected<message> decode(const uint8_t* data, size_t size);
+/// Decodes one payload; see the file comment for the errors. A payload whose header version is
+/// outside [min_version, max_version] is refused, except `hello`, which every version decodes
+/// whatever its header says (its layout is the same in every version, and it is how a peer learns
+/// which versions the other speaks). The type must exist in the header's version.
+caf::expected<message> decode(const uint8_t* data, size_t size,
+                              uint8_t min_version = min_protocol_version,
+                              uint8_t max_version = protocol_version);
 
 /// Field-wise equality, so that messages (and `message` variants) compare in tests and logic.
 bool operator==(const hello& a, const hello& b);
@@ -200,5 +233,7 @@ bool operator==(const manager_certificate_stored& a, const manager_certificate_s
 bool operator==(const retire_manager_certificate& a, const retire_manager_certificate& b);
 bool operator==(const manager_certificate_retired& a, const manager_certificate_retired& b);
 bool operator==(const rotation_refused& a, const rotation_refused& b);
+bool operator==(const legacy_login& a, const legacy_login& b);
+bool operator==(const legacy_accepted& a, const legacy_accepted& b);
 
 }  // namespace certfleet::wire

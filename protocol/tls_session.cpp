@@ -185,11 +185,13 @@ struct tls_session::impl final : Botan::TLS::Callbacks {
     auto named = peer_label + "'s certificate " + presented_now.to_string();
 
     auto now = opts.clock();
-    if (now < leaf.not_before().to_std_timepoint())
+    validity = certificate_validity{leaf.not_before().to_std_timepoint(),
+                                    leaf.not_after().to_std_timepoint()};
+    if (now < validity->not_before - opts.validity_tolerance)
       reject(Botan::TLS::Alert::BAD_CERTIFICATE, named + " is not valid before " +
                                                      leaf.not_before().readable_string() +
                                                      "; check the clocks of both machines");
-    if (now > leaf.not_after().to_std_timepoint())
+    if (now > validity->not_after + opts.validity_tolerance)
       reject(Botan::TLS::Alert::CERTIFICATE_EXPIRED, named + " expired at " +
                                                          leaf.not_after().readable_string() +
                                                          "; the peer must renew its certificate");
@@ -272,7 +274,8 @@ struct tls_session::impl final : Botan::TLS::Callbacks {
       while (!failure && !closed_by_owner) {
         auto payload = decoder.next();
         if (!payload) break;
-        auto msg = wire::decode(payload->data(), payload->size());
+        auto msg =
+            wire::decode(payload->data(), payload->size(), opts.min_version, opts.max_version);
         if (!msg) {
           fail_and_close(msg.error());
           break;
@@ -315,6 +318,7 @@ struct tls_session::impl final : Botan::TLS::Callbacks {
   std::string group;
   std::optional<thumbprint> presented;
   std::vector<uint8_t> presented_der;
+  std::optional<certificate_validity> validity;
   std::optional<peer_trust> trust;
   caf::error rejection;
   caf::error failure;
@@ -346,7 +350,7 @@ caf::error tls_session::send(const wire::message& msg) {
     return make_error(ec::invalid_state,
                       std::string{"cannot send "} + wire::to_string(wire::type_of(msg)) + " to " +
                           s.peer_label + ": the TLS session is not established or is closed");
-  auto payload = wire::encode(msg);
+  auto payload = wire::encode(msg, s.opts.max_version);
   if (!payload) return payload.error();
   auto frame = encode_frame(payload->data(), payload->size(), s.opts.max_frame_size);
   if (!frame) return frame.error();
@@ -383,6 +387,10 @@ std::optional<thumbprint> tls_session::peer_thumbprint() const {
 
 const std::vector<uint8_t>& tls_session::peer_certificate_der() const {
   return impl_->presented_der;
+}
+
+const std::optional<certificate_validity>& tls_session::peer_validity() const {
+  return impl_->validity;
 }
 
 const caf::error& tls_session::pin_rejection() const {

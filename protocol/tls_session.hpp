@@ -110,10 +110,23 @@ struct tls_outputs {
 
 struct tls_options {
   size_t max_frame_size = default_max_frame_size;
+  /// The protocol versions this side speaks: received messages of another version are refused
+  /// (except `hello`, see wire::decode), and sent ones carry `max_version`.
+  uint8_t min_version = wire::min_protocol_version;
+  uint8_t max_version = wire::protocol_version;
   /// Time used for the certificate validity check; injectable for tests.
   std::function<std::chrono::system_clock::time_point()> clock = [] {
     return std::chrono::system_clock::now();
   };
+  /// How far the peer's clock may be off: its certificate is accepted from notBefore minus this
+  /// to notAfter plus this, both inclusive (docs/lifecycle.md, "Pinned server certificates").
+  std::chrono::seconds validity_tolerance{0};
+};
+
+/// The validity period a certificate states (X.509 notBefore and notAfter, both inclusive).
+struct certificate_validity {
+  std::chrono::system_clock::time_point not_before;
+  std::chrono::system_clock::time_point not_after;
 };
 
 /// What the handshake agreed on, known once the session is established.
@@ -154,6 +167,9 @@ class tls_session {
   /// The DER of the certificate the peer presented (or, resumed, the one remembered in the
   /// session); empty before the peer's certificate arrived.
   const std::vector<uint8_t>& peer_certificate_der() const;
+  /// The validity period of the certificate the peer presented (or, resumed, of the one
+  /// remembered in the session), also when it was refused; nullopt before it arrived.
+  const std::optional<certificate_validity>& peer_validity() const;
   /// Why the pin check refused the peer, as the callback said it; empty if it did not refuse.
   const caf::error& pin_rejection() const;
   /// The first failure of this session; empty while healthy or after an orderly close.

@@ -9,6 +9,9 @@ namespace certfleet {
 namespace {
 
 constexpr uint8_t record_format_version = 1;
+// Server records: version 2 adds the certificate's validity, the expiry warning and the
+// authentication kind after the version-1 fields; version 1 records still decode (with defaults).
+constexpr uint8_t server_record_format_version = 2;
 
 // Free-text fields (event details, last errors) may be long; everything else is short.
 constexpr size_t max_text_len = 16u << 20;
@@ -46,14 +49,17 @@ caf::error decode_failure(const char* what, const byte_reader& r, size_t total) 
                                           "backup or use the certfleet version that wrote it");
 }
 
-caf::error check_version(const char* what, const std::vector<uint8_t>& bytes) {
+caf::error check_version(const char* what, const std::vector<uint8_t>& bytes,
+                         uint8_t oldest = record_format_version,
+                         uint8_t newest = record_format_version) {
   if (bytes.empty())
     return make_error(ec::corrupt_data,
                       std::string(what) + " is empty; restore the database from a backup");
-  if (bytes[0] != record_format_version)
+  if (bytes[0] < oldest || bytes[0] > newest)
     return make_error(ec::corrupt_data,
                       std::string(what) + " has format version " + std::to_string(bytes[0]) +
-                          " but this build reads version " + std::to_string(record_format_version) +
+                          " but this build reads version " + std::to_string(newest) +
+                          (oldest < newest ? " and older" : "") +
                           "; use the certfleet version that wrote it");
   return {};
 }
@@ -84,6 +90,16 @@ const char* to_string(server_state s) {
   return "unknown";
 }
 
+const char* to_string(server_auth a) {
+  switch (a) {
+    case server_auth::certificates:
+      return "certificates";
+    case server_auth::legacy_credentials:
+      return "credentials (legacy)";
+  }
+  return "unknown";
+}
+
 caf::expected<server_state> parse_server_state(const std::string& s) {
   for (uint8_t v = static_cast<uint8_t>(server_state::pending_registration);
        v <= static_cast<uint8_t>(server_state::reregistration_required); ++v) {
@@ -99,7 +115,7 @@ caf::expected<server_state> parse_server_state(const std::string& s) {
 
 std::vector<uint8_t> encode(const server_record& r) {
   byte_writer w;
-  w.u8(record_format_version);
+  w.u8(server_record_format_version);
   w.str(r.id);
   w.str(r.name);
   w.str(r.host);
@@ -117,23 +133,36 @@ std::vector<uint8_t> encode(const server_record& r) {
   w.i64(r.last_seen_ms);
   w.i64(r.last_collection_ms);
   w.u32(r.failed_attempts);
+  w.i64(r.certificate_not_before_ms);
+  w.i64(r.certificate_not_after_ms);
+  put_thumbprint(w, r.expiry_warned);
+  w.u8(static_cast<uint8_t>(r.auth));
   return w.take();
 }
 
 caf::expected<server_record> decode_server_record(const std::vector<uint8_t>& bytes) {
   static constexpr const char* what = "server record";
-  if (auto err = check_version(what, bytes)) return err;
+  if (auto err = check_version(what, bytes, 1, server_record_format_version)) return err;
   byte_reader r(bytes);
   server_record out;
   uint8_t version = 0;
   uint8_t state = 0;
+  uint8_t auth = 0;
   bool ok = r.u8(version) && r.str(out.id) && r.str(out.name) && r.str(out.host) &&
             r.u16(out.port) && r.u8(state) && r.str(out.account) &&
             get_thumbprint(r, out.expected) && get_thumbprint(r, out.presented) &&
             get_thumbprint(r, out.pinned) && r.str(out.validated_by) && r.str(out.remote_id) &&
             r.str(out.last_error, max_text_len) && r.i64(out.created_ms) && r.i64(out.updated_ms) &&
             r.i64(out.last_seen_ms) && r.i64(out.last_collection_ms) && r.u32(out.failed_attempts);
+  if (ok && version >= 2)
+    ok = r.i64(out.certificate_not_before_ms) && r.i64(out.certificate_not_after_ms) &&
+         get_thumbprint(r, out.expiry_warned) && r.u8(auth);
   if (!ok || !r.at_end()) return decode_failure(what, r, bytes.size());
+  if (auth > static_cast<uint8_t>(server_auth::legacy_credentials))
+    return make_error(ec::corrupt_data,
+                      "server record '" + out.id + "' has unknown authentication kind " +
+                          std::to_string(auth) + "; use the certfleet version that wrote it");
+  out.auth = static_cast<server_auth>(auth);
   if (state < static_cast<uint8_t>(server_state::pending_registration) ||
       state > static_cast<uint8_t>(server_state::reregistration_required))
     return make_error(ec::corrupt_data, "server record '" + out.id + "' has unknown state " +

@@ -35,6 +35,18 @@ const char* to_string(server_state s);
 /// Parses the names printed by `to_string`; `ec::invalid_argument` otherwise.
 caf::expected<server_state> parse_server_state(const std::string& s);
 
+/// How the manager authenticates to a server once it is trusted.
+enum class server_auth : uint8_t {
+  /// Mutual TLS with the manager's registered certificate: no credentials kept.
+  certificates = 0,
+  /// A server of an earlier version (protocol version 1) that has no certificate registration:
+  /// each session logs in with the account credentials, kept sealed while it stays legacy.
+  legacy_credentials = 1,
+};
+
+/// "certificates", "credentials (legacy)": what `server list` and `server show` print.
+const char* to_string(server_auth a);
+
 struct server_record {
   std::string id;  // manager-assigned, stable ("s-1f3a9c2e")
   std::string name;
@@ -53,6 +65,14 @@ struct server_record {
   int64_t last_seen_ms = 0;
   int64_t last_collection_ms = 0;
   uint32_t failed_attempts = 0;
+  // The validity period of the certificate the server last presented (`presented`), in unix ms,
+  // recorded at registration and at every handshake; 0 while not known (records from before they
+  // were kept, or no certificate seen yet).
+  int64_t certificate_not_before_ms = 0;
+  int64_t certificate_not_after_ms = 0;
+  /// The certificate whose `server_certificate_expiring` event was raised (once per certificate).
+  std::optional<thumbprint> expiry_warned;
+  server_auth auth = server_auth::certificates;
 };
 
 std::vector<uint8_t> encode(const server_record& r);

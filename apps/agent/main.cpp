@@ -39,6 +39,8 @@ struct options : cli::global_flags {
   uint16_t port = 9401;
   int64_t handshake_timeout_ms = 10'000;
   int64_t idle_timeout_s = 300;
+  bool legacy = false;
+  size_t legacy_count = 0;
   // fleet
   size_t count = 0;
   std::string bind_range;
@@ -114,7 +116,9 @@ caf::expected<secret_bytes> strip_newline(secret_bytes s, const std::string& ori
 }
 
 int cmd_run(const options& o) {
-  auto agent = open_single_agent(state_dir(o));
+  single_agent_options so;
+  so.legacy = o.legacy;
+  auto agent = open_single_agent(state_dir(o), so);
   if (!agent) return fail(agent.error());
   state_paths paths(state_dir(o));
   auto summary = agent->ep->current_identity().summary();
@@ -137,6 +141,9 @@ int cmd_run(const options& o) {
   if (!ctl) return fail(ctl.error());
   auto a = server.address(0);
   std::cout << "Listening on " << a.host << ":" << a.port << " as server " << server_id
+            << (o.legacy ? " speaking the legacy protocol (version 1: account logins, no "
+                           "certificate registration)"
+                         : "")
             << " (control socket " << paths.control_socket.string() << ")" << std::endl;
   wait_for_stop();
   ctl->reset();
@@ -170,6 +177,7 @@ int cmd_fleet(const options& o) {
   fo.admin_account = o.admin_account;
   fo.admin_password = std::move(*password);
   fo.profile = *profile;
+  fo.legacy_count = std::min(o.legacy_count, o.count);
   auto started = std::chrono::steady_clock::now();
   auto f = open_fleet(fo);
   if (!f) return fail(f.error());
@@ -473,6 +481,9 @@ int main(int argc, char** argv) {
                                      "empty accounts file on first start");
   run_cmd->add_option("--bind", o.bind, "IPv4 or IPv6 address to listen on")->capture_default_str();
   run_cmd->add_option("--port", o.port, "TCP port (0: any free port)")->capture_default_str();
+  run_cmd->add_flag("--legacy", o.legacy,
+                    "Speak only the legacy protocol (version 1) of a backup server of an earlier "
+                    "release: the manager logs in with the account on every connection");
   add_timeouts(run_cmd);
   run_cmd->callback([&] { run = logged(o, cmd_run); });
 
@@ -500,6 +511,10 @@ int main(int argc, char** argv) {
       ->add_option("--hash-profile", o.profile,
                    "Password hash cost: simulation (cheap, for simulated fleets only) or "
                    "interactive")
+      ->capture_default_str();
+  fleet_cmd
+      ->add_option("--legacy-endpoints", o.legacy_count,
+                   "Endpoints 0..N-1 speak only the legacy protocol (version 1)")
       ->capture_default_str();
   add_timeouts(fleet_cmd);
   fleet_cmd->callback([&] { run = logged(o, cmd_fleet); });

@@ -23,6 +23,7 @@
 #include <caf/scheduler/test_coordinator.hpp>
 
 #include "actors/atoms.hpp"
+#include "actors/server_certificate.hpp"
 #include "actors/storage_actor.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -47,6 +48,7 @@ struct backup_server {
   std::optional<wire::denied> deny;
   std::optional<thumbprint> claimed_thumbprint;  // what `registered` says, when not the real one
   std::optional<wire::hello> hello_answer;       // replaces the default hello
+  bool legacy = false;  // speaks only protocol version 1 (legacy_login on every session)
   // What it saw.
   std::vector<wire::message> received;
   int connections = 0;
@@ -62,8 +64,10 @@ struct backup_server {
     tls_outputs o;
     o.ciphertext = [this](const uint8_t* d, size_t n) { out.insert(out.end(), d, d + n); };
     o.message = [this](wire::message&& m) { inbox.push_back(std::move(m)); };
+    tls_options opts;
+    if (legacy) opts.min_version = opts.max_version = wire::legacy_protocol_version;
     tls = std::make_unique<tls_server_session>(
-        id, [](const thumbprint&) { return caf::error{}; }, cache, std::move(o));
+        id, [](const thumbprint&) { return caf::error{}; }, cache, std::move(o), opts);
   }
 
   /// Feeds the manager's bytes and answers; returns the bytes for the manager.
@@ -82,14 +86,35 @@ struct backup_server {
 
   void answer(const wire::message& m) {
     received.push_back(m);
-    if (std::holds_alternative<wire::hello>(m)) {
-      static_cast<void>(tls->send(hello_answer ? *hello_answer : wire::hello{1, 1, "backup-1"}));
+    if (legacy) {
+      answer_legacy(m);
+      return;
+    }
+    if (auto* h = std::get_if<wire::hello>(&m); h != nullptr && h->max_version < 2) {
+      static_cast<void>(tls->send(wire::hello{2, 2, "backup-1"}));
+      static_cast<void>(tls->send(wire::denied{wire::denial_reason::unsupported_version, "2"}));
+    } else if (std::holds_alternative<wire::hello>(m)) {
+      static_cast<void>(tls->send(hello_answer ? *hello_answer : wire::hello{2, 2, "backup-1"}));
     } else if (std::holds_alternative<wire::register_request>(m)) {
       if (deny)
         static_cast<void>(tls->send(*deny));
       else
         static_cast<void>(
             tls->send(wire::registered{claimed_thumbprint.value_or(id.sha256()), "vbr-1"}));
+    } else if (std::holds_alternative<wire::collect>(m)) {
+      wire::inventory inv;
+      inv.jobs.push_back({"nightly", "full", "success", 1700000000000, 42});
+      static_cast<void>(tls->send(inv));
+    }
+  }
+
+  void answer_legacy(const wire::message& m) {
+    if (auto* h = std::get_if<wire::hello>(&m)) {
+      static_cast<void>(tls->send(wire::hello{1, 1, "backup-1"}));
+      if (h->min_version > 1)
+        static_cast<void>(tls->send(wire::denied{wire::denial_reason::unsupported_version, "1"}));
+    } else if (std::holds_alternative<wire::legacy_login>(m)) {
+      static_cast<void>(tls->send(wire::legacy_accepted{id.sha256(), "vbr-1"}));
     } else if (std::holds_alternative<wire::collect>(m)) {
       wire::inventory inv;
       inv.jobs.push_back({"nightly", "full", "success", 1700000000000, 42});
@@ -123,7 +148,13 @@ struct world {
   int closes = 0;
   caf::actor owner;
   // injected time and randomness
-  int64_t now_ms = 1'700'000'000'000;
+  // The real time at the start: the certificates are generated valid from now.
+  int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  // What the renewal actor stand-in heard.
+  std::vector<watched_certificate> watched;
+  std::vector<std::string> unwatched;
   uint64_t (*random)(uint64_t max) = [](uint64_t max) { return max; };
 };
 
@@ -169,6 +200,13 @@ caf::behavior fake_broker(caf::event_based_actor* self, world_ptr w) {
         ++w->closes;
         if (w->open && *w->open == hdl) w->open.reset();
       },
+  };
+}
+
+caf::behavior fake_renewal(caf::event_based_actor*, world_ptr w) {
+  return {
+      [=](watch_atom, const watched_certificate& c) { w->watched.push_back(c); },
+      [=](watch_atom, remove_atom, const std::string& id) { w->unwatched.push_back(id); },
   };
 }
 
@@ -223,6 +261,7 @@ class server_actor_test : public ::testing::Test {
     ctx->broker = sys->spawn(fake_broker, w);
     ctx->bus = sys->spawn(quiet_bus, w);
     ctx->storage = spawn_storage_actor(*sys, ctx, false);
+    ctx->renewal = sys->spawn(fake_renewal, w);
     supervisor = sys->spawn(fake_supervisor, w);
     rec.id = "s-00000001";
     rec.name = "backup-1";
@@ -233,11 +272,11 @@ class server_actor_test : public ::testing::Test {
   }
 
   void TearDown() override {
-    for (auto* a : {&server, &supervisor, &ctx->broker, &ctx->bus, &ctx->storage})
+    for (auto* a : {&server, &supervisor, &ctx->broker, &ctx->bus, &ctx->storage, &ctx->renewal})
       if (*a) caf::anon_send_exit(*a, caf::exit_reason::kill);
     w->owner = nullptr;
     sched->run();
-    server = supervisor = ctx->broker = ctx->bus = ctx->storage = nullptr;
+    server = supervisor = ctx->broker = ctx->bus = ctx->storage = ctx->renewal = nullptr;
   }
 
   /// Persists `rec` and spawns its actor, then lets everything run.
@@ -475,7 +514,9 @@ TEST_F(server_actor_test, a_server_restarted_in_registering_registers_again_from
 TEST_F(server_actor_test, a_server_speaking_another_protocol_version_is_dropped_and_retried) {
   w->server.hello_answer = wire::hello{7, 9, "future"};
   start();
-  EXPECT_NE(w->presence->last_error.find("protocol versions 7..9"), std::string::npos);
+  EXPECT_NE(w->presence->last_error.find("protocol versions 7..9, this manager speaks 1..2"),
+            std::string::npos)
+      << w->presence->last_error;
   EXPECT_FALSE(w->open);
   advance(100ms);
   EXPECT_EQ(w->connects, 2);
@@ -624,12 +665,27 @@ TEST_F(server_actor_test, a_blocked_server_never_asks_for_a_slot_and_gives_back_
   EXPECT_EQ(w->connects, 0);
 }
 
-TEST_F(server_actor_test, trusting_a_mismatched_server_with_its_presented_thumbprint_connects) {
+TEST_F(server_actor_test, trusting_a_mismatched_server_is_refused_with_the_fix_that_registers_it) {
   rec.expected = make_identity("impostor").sha256();
   start();
   ASSERT_EQ(state(), server_state::certificate_mismatch);
+  // It never registered this manager: trusted now, it could never connect.
   auto v = ask<server_view>(trust_atom::value, w->server.id.sha256(), std::string{"admin"});
-  ASSERT_TRUE(v) << describe(v.error());
+  ASSERT_FALSE(v);
+  EXPECT_EQ(code_of(v.error()), ec::invalid_state);
+  EXPECT_NE(describe(v.error()).find("'certfleet server credentials " + rec.id), std::string::npos)
+      << describe(v.error());
+  EXPECT_EQ(state(), server_state::certificate_mismatch);
+  EXPECT_EQ(w->server.count(wire::message_type::register_request), 0u);
+  // New credentials register it; the thumbprint it presents then awaits validation.
+  auto again = ask<server_view>(credentials_atom::value, std::string{"backup-admin"});
+  ASSERT_TRUE(again) << describe(again.error());
+  sched->run();
+  EXPECT_EQ(state(), server_state::awaiting_validation);
+  EXPECT_EQ(w->server.count(wire::message_type::register_request), 1u);
+  EXPECT_FALSE(stored().expected) << "the thumbprint given in advance proved wrong";
+  auto t = ask<server_view>(trust_atom::value, w->server.id.sha256(), std::string{"admin"});
+  ASSERT_TRUE(t) << describe(t.error());
   sched->run();
   EXPECT_EQ(state(), server_state::trusted);
   EXPECT_EQ(w->server.count(wire::message_type::collect), 1u);
@@ -654,6 +710,166 @@ TEST_F(server_actor_test, remove_closes_the_connection_deletes_the_record_and_st
   EXPECT_FALSE(*gone);
   auto v = ask<server_view>(show_atom::value);
   EXPECT_FALSE(v) << "the actor is gone";
+}
+
+}  // namespace
+}  // namespace certfleet
+
+namespace certfleet {
+namespace {
+
+// -- the validity of the server's certificate ----------------------------------------------------
+
+int64_t unix_ms(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+TEST_F(server_actor_test, registration_records_the_certificate_dates_and_reports_the_pin_to_watch) {
+  register_trusted();
+  auto r = stored();
+  EXPECT_EQ(r.certificate_not_before_ms, unix_ms(w->server.id.not_before()));
+  EXPECT_EQ(r.certificate_not_after_ms, unix_ms(w->server.id.not_after()));
+  ASSERT_FALSE(w->watched.empty());
+  EXPECT_EQ(w->watched.back().server_id, rec.id);
+  EXPECT_EQ(w->watched.back().thumbprint, w->server.id.sha256().to_string());
+  EXPECT_EQ(w->watched.back().not_after, w->server.id.not_after());
+  EXPECT_FALSE(w->watched.back().warned);
+}
+
+/// A record already trusted and pinned on the backup server's certificate, with its dates.
+void make_trusted(server_record& rec, const identity& id) {
+  rec.state = server_state::trusted;
+  rec.presented = rec.pinned = id.sha256();
+  rec.validated_by = "admin";
+  rec.certificate_not_before_ms = unix_ms(id.not_before());
+  rec.certificate_not_after_ms = unix_ms(id.not_after());
+}
+
+TEST_F(server_actor_test, an_expired_server_certificate_is_refused_with_the_reason_and_retried) {
+  make_trusted(rec, w->server.id);
+  // 301 s past notAfter: beyond the default clock skew tolerance of 300 s.
+  w->now_ms = unix_ms(w->server.id.not_after()) + 301'000;
+  start();
+  EXPECT_EQ(state(), server_state::trusted) << "still pinned: a new certificate is validated anew";
+  ASSERT_TRUE(w->presence);
+  EXPECT_FALSE(w->presence->connected);
+  const auto& why = w->presence->last_error;
+  EXPECT_NE(why.find("server certificate " + w->server.id.sha256().to_string() + " expired at"),
+            std::string::npos)
+      << why;
+  EXPECT_NE(why.find("clock skew tolerance 300 s"), std::string::npos) << why;
+  EXPECT_EQ(w->server.count(wire::message_type::collect), 0u);
+  advance(100ms);
+  EXPECT_EQ(w->connects, 2) << "retried with backoff: the clock may have been wrong";
+}
+
+TEST_F(server_actor_test, a_server_certificate_within_the_clock_skew_tolerance_is_accepted) {
+  make_trusted(rec, w->server.id);
+  w->now_ms = unix_ms(w->server.id.not_after()) + 299'000;
+  start();
+  ASSERT_TRUE(w->presence);
+  EXPECT_TRUE(w->presence->connected) << w->presence->last_error;
+  EXPECT_EQ(w->server.count(wire::message_type::collect), 1u);
+}
+
+TEST_F(server_actor_test, a_server_certificate_not_valid_yet_is_refused_with_the_reason) {
+  make_trusted(rec, w->server.id);
+  w->now_ms = unix_ms(w->server.id.not_before()) - 301'000;
+  start();
+  ASSERT_TRUE(w->presence);
+  EXPECT_FALSE(w->presence->connected);
+  EXPECT_NE(w->presence->last_error.find("is not valid before"), std::string::npos)
+      << w->presence->last_error;
+  EXPECT_NE(w->presence->last_error.find("check the clocks of both machines"), std::string::npos);
+}
+
+TEST_F(server_actor_test, a_restarted_actor_reports_its_pinned_certificate_with_the_warning_state) {
+  make_trusted(rec, w->server.id);
+  rec.expiry_warned = w->server.id.sha256();
+  start();
+  ASSERT_FALSE(w->watched.empty());
+  EXPECT_TRUE(w->watched.front().warned);
+}
+
+TEST_F(server_actor_test, an_expiring_certificate_gets_one_durable_event_remembered_in_the_record) {
+  register_trusted();
+  auto t = w->server.id.sha256().to_string();
+  std::string details = R"({"thumbprint":")" + t + R"(","days_left":20})";
+  caf::anon_send(server, expiring_atom::value, t, details);
+  caf::anon_send(server, expiring_atom::value, t, details);
+  sched->run();
+  auto types = events();
+  EXPECT_EQ(std::count(types.begin(), types.end(), "server_certificate_expiring"), 1);
+  auto r = stored();
+  ASSERT_TRUE(r.expiry_warned);
+  EXPECT_EQ(r.expiry_warned->to_string(), t);
+}
+
+TEST_F(server_actor_test, an_expiry_warning_about_another_certificate_than_the_pin_is_ignored) {
+  register_trusted();
+  caf::anon_send(server, expiring_atom::value, make_identity("other").sha256().to_string(),
+                 std::string{"{}"});
+  sched->run();
+  EXPECT_FALSE(has_event("server_certificate_expiring"));
+}
+
+TEST_F(server_actor_test, a_changed_certificate_stops_the_watch_of_the_old_pin) {
+  register_trusted();
+  caf::anon_send(server, disconnected_atom::value, *w->open);
+  sched->run();
+  w->server.id = make_identity("backup-1-new.example");
+  w->server.cache = std::make_shared<tls_session_cache>(16);  // no resumption across the change
+  advance(100ms);
+  ASSERT_EQ(state(), server_state::certificate_changed);
+  ASSERT_FALSE(w->unwatched.empty());
+  EXPECT_EQ(w->unwatched.back(), rec.id);
+  EXPECT_EQ(stored().certificate_not_after_ms, unix_ms(w->server.id.not_after()))
+      << "the dates of the certificate presented last";
+}
+
+}  // namespace
+}  // namespace certfleet
+
+namespace certfleet {
+namespace {
+
+// -- legacy credential servers -------------------------------------------------------------------
+
+TEST_F(server_actor_test,
+       a_legacy_server_is_detected_by_its_hello_and_logs_in_with_kept_credentials) {
+  w->server.legacy = true;
+  rec.expected = w->server.id.sha256();
+  start();
+  EXPECT_EQ(state(), server_state::trusted);
+  EXPECT_EQ(stored().auth, server_auth::legacy_credentials);
+  EXPECT_EQ(w->server.count(wire::message_type::legacy_login), 1u);
+  EXPECT_EQ(w->server.count(wire::message_type::collect), 1u);
+  EXPECT_TRUE(w->credential_erasures.empty()) << "kept while the server is legacy";
+  // Every session logs in again.
+  caf::anon_send(server, disconnected_atom::value, *w->open);
+  sched->run();
+  advance(100ms);
+  EXPECT_EQ(w->server.count(wire::message_type::legacy_login), 2u);
+  EXPECT_EQ(w->server.count(wire::message_type::collect), 2u);
+  EXPECT_TRUE(w->credential_erasures.empty());
+}
+
+TEST_F(server_actor_test,
+       an_upgraded_legacy_server_registers_with_certificates_then_credentials_go) {
+  w->server.legacy = true;
+  rec.expected = w->server.id.sha256();
+  start();
+  ASSERT_EQ(stored().auth, server_auth::legacy_credentials);
+  w->server.legacy = false;
+  caf::anon_send(server, disconnected_atom::value, *w->open);
+  sched->run();
+  advance(100ms);
+  EXPECT_EQ(stored().auth, server_auth::certificates);
+  EXPECT_EQ(w->server.count(wire::message_type::register_request), 1u);
+  EXPECT_EQ(state(), server_state::trusted);
+  EXPECT_EQ(stored().validated_by, "expected") << "its validated thumbprint was the expected one";
+  EXPECT_EQ(w->credential_erasures, std::vector<std::string>{"registered"});
+  EXPECT_EQ(w->server.count(wire::message_type::collect), 2u);
 }
 
 }  // namespace

@@ -79,7 +79,7 @@ class fleet_mode : public ::testing::Test {
     auto err = c.connect(client_deadline);
     EXPECT_FALSE(err) << describe(err);
     if (err) return wire::error_message{};
-    EXPECT_FALSE(c.send(wire::hello{1, 1, "fleet test"}));
+    EXPECT_FALSE(c.send(wire::hello{2, 2, "fleet test"}));
     EXPECT_FALSE(c.send(wire::register_request{m.admin_account, to_secret("fleet-secret"),
                                                manager_.sha256(), "fleet test"}));
     auto hello = c.receive();
@@ -216,7 +216,7 @@ TEST(fleet_restart, a_restarted_fleet_reuses_its_identities_and_registered_manag
     first = read_manifest(dir.path() / "state" / "manifest.json");
     test_client c(manager, first[1].address, first[1].port);
     ASSERT_FALSE(c.connect(client_deadline));
-    ASSERT_FALSE(c.send(wire::hello{1, 1, "m"}));
+    ASSERT_FALSE(c.send(wire::hello{2, 2, "m"}));
     ASSERT_FALSE(
         c.send(wire::register_request{"admin", to_secret("restart-pw"), manager.sha256(), "m"}));
     ASSERT_TRUE(c.receive());
@@ -232,7 +232,7 @@ TEST(fleet_restart, a_restarted_fleet_reuses_its_identities_and_registered_manag
   // The registration survived: the manager is trusted at once.
   test_client c(manager, second[1].address, second[1].port);
   ASSERT_FALSE(c.connect(client_deadline));
-  ASSERT_FALSE(c.send(wire::hello{1, 1, "m"}));
+  ASSERT_FALSE(c.send(wire::hello{2, 2, "m"}));
   ASSERT_FALSE(c.send(wire::collect{}));
   ASSERT_TRUE(c.receive());
   auto inv = c.receive();

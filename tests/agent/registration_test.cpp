@@ -56,7 +56,7 @@ class registration : public ::testing::Test {
   // hello + register_request; returns the answer after the agent's hello.
   wire::message register_with(test_client& c, const std::string& account, const std::string& pw,
                               const thumbprint& claimed) {
-    EXPECT_FALSE(c.send(wire::hello{1, 1, "test manager"}));
+    EXPECT_FALSE(c.send(wire::hello{2, 2, "test manager"}));
     EXPECT_FALSE(c.send(wire::register_request{account, to_secret(pw), claimed, "test manager"}));
     auto first = c.receive();
     EXPECT_TRUE(first && std::holds_alternative<wire::hello>(*first));
@@ -103,7 +103,7 @@ TEST_F(registration, an_administrator_is_accepted_and_the_manager_thumbprint_is_
 
   // A new connection with the registered certificate is trusted without credentials.
   auto again = connect(manager_);
-  ASSERT_FALSE(again->send(wire::hello{1, 1, "test manager"}));
+  ASSERT_FALSE(again->send(wire::hello{2, 2, "test manager"}));
   ASSERT_FALSE(again->send(wire::ping{42}));
   auto hello = again->receive();
   ASSERT_TRUE(hello && std::holds_alternative<wire::hello>(*hello));
@@ -141,7 +141,7 @@ TEST_F(registration, a_backup_viewer_gets_insufficient_role_and_nothing_is_store
 
 TEST_F(registration, wrong_passwords_get_bad_credentials_and_then_lock_the_account_for_a_while) {
   auto c = connect(manager_);
-  EXPECT_FALSE(c->send(wire::hello{1, 1, "test manager"}));
+  EXPECT_FALSE(c->send(wire::hello{2, 2, "test manager"}));
   auto attempt = [&](const std::string& pw, bool expect_hello) {
     EXPECT_FALSE(c->send(wire::register_request{"admin", to_secret(pw), manager_.sha256(), "m"}));
     if (expect_hello) {
@@ -202,7 +202,7 @@ TEST_F(registration, an_unknown_certificate_is_refused_with_not_registered_and_g
   for (const wire::message& request :
        {wire::message{wire::collect{}}, wire::message{wire::ping{7}}}) {
     auto s = connect(stranger);  // the handshake itself completes (registration must stay possible)
-    ASSERT_FALSE(s->send(wire::hello{1, 1, "stranger"}));
+    ASSERT_FALSE(s->send(wire::hello{2, 2, "stranger"}));
     ASSERT_FALSE(s->send(request));
     // No hello, no inventory, no pong: only the refusal.
     expect_refused(*s, wire::denial_reason::not_registered,
@@ -221,8 +221,12 @@ TEST_F(registration, a_message_before_hello_is_refused_as_a_protocol_violation) 
 
 TEST_F(registration, a_hello_without_a_common_version_is_refused_as_unsupported) {
   auto c = connect(manager_);
-  ASSERT_FALSE(c->send(wire::hello{2, 3, "a manager from the future"}));
-  expect_refused(*c, wire::denial_reason::unsupported_version, "hello 2..3");
+  ASSERT_FALSE(c->send(wire::hello{3, 4, "a manager from the future"}));
+  // Its own range first, so that the manager can offer a version both speak next time.
+  auto hello = c->receive();
+  ASSERT_TRUE(hello && std::holds_alternative<wire::hello>(*hello));
+  EXPECT_EQ(std::get<wire::hello>(*hello).max_version, wire::protocol_version);
+  expect_refused(*c, wire::denial_reason::unsupported_version, "hello 3..4");
 }
 
 TEST_F(registration, a_revoked_manager_is_told_so_and_is_no_longer_trusted) {
@@ -233,7 +237,7 @@ TEST_F(registration, a_revoked_manager_is_told_so_and_is_no_longer_trusted) {
   ASSERT_TRUE(revoked && *revoked);
   expect_refused(*c, wire::denial_reason::manager_revoked, "open session at revocation");
   auto again = connect(manager_);
-  ASSERT_FALSE(again->send(wire::hello{1, 1, "m"}));
+  ASSERT_FALSE(again->send(wire::hello{2, 2, "m"}));
   ASSERT_FALSE(again->send(wire::collect{}));
   expect_refused(*again, wire::denial_reason::not_registered, "collect after revocation");
 }

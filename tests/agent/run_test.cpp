@@ -51,7 +51,7 @@ TEST_F(single_agent_process, registers_lists_and_revokes_a_manager_while_running
   {
     test_client c(manager_, "127.0.0.1", port_);
     ASSERT_FALSE(c.connect());
-    ASSERT_FALSE(c.send(wire::hello{1, 1, "m"}));
+    ASSERT_FALSE(c.send(wire::hello{2, 2, "m"}));
     ASSERT_FALSE(
         c.send(wire::register_request{"alice", to_secret("alice-pw"), manager_.sha256(), "m"}));
     ASSERT_TRUE(c.receive());
@@ -67,7 +67,7 @@ TEST_F(single_agent_process, registers_lists_and_revokes_a_manager_while_running
   EXPECT_NE(revoke.output.find("running agent"), std::string::npos) << revoke.output;
   test_client c(manager_, "127.0.0.1", port_);
   ASSERT_FALSE(c.connect());
-  ASSERT_FALSE(c.send(wire::hello{1, 1, "m"}));
+  ASSERT_FALSE(c.send(wire::hello{2, 2, "m"}));
   ASSERT_FALSE(c.send(wire::collect{}));
   auto refusal = c.receive();
   ASSERT_TRUE(refusal) << describe(refusal.error());
@@ -81,7 +81,7 @@ TEST_F(single_agent_process, managers_show_prints_the_stored_certificate_that_op
   {
     test_client c(manager_, "127.0.0.1", port_);
     ASSERT_FALSE(c.connect());
-    ASSERT_FALSE(c.send(wire::hello{1, 1, "m"}));
+    ASSERT_FALSE(c.send(wire::hello{2, 2, "m"}));
     ASSERT_FALSE(
         c.send(wire::register_request{"alice", to_secret("alice-pw"), manager_.sha256(), "m"}));
     ASSERT_TRUE(c.receive());

@@ -71,7 +71,7 @@ TEST_F(handshake_deadline_test,
   ASSERT_TRUE(closed_after) << "the stalled connection was never dropped";
   EXPECT_GE(*closed_after, handshake_deadline);
   // The healthy, established connection survives the sweep.
-  ASSERT_FALSE(healthy.send(wire::hello{1, 1, "m"}));
+  ASSERT_FALSE(healthy.send(wire::hello{2, 2, "m"}));
   EXPECT_FALSE(healthy.session().is_closed());
 }
 

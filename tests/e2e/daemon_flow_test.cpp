@@ -415,6 +415,36 @@ TEST_F(daemon_flow, expected_thumbprint_mismatch_is_never_trusted_and_sends_no_c
       << managers.out << managers.err;
 }
 
+TEST_F(daemon_flow,
+       a_mismatched_server_is_not_trusted_unregistered_and_new_credentials_register_it) {
+  start_fleet(2);
+  init_manager();
+  start_daemon();
+  auto& e = endpoints[0];
+  auto v = cli_json({"server", "add", e.address + ":" + std::to_string(e.port), "--account",
+                     "admin", "--password-stdin", "--expect-thumbprint", endpoints[1].thumbprint},
+                    std::string{fleet_password} + "\n");
+  auto id = v["id"].get<std::string>();
+  ASSERT_TRUE(reaches(id, "certificate_mismatch")) << show(id).dump(2);
+  // The agent never registered this manager: trusting the thumbprint alone is refused, with the
+  // fix.
+  auto t = cli({"server", "trust", id, "--thumbprint", e.thumbprint});
+  EXPECT_EQ(t.exit_code, 8) << t.out << t.err;
+  EXPECT_NE(t.err.find("certfleet server credentials " + id), std::string::npos) << t.err;
+  EXPECT_EQ(show(id)["state"], "certificate_mismatch");
+  auto c = cli({"server", "credentials", id, "--account", "admin", "--password-stdin"},
+               std::string{fleet_password} + "\n");
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  ASSERT_TRUE(reaches(id, "awaiting_validation")) << show(id).dump(2);
+  EXPECT_EQ(show(id)["presented_thumbprint"], e.thumbprint);
+  t = cli({"server", "trust", id, "--thumbprint", e.thumbprint});
+  ASSERT_EQ(t.exit_code, 0) << t.err;
+  ASSERT_TRUE(wait_until([&] { return show(id)["last_collection_ms"].get<int64_t>() > 0; }, 20s))
+      << show(id).dump(2);
+  EXPECT_EQ(show(id)["state"], "trusted");
+  EXPECT_FALSE(show(id)["credentials_retained"].get<bool>());
+}
+
 TEST_F(daemon_flow, changed_certificate_blocks_collection_until_the_new_thumbprint_is_trusted) {
   start_fleet(1);
   init_manager();

@@ -24,7 +24,7 @@ inline void check_canonical(const uint8_t* data, size_t size, replay_result& r) 
   auto m = wire::decode(data, size);
   if (!m) return;
   ++r.messages;
-  auto again = wire::encode(*m);
+  auto again = wire::encode(*m, data[0]);
   if (!again || again->size() != size || !std::equal(again->begin(), again->end(), data))
     r.invariant_broken = std::string{"a "} + wire::to_string(wire::type_of(*m)) +
                          " message decoded but does not re-encode to the same bytes";

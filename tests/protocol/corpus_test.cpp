@@ -21,7 +21,7 @@ namespace fs = std::filesystem;
 const fs::path corpus_dir = fs::path{CERTFLEET_SOURCE_DIR} / "tests" / "fuzz" / "corpus";
 
 std::vector<uint8_t> framed(const wire::message& m) {
-  auto payload = wire::encode(m);
+  auto payload = wire::encode(m, testing::version_for(m));
   EXPECT_TRUE(payload);
   auto frame = encode_frame(payload->data(), payload->size());
   EXPECT_TRUE(frame);

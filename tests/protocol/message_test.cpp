@@ -18,7 +18,7 @@ namespace {
 using testing::sample_messages;
 
 std::vector<uint8_t> encoded(const wire::message& m) {
-  auto e = wire::encode(m);
+  auto e = wire::encode(m, testing::version_for(m));
   EXPECT_TRUE(e) << describe(e.error());
   return e ? std::vector<uint8_t>(e->begin(), e->end()) : std::vector<uint8_t>{};
 }
@@ -46,7 +46,7 @@ TEST(messages, every_message_type_round_trips) {
   for (const auto& m : samples) {
     auto b = encoded(m);
     ASSERT_GE(b.size(), 2u);
-    EXPECT_EQ(b[0], wire::protocol_version);
+    EXPECT_EQ(b[0], testing::version_for(m));
     EXPECT_EQ(b[1], static_cast<uint8_t>(wire::type_of(m)));
     auto back = decoded(b);
     ASSERT_TRUE(back) << wire::to_string(wire::type_of(m)) << ": " << describe(back.error());
@@ -85,8 +85,38 @@ TEST(messages, a_trailing_byte_after_the_last_field_is_rejected) {
 
 TEST(messages, an_unknown_protocol_version_is_rejected_and_named) {
   auto b = encoded(wire::ping{1});
-  b[0] = 2;
-  expect_protocol_error(decoded(b), "version 2");
+  b[0] = 3;
+  expect_protocol_error(decoded(b), "version 3");
+}
+
+TEST(messages, legacy_login_and_its_answer_round_trip_in_version_1_only) {
+  wire::legacy_login login{"CORP\\backupadmin", to_secret("s3cret")};
+  auto e = wire::encode(login, wire::legacy_protocol_version);
+  ASSERT_TRUE(e) << describe(e.error());
+  EXPECT_EQ((*e)[0], 1);
+  EXPECT_EQ((*e)[1], 40);
+  auto back = wire::decode(e->data(), e->size());
+  ASSERT_TRUE(back) << describe(back.error());
+  EXPECT_TRUE((*back == wire::message{login}));
+  wire::legacy_accepted ok{thumbprint{}, "srv-1"};
+  auto a = wire::encode(ok, 1);
+  ASSERT_TRUE(a);
+  EXPECT_EQ((*a)[1], 41);
+  EXPECT_FALSE(wire::encode(login, 2)) << "no legacy login in version 2";
+  EXPECT_FALSE(wire::encode(wire::register_request{}, 1)) << "no registration in version 1";
+  auto v2 = *e;
+  v2[0] = 2;
+  expect_protocol_error(wire::decode(v2.data(), v2.size()), "version 2 does not have");
+}
+
+TEST(messages, a_decoder_refuses_other_versions_than_its_own_except_hello) {
+  auto ping = wire::encode(wire::ping{7}, 2);
+  ASSERT_TRUE(ping);
+  expect_protocol_error(wire::decode(ping->data(), ping->size(), 1, 1), "version 2");
+  auto hello = wire::encode(wire::hello{2, 2, "agent"}, 2);
+  ASSERT_TRUE(hello);
+  EXPECT_TRUE(wire::decode(hello->data(), hello->size(), 1, 1))
+      << "every version reads a hello: it is how versions are negotiated";
 }
 
 TEST(messages, unknown_and_unused_type_numbers_are_rejected) {

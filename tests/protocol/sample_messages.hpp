@@ -42,7 +42,15 @@ inline std::vector<wire::message> sample_messages() {
       wire::manager_certificate_retired{sample_thumbprint(0x42)},
       wire::rotation_refused{wire::message_type::rotate_manager_certificate,
                              "the certificate is not valid yet"},
+      wire::legacy_login{"svc-certfleet", to_secret("correct horse battery staple")},
+      wire::legacy_accepted{sample_thumbprint(0x80), "srv-7f3a"},
   };
+}
+
+/// The protocol version `m` is sent in: the legacy one for the legacy-only types.
+inline uint8_t version_for(const wire::message& m) {
+  return wire::exists_in(wire::type_of(m), wire::protocol_version) ? wire::protocol_version
+                                                                   : wire::legacy_protocol_version;
 }
 
 }  // namespace certfleet::testing

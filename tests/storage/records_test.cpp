@@ -32,6 +32,10 @@ server_record full_record() {
   r.last_seen_ms = -5;  // negative values must survive the unsigned wire form
   r.last_collection_ms = 1700000009999;
   r.failed_attempts = 3;
+  r.certificate_not_before_ms = 1690000000000;
+  r.certificate_not_after_ms = 1790000000000;
+  r.expiry_warned = make_thumbprint(3);
+  r.auth = server_auth::legacy_credentials;
   return r;
 }
 
@@ -62,12 +66,34 @@ void expect_same(const server_record& a, const server_record& b) {
   EXPECT_EQ(a.last_seen_ms, b.last_seen_ms);
   EXPECT_EQ(a.last_collection_ms, b.last_collection_ms);
   EXPECT_EQ(a.failed_attempts, b.failed_attempts);
+  EXPECT_EQ(a.certificate_not_before_ms, b.certificate_not_before_ms);
+  EXPECT_EQ(a.certificate_not_after_ms, b.certificate_not_after_ms);
+  EXPECT_EQ(a.expiry_warned.has_value(), b.expiry_warned.has_value());
+  if (a.expiry_warned && b.expiry_warned) {
+    EXPECT_TRUE(*a.expiry_warned == *b.expiry_warned);
+  }
+  EXPECT_EQ(a.auth, b.auth);
+}
+
+TEST(server_record_encoding, a_version_1_record_decodes_without_certificate_dates_or_legacy_auth) {
+  auto r = full_record();
+  auto bytes = encode(r);
+  // The version-2 tail: two i64 dates, the warned thumbprint (1 + 32 bytes) and the auth byte.
+  bytes.resize(bytes.size() - (8 + 8 + 1 + 32 + 1));
+  bytes[0] = 1;
+  auto back = decode_server_record(bytes);
+  ASSERT_TRUE(back) << describe(back.error());
+  EXPECT_EQ(back->id, r.id);
+  EXPECT_EQ(back->failed_attempts, r.failed_attempts);
+  EXPECT_EQ(back->certificate_not_after_ms, 0);
+  EXPECT_FALSE(back->expiry_warned);
+  EXPECT_EQ(back->auth, server_auth::certificates);
 }
 
 TEST(server_record_encoding, round_trips_with_every_optional_field_set) {
   auto r = full_record();
   auto bytes = encode(r);
-  ASSERT_EQ(bytes.at(0), 1) << "the first byte is the format version";
+  ASSERT_EQ(bytes.at(0), 2) << "the first byte is the format version";
   auto back = decode_server_record(bytes);
   ASSERT_TRUE(back) << describe(back.error());
   expect_same(r, *back);
@@ -87,11 +113,11 @@ TEST(server_record_encoding, round_trips_with_every_optional_field_unset) {
 
 TEST(server_record_encoding, an_unknown_format_version_is_corrupt_data) {
   auto bytes = encode(full_record());
-  bytes[0] = 2;
+  bytes[0] = 3;
   auto back = decode_server_record(bytes);
   ASSERT_FALSE(back);
   EXPECT_EQ(code_of(back.error()), ec::corrupt_data);
-  EXPECT_NE(describe(back.error()).find("version 2"), std::string::npos) << describe(back.error());
+  EXPECT_NE(describe(back.error()).find("version 3"), std::string::npos) << describe(back.error());
 }
 
 TEST(server_record_encoding, every_truncation_is_corrupt_data) {

@@ -1,4 +1,9 @@
-// `certfleet cert show [--previous]`: the identity summary to send out of band.
+// `certfleet cert show [--previous]`: the identity summary to send out of band, with the days left
+// and whether renewal is due.
+#include <iomanip>
+#include <iostream>
+
+#include "actors/renewal_schedule.hpp"
 #include "apps/certfleet/commands/support.hpp"
 #include "apps/cli/output.hpp"
 
@@ -24,7 +29,28 @@ int run_cert_show(const context& ctx, const cert_show_options& o) {
   }
   auto id = store->load_current();
   if (!id) return report(id.error());
-  return print_identity(ctx, *id, "Manager certificate");
+  // Days left and whether renewal is due, by the rules the daemon's renewal prompt follows.
+  auto status =
+      renewal_schedule{id->not_after(), id->sha256().to_string(), renewal_policy_of(*cfg)}.status(
+          std::chrono::system_clock::now());
+  if (ctx.json) {
+    auto j = to_json(id->summary());
+    j["days_left"] = status.days_left;
+    j["renewal_due"] = status.renewal_due;
+    j["expired"] = status.expired;
+    j["renewal_due_at"] = status.due_at;
+    std::cout << j.dump(2) << '\n';
+    return exit_ok;
+  }
+  print_summary(std::cout, id->summary(), "Manager certificate");
+  std::cout << "  " << std::left << std::setw(20) << "Days left:" << status.days_left
+            << (status.expired ? " (expired)" : "") << '\n';
+  std::cout << "  " << std::left << std::setw(20) << "Renewal due:"
+            << (status.renewal_due
+                    ? "yes, since " + status.due_at + "; renew it with 'certfleet cert renew'"
+                    : "no, from " + status.due_at)
+            << '\n';
+  return exit_ok;
 }
 
 }  // namespace

@@ -25,10 +25,10 @@ int run_server_list(const context& ctx) {
       return exit_ok;
     }
     std::vector<std::vector<std::string>> rows{
-        {"ID", "NAME", "ADDRESS", "STATE", "THUMBPRINT", "LAST SEEN", "LAST COLLECTION"}};
+        {"ID", "NAME", "ADDRESS", "STATE", "THUMBPRINT", "AUTH", "LAST SEEN", "LAST COLLECTION"}};
     for (const auto& s : servers)
       rows.push_back({str(s, "id"), str(s, "name"), str(s, "address"), str(s, "state"),
-                      thumbprint_prefix(s), relative_time(num(s, "last_seen_ms")),
+                      thumbprint_prefix(s), str(s, "auth"), relative_time(num(s, "last_seen_ms")),
                       relative_time(num(s, "last_collection_ms"))});
     print_table(rows);
     return exit_ok;

@@ -11,6 +11,18 @@ struct server_show_options {
   std::string id;
 };
 
+/// "2026-11-29T07:00:00.000Z .. 2027-11-29T07:00:00.000Z (365 days left)", or "-" when unknown.
+std::string certificate_validity(const json& server) {
+  auto not_after = num(server, "certificate_not_after_ms");
+  if (not_after == 0) return "-";
+  auto text = utc_time(num(server, "certificate_not_before_ms")) + " .. " + utc_time(not_after);
+  auto days = num(server, "certificate_days_left");
+  text += days < 0 ? " (expired " + std::to_string(-days) + " days ago)"
+                   : " (" + std::to_string(days) + " days left)";
+  if (server.value("certificate_expiry_warned", false)) text += "; expiry warning raised";
+  return text;
+}
+
 int run_server_show(const context& ctx, const server_show_options& o) {
   return with_client(ctx, [&](control::control_client& c) -> int {
     auto r = c.call("server.show", {{"id", o.id}});
@@ -30,6 +42,8 @@ int run_server_show(const context& ctx, const server_show_options& o) {
         {"Pinned thumbprint:", or_dash(str(*r, "pinned_thumbprint"))},
         {"Validated by:", or_dash(str(*r, "validated_by"))},
         {"Remote id:", or_dash(str(*r, "remote_id"))},
+        {"Certificate valid:", certificate_validity(*r)},
+        {"Authentication:", or_dash(str(*r, "auth"))},
         {"Last error:", or_dash(str(*r, "last_error"))},
         {"Failed attempts:", std::to_string(num(*r, "failed_attempts"))},
         {"Last seen:", relative_time(num(*r, "last_seen_ms"))},
