@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/inventory.hpp"
+#include "common/peer_text.hpp"
 #include "crypto/password_hash.hpp"
 
 namespace certfleet::agent {
@@ -76,9 +77,12 @@ wire::message endpoint::register_manager(const wire::register_request& req,
                                          const thumbprint& tls_peer,
                                          const std::string& peer_address,
                                          const std::vector<uint8_t>& certificate_der) {
+  // The peer chose these: escaped and bounded before they reach a log line or a reply.
+  const auto account_name = certfleet::peer_text(req.account);
+  const auto manager_name = certfleet::peer_text(req.manager_name);
   auto refuse = [&](wire::denial_reason reason, std::string detail) -> wire::message {
     spdlog::warn("endpoint {}: registration from {} (manager '{}', account '{}') refused: {}",
-                 options_.index, peer_address, req.manager_name, req.account, detail);
+                 options_.index, peer_address, manager_name, account_name, detail);
     return wire::denied{reason, std::move(detail)};
   };
   if (faults_.deny_registrations)
@@ -92,34 +96,31 @@ wire::message endpoint::register_manager(const wire::register_request& req,
   if (lockout_.locked(req.account, now))
     return refuse(
         wire::denial_reason::locked_out,
-        "account '" + req.account + "' is locked after repeated failed logins; try again later");
-  const account* acc = accounts_.find(req.account);
-  bool password_ok = false;
-  if (acc) {
-    auto ok = verify_password(req.password, acc->password_hash);
-    if (!ok) {
-      spdlog::error("endpoint {}: cannot check the password of account '{}': {}", options_.index,
-                    req.account, describe(ok.error()));
-      return refuse(wire::denial_reason::internal_error,
-                    "the backup server cannot check this account's password");
-    }
-    password_ok = *ok;
+        "account '" + account_name + "' is locked after repeated failed logins; try again later");
+  // The same hash work for an unknown name as for a wrong password (agent/accounts.hpp).
+  auto checked = accounts_.check_password(req.account, req.password);
+  if (!checked) {
+    spdlog::error("endpoint {}: cannot check the password of account '{}': {}", options_.index,
+                  account_name, describe(checked.error()));
+    return refuse(wire::denial_reason::internal_error,
+                  "the backup server cannot check this account's password");
   }
-  if (!password_ok) {
+  const account* acc = *checked;
+  if (!acc) {
     bool now_locked = lockout_.record_failure(req.account, now);
     if (now_locked)
       spdlog::warn("endpoint {}: account '{}' locked for {} s after {} failed logins",
-                   options_.index, req.account, options_.lockout.lock_duration.count(),
+                   options_.index, account_name, options_.lockout.lock_duration.count(),
                    options_.lockout.max_failures);
     return refuse(wire::denial_reason::bad_credentials, "unknown account or wrong password");
   }
   lockout_.record_success(req.account);
   if (acc->role != role::administrator)
     return refuse(wire::denial_reason::insufficient_role,
-                  "account '" + req.account + "' has the " + display_name(acc->role) +
+                  "account '" + account_name + "' has the " + display_name(acc->role) +
                       " role; registration needs a Backup Administrator");
   manager_record rec{
-      tls_peer, req.manager_name,
+      tls_peer, manager_name,
       std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count(),
       certificate_der};
   if (auto err = store_->put_manager(options_.index, rec)) {
@@ -130,8 +131,8 @@ wire::message endpoint::register_manager(const wire::register_request& req,
   }
   bool again = !managers_.insert(tls_peer).second;
   spdlog::info("endpoint {}: manager '{}' ({}) {} by account '{}' from {}", options_.index,
-               req.manager_name, tls_peer.to_string(), again ? "registered again" : "registered",
-               req.account, peer_address);
+               manager_name, tls_peer.to_string(), again ? "registered again" : "registered",
+               account_name, peer_address);
   return wire::registered{identity_.sha256(), options_.server_id};
 }
 
@@ -211,7 +212,7 @@ connection_logic::step connection_logic::on_message(wire::message&& m) {
       if (auto* e = std::get_if<wire::error_message>(&m)) {
         // The manager ends the session itself; nothing is refused.
         s.close = true;
-        s.reason = "the manager reported an error: " + e->text;
+        s.reason = "the manager reported an error: " + certfleet::peer_text(e->text);
         return s;
       }
       return refuse(wire::denial_reason::protocol_violation,
