@@ -133,6 +133,52 @@ caf::expected<secret_bytes> encode_one(const error_message& m) {
   return e.finish();
 }
 
+caf::expected<secret_bytes> encode_one(const rotate_manager_certificate& m) {
+  if (m.certificate_der.empty())
+    return make_error(ec::invalid_argument, "rotate_manager_certificate needs a certificate");
+  if (m.certificate_der.size() > max_certificate_length)
+    return too_long("rotate_manager_certificate.certificate", m.certificate_der.size(),
+                    max_certificate_length);
+  encoder e{message_type::rotate_manager_certificate};
+  e.w().u32(static_cast<uint32_t>(m.certificate_der.size()));
+  e.w().raw(m.certificate_der.data(), m.certificate_der.size());
+  return e.finish();
+}
+
+template <message_type T>
+caf::expected<secret_bytes> encode_thumb(const thumbprint& t) {
+  encoder e{T};
+  e.w().raw(t.bytes().data(), thumbprint::size);
+  return e.finish();
+}
+
+caf::expected<secret_bytes> encode_one(const manager_certificate_stored& m) {
+  return encode_thumb<message_type::manager_certificate_stored>(m.stored);
+}
+
+caf::expected<secret_bytes> encode_one(const retire_manager_certificate& m) {
+  return encode_thumb<message_type::retire_manager_certificate>(m.retired);
+}
+
+caf::expected<secret_bytes> encode_one(const manager_certificate_retired& m) {
+  return encode_thumb<message_type::manager_certificate_retired>(m.retired);
+}
+
+bool is_refusable_rotation_request(uint8_t t) {
+  return t == static_cast<uint8_t>(message_type::rotate_manager_certificate) ||
+         t == static_cast<uint8_t>(message_type::retire_manager_certificate);
+}
+
+caf::expected<secret_bytes> encode_one(const rotation_refused& m) {
+  if (!is_refusable_rotation_request(static_cast<uint8_t>(m.request)))
+    return make_error(ec::invalid_argument,
+                      "rotation_refused answers only message types 32 and 34");
+  encoder e{message_type::rotation_refused};
+  e.w().u8(static_cast<uint8_t>(m.request));
+  e.str("rotation_refused.detail", m.detail, max_text_length);
+  return e.finish();
+}
+
 // Reads one message's fields; the first failure names the field and stops everything after it.
 class decoder {
  public:
@@ -167,6 +213,19 @@ class decoder {
     if (n > cap || n > r_.remaining()) {
       fail(std::string{"field '"} + field + "' is truncated or longer than " + std::to_string(cap) +
            " bytes");
+      return;
+    }
+    x.resize(n);
+    check(field, r_.raw(x.data(), n));
+  }
+  /// A u32 length (at most `cap`, and no more than what is left) followed by that many bytes.
+  void bytes(const char* field, std::vector<uint8_t>& x, size_t cap) {
+    uint32_t n = 0;
+    check(field, r_.u32(n));
+    if (error_) return;
+    if (n == 0 || n > cap || n > r_.remaining()) {
+      fail(std::string{"field '"} + field + "' is empty, truncated or longer than " +
+           std::to_string(cap) + " bytes");
       return;
     }
     x.resize(n);
@@ -271,13 +330,45 @@ caf::expected<message> decode_body(message_type t, decoder& d) {
       d.str("text", m.text, max_text_length);
       return d.finish(std::move(m));
     }
+    case message_type::rotate_manager_certificate: {
+      rotate_manager_certificate m;
+      d.bytes("certificate", m.certificate_der, max_certificate_length);
+      return d.finish(std::move(m));
+    }
+    case message_type::manager_certificate_stored: {
+      manager_certificate_stored m;
+      d.thumb("thumbprint", m.stored);
+      return d.finish(std::move(m));
+    }
+    case message_type::retire_manager_certificate: {
+      retire_manager_certificate m;
+      d.thumb("thumbprint", m.retired);
+      return d.finish(std::move(m));
+    }
+    case message_type::manager_certificate_retired: {
+      manager_certificate_retired m;
+      d.thumb("thumbprint", m.retired);
+      return d.finish(std::move(m));
+    }
+    case message_type::rotation_refused: {
+      rotation_refused m;
+      uint8_t request = 0;
+      d.u8("request", request);
+      if (d.ok() && !is_refusable_rotation_request(request))
+        d.fail("request " + std::to_string(request) + " is not a rotation request (32 or 34)");
+      m.request = static_cast<message_type>(request);
+      d.str("detail", m.detail, max_text_length);
+      return d.finish(std::move(m));
+    }
   }
   return make_error(ec::protocol_error, "unreachable message type");
 }
 
 bool known_type(uint8_t t) {
-  return t >= static_cast<uint8_t>(message_type::hello) &&
-         t <= static_cast<uint8_t>(message_type::error);
+  return (t >= static_cast<uint8_t>(message_type::hello) &&
+          t <= static_cast<uint8_t>(message_type::error)) ||
+         (t >= static_cast<uint8_t>(message_type::rotate_manager_certificate) &&
+          t <= static_cast<uint8_t>(message_type::rotation_refused));
 }
 
 }  // namespace
@@ -330,12 +421,23 @@ const char* to_string(message_type t) {
       return "pong";
     case message_type::error:
       return "error";
+    case message_type::rotate_manager_certificate:
+      return "rotate_manager_certificate";
+    case message_type::manager_certificate_stored:
+      return "manager_certificate_stored";
+    case message_type::retire_manager_certificate:
+      return "retire_manager_certificate";
+    case message_type::manager_certificate_retired:
+      return "manager_certificate_retired";
+    case message_type::rotation_refused:
+      return "rotation_refused";
   }
   return "unknown";
 }
 
-// The variant lists the types in wire order, so the index is the type number minus one; the
-// assertions keep the two from drifting apart.
+// The variant lists the types in wire order: the first nine have the type number index + 1, the
+// rotation messages from index 9 on start at type 32; the assertions keep the two from drifting
+// apart.
 static_assert(std::is_same_v<std::variant_alternative_t<0, message>, hello>);
 static_assert(std::is_same_v<std::variant_alternative_t<1, message>, register_request>);
 static_assert(std::is_same_v<std::variant_alternative_t<2, message>, registered>);
@@ -345,10 +447,18 @@ static_assert(std::is_same_v<std::variant_alternative_t<5, message>, inventory>)
 static_assert(std::is_same_v<std::variant_alternative_t<6, message>, ping>);
 static_assert(std::is_same_v<std::variant_alternative_t<7, message>, pong>);
 static_assert(std::is_same_v<std::variant_alternative_t<8, message>, error_message>);
-static_assert(std::variant_size_v<message> == static_cast<size_t>(message_type::error));
+static_assert(std::is_same_v<std::variant_alternative_t<9, message>, rotate_manager_certificate>);
+static_assert(std::is_same_v<std::variant_alternative_t<13, message>, rotation_refused>);
+static_assert(std::variant_size_v<message> ==
+              static_cast<size_t>(message_type::error) +
+                  static_cast<size_t>(message_type::rotation_refused) -
+                  static_cast<size_t>(message_type::rotate_manager_certificate) + 1);
 
 message_type type_of(const message& m) {
-  return static_cast<message_type>(m.index() + 1);
+  constexpr size_t first_rotation_index = static_cast<size_t>(message_type::error);
+  if (m.index() < first_rotation_index) return static_cast<message_type>(m.index() + 1);
+  return static_cast<message_type>(m.index() - first_rotation_index +
+                                   static_cast<size_t>(message_type::rotate_manager_certificate));
 }
 
 caf::expected<secret_bytes> encode(const message& m) {
@@ -414,6 +524,21 @@ bool operator==(const pong& a, const pong& b) {
 }
 bool operator==(const error_message& a, const error_message& b) {
   return a.code == b.code && a.text == b.text;
+}
+bool operator==(const rotate_manager_certificate& a, const rotate_manager_certificate& b) {
+  return a.certificate_der == b.certificate_der;
+}
+bool operator==(const manager_certificate_stored& a, const manager_certificate_stored& b) {
+  return a.stored == b.stored;
+}
+bool operator==(const retire_manager_certificate& a, const retire_manager_certificate& b) {
+  return a.retired == b.retired;
+}
+bool operator==(const manager_certificate_retired& a, const manager_certificate_retired& b) {
+  return a.retired == b.retired;
+}
+bool operator==(const rotation_refused& a, const rotation_refused& b) {
+  return a.request == b.request && a.detail == b.detail;
 }
 
 }  // namespace certfleet::wire

@@ -29,8 +29,9 @@ namespace certfleet::wire {
 /// The only protocol version this build speaks.
 inline constexpr uint8_t protocol_version = 1;
 
-/// Type numbers are stable: they are on the wire. 32..47 are reserved for certificate rotation
-/// (e.g. `rotate_manager_cert` {new_thumbprint}); a decoder of this version refuses them.
+/// Type numbers are stable: they are on the wire. 32..39 are the manager certificate rotation
+/// (32..36 defined, 37..39 reserved for it); 40..47 stay reserved; a decoder refuses every
+/// number it does not define.
 enum class message_type : uint8_t {
   hello = 1,
   register_request = 2,
@@ -41,6 +42,11 @@ enum class message_type : uint8_t {
   ping = 7,
   pong = 8,
   error = 9,
+  rotate_manager_certificate = 32,
+  manager_certificate_stored = 33,
+  retire_manager_certificate = 34,
+  manager_certificate_retired = 35,
+  rotation_refused = 36,
 };
 inline constexpr uint8_t first_reserved_rotation_type = 32;
 inline constexpr uint8_t last_reserved_rotation_type = 47;
@@ -51,6 +57,7 @@ inline constexpr size_t max_password_length = 1024;
 inline constexpr size_t max_text_length = 4096;  // denial details, error texts
 inline constexpr size_t max_job_field_length = 256;
 inline constexpr size_t max_inventory_jobs = 4096;
+inline constexpr size_t max_certificate_length = 16384;  // a manager certificate's DER
 
 /// First message from each side after the TLS handshake: the versions it speaks, and its name.
 struct hello {
@@ -131,8 +138,39 @@ struct error_message {
   std::string text;
 };
 
-using message = std::variant<hello, register_request, registered, denied, collect, inventory, ping,
-                             pong, error_message>;
+/// Manager -> server, over a session authenticated by a registered manager certificate: store
+/// `certificate_der` as this manager's next certificate, beside the one of this session.
+struct rotate_manager_certificate {
+  std::vector<uint8_t> certificate_der;
+};
+
+/// Server -> manager: the certificate with this thumbprint is stored durably and accepted from now
+/// on (the answer to `rotate_manager_certificate`).
+struct manager_certificate_stored {
+  thumbprint stored;
+};
+
+/// Manager -> server, over a session authenticated by the successor certificate: forget the
+/// manager certificate `retired`, which this session's certificate replaced.
+struct retire_manager_certificate {
+  thumbprint retired;
+};
+
+/// Server -> manager: `retired` is no longer a registered manager certificate.
+struct manager_certificate_retired {
+  thumbprint retired;
+};
+
+/// Server -> manager: a rotation request (`request`: 32 or 34) was refused; the session stays up.
+struct rotation_refused {
+  message_type request = message_type::rotate_manager_certificate;
+  std::string detail;
+};
+
+using message =
+    std::variant<hello, register_request, registered, denied, collect, inventory, ping, pong,
+                 error_message, rotate_manager_certificate, manager_certificate_stored,
+                 retire_manager_certificate, manager_certificate_retired, rotation_refused>;
 
 /// The wire type number of `m`.
 message_type type_of(const message& m);
@@ -157,5 +195,10 @@ bool operator==(const inventory& a, const inventory& b);
 bool operator==(const ping& a, const ping& b);
 bool operator==(const pong& a, const pong& b);
 bool operator==(const error_message& a, const error_message& b);
+bool operator==(const rotate_manager_certificate& a, const rotate_manager_certificate& b);
+bool operator==(const manager_certificate_stored& a, const manager_certificate_stored& b);
+bool operator==(const retire_manager_certificate& a, const retire_manager_certificate& b);
+bool operator==(const manager_certificate_retired& a, const manager_certificate_retired& b);
+bool operator==(const rotation_refused& a, const rotation_refused& b);
 
 }  // namespace certfleet::wire

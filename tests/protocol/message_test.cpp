@@ -97,11 +97,54 @@ TEST(messages, unknown_and_unused_type_numbers_are_rejected) {
 }
 
 TEST(messages, reserved_rotation_types_are_rejected_with_an_upgrade_hint) {
-  for (int t = wire::first_reserved_rotation_type; t <= wire::last_reserved_rotation_type; ++t) {
+  for (int t = static_cast<int>(wire::message_type::rotation_refused) + 1;
+       t <= wire::last_reserved_rotation_type; ++t) {
     auto b = header(static_cast<uint8_t>(t));
     b.resize(2 + thumbprint::size, 0xAB);
     expect_protocol_error(decoded(b), "certificate rotation");
   }
+}
+
+TEST(messages, rotation_messages_have_the_type_numbers_32_to_36) {
+  EXPECT_EQ(wire::type_of(wire::rotate_manager_certificate{{1}}),
+            static_cast<wire::message_type>(32));
+  EXPECT_EQ(wire::type_of(wire::manager_certificate_stored{}), static_cast<wire::message_type>(33));
+  EXPECT_EQ(wire::type_of(wire::retire_manager_certificate{}), static_cast<wire::message_type>(34));
+  EXPECT_EQ(wire::type_of(wire::manager_certificate_retired{}),
+            static_cast<wire::message_type>(35));
+  EXPECT_EQ(wire::type_of(wire::rotation_refused{}), static_cast<wire::message_type>(36));
+}
+
+TEST(messages, a_certificate_to_rotate_to_must_be_present_and_within_its_cap) {
+  auto empty = wire::encode(wire::rotate_manager_certificate{});
+  ASSERT_FALSE(empty);
+  EXPECT_EQ(code_of(empty.error()), ec::invalid_argument);
+  auto huge = wire::encode(
+      wire::rotate_manager_certificate{std::vector<uint8_t>(wire::max_certificate_length + 1, 1)});
+  ASSERT_FALSE(huge);
+  EXPECT_EQ(code_of(huge.error()), ec::invalid_argument);
+
+  byte_writer w;
+  w.u8(wire::protocol_version);
+  w.u8(static_cast<uint8_t>(wire::message_type::rotate_manager_certificate));
+  w.u32(static_cast<uint32_t>(wire::max_certificate_length + 1));
+  expect_protocol_error(decoded(w.data()), "certificate");
+  byte_writer zero;
+  zero.u8(wire::protocol_version);
+  zero.u8(static_cast<uint8_t>(wire::message_type::rotate_manager_certificate));
+  zero.u32(0);
+  expect_protocol_error(decoded(zero.data()), "certificate");
+}
+
+TEST(messages, a_rotation_refusal_names_only_a_rotation_request) {
+  auto b = encoded(wire::rotation_refused{wire::message_type::retire_manager_certificate, "x"});
+  for (uint8_t request : {0, 1, 33, 35, 36, 255}) {
+    b[2] = request;
+    expect_protocol_error(decoded(b), "rotation request");
+  }
+  auto e = wire::encode(wire::rotation_refused{wire::message_type::collect, "x"});
+  ASSERT_FALSE(e);
+  EXPECT_EQ(code_of(e.error()), ec::invalid_argument);
 }
 
 TEST(messages, a_string_above_its_cap_is_rejected_on_decode_and_refused_on_encode) {
@@ -176,10 +219,10 @@ TEST(messages, a_hello_whose_minimum_version_exceeds_its_maximum_is_rejected) {
   expect_protocol_error(decoded(encoded(wire::hello{2, 1, "x"})), "min_version");
 }
 
-TEST(messages, reserved_rotation_range_does_not_overlap_any_defined_type) {
+TEST(messages, no_defined_type_uses_the_numbers_left_reserved) {
   for (const auto& m : sample_messages()) {
     auto t = static_cast<uint8_t>(wire::type_of(m));
-    EXPECT_TRUE(t < wire::first_reserved_rotation_type || t > wire::last_reserved_rotation_type);
+    EXPECT_TRUE(t < 37 || t > wire::last_reserved_rotation_type) << int{t};
   }
 }
 
@@ -190,7 +233,7 @@ TEST(messages, ten_thousand_random_payloads_fail_cleanly_or_decode_canonically) 
   std::mt19937_64 rng{20251124};
   std::uniform_int_distribution<int> byte{0, 255};
   std::uniform_int_distribution<int> len{0, 96};
-  std::uniform_int_distribution<int> type{1, 9};
+  std::uniform_int_distribution<int> type{1, 14};
   size_t accepted = 0;
   for (int i = 0; i < 10000; ++i) {
     std::vector<uint8_t> b(static_cast<size_t>(len(rng)));
@@ -199,7 +242,8 @@ TEST(messages, ten_thousand_random_payloads_fail_cleanly_or_decode_canonically) 
     // see random data; some get a small first length so that strings are plausibly sized.
     if (i % 2 == 0 && b.size() >= 2) {
       b[0] = wire::protocol_version;
-      b[1] = static_cast<uint8_t>(type(rng));
+      auto t = type(rng);
+      b[1] = static_cast<uint8_t>(t <= 9 ? t : t + 22);  // 1..9 and 32..36
       if (i % 4 == 0 && b.size() >= 8) b[4] = b[5] = b[6] = 0;
     }
     auto r = decoded(b);

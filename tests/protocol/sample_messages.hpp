@@ -36,6 +36,12 @@ inline std::vector<wire::message> sample_messages() {
       wire::ping{0x0123456789ABCDEFull},
       wire::pong{0x0123456789ABCDEFull},
       wire::error_message{17, "inventory temporarily unavailable"},
+      wire::rotate_manager_certificate{{0x30, 0x82, 0x01, 0x0A, 0x02, 0x01, 0x01}},
+      wire::manager_certificate_stored{sample_thumbprint(0x21)},
+      wire::retire_manager_certificate{sample_thumbprint(0x42)},
+      wire::manager_certificate_retired{sample_thumbprint(0x42)},
+      wire::rotation_refused{wire::message_type::rotate_manager_certificate,
+                             "the certificate is not valid yet"},
   };
 }
 
