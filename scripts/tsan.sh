@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the actor, protocol, agent and storage test suites with ThreadSanitizer in build-tsan/
-# and runs them (docs/reliability.md, "Data races"). Any report fails the run; the suppressions in
-# tests/tsan.supp each say why they are there.
+# Builds the protocol, agent and storage test suites with ThreadSanitizer in build-tsan/ and runs
+# them (docs/reliability.md, "Data races"). Any report fails the run; the suppressions in
+# tests/tsan.supp each say why they are there. The actor suite is not run: CAF comes from Debian
+# uninstrumented, so every message handed between threads is reported (docs/reliability.md).
 # Usage: scripts/tsan.sh [extra GoogleTest arguments, e.g. --gtest_filter=...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +13,7 @@ opts=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCERTFLEET_WERROR=ON -DCERTFLEET_TSAN=O
 if command -v ccache >/dev/null; then
   opts+=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 fi
-suites=(actors_tests protocol_tests agent_tests storage_tests)
+suites=(protocol_tests agent_tests storage_tests)
 {
   cmake -S . -B "$build_dir" "${opts[@]}"
   # The agent tests run the real certfleet-agent binary.
