@@ -10,11 +10,14 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/atoms.hpp"
+#include "actors/backoff.hpp"
 #include "actors/events.hpp"
-#include "common/address.hpp"
 #include "actors/legacy_servers.hpp"
+#include "actors/refusal.hpp"
 #include "actors/server_certificate.hpp"
+#include "common/address.hpp"
 #include "common/failpoint.hpp"
+#include "common/peer_text.hpp"
 #include "protocol/session_forget.hpp"
 
 namespace certfleet {
@@ -33,6 +36,11 @@ enum class link : uint8_t {
   online,         // trusted and up, connection_up published; waiting for the next collection
   collecting,     // online, a `collect` sent and its inventory not yet stored
 };
+
+// At most this many connection_up/connection_down pairs per server and window reach the event log
+// (docs/reliability.md, "Flapping servers").
+constexpr uint32_t max_recorded_flaps = 6;
+constexpr milliseconds flap_window = hours{1};
 
 struct server_data;
 using server_actor = caf::stateful_actor<server_data>;
@@ -69,7 +77,8 @@ struct server_data {
   // A vector, not a deque: an empty std::deque allocates ~600 bytes, and most of the fleet sits
   // idle with no connection at all (100,000 servers: ~60 MiB).
   std::vector<wire::message> inbox;
-  uint32_t attempt = 0;
+  reconnect_backoff backoff;
+  connectivity_limiter connectivity{max_recorded_flaps, flap_window};
   // For the latency histograms in `status`.
   steady_clock::time_point handshake_started;
   steady_clock::time_point collect_sent;
@@ -167,6 +176,16 @@ void persist(server_actor* self, std::vector<event_record> events) {
   report_presence(self);
 }
 
+/// `connection_up` for a connection that just came up, unless this server flaps too often to
+/// record every cycle; it then counts the cycles left out.
+std::vector<event_record> connection_up_events(server_actor* self) {
+  auto& st = self->state;
+  if (!st.connectivity.up(st.ctx->now_ms())) return {};
+  nlohmann::json details = nlohmann::json::object();
+  if (auto n = st.connectivity.take_suppressed()) details["suppressed_cycles"] = n;
+  return {make_event(st.rec, event_type::connection_up, details)};
+}
+
 /// Saves the record with `events` durably (a trust decision), then runs `done(saved)`. Until the
 /// storage actor confirms, this actor handles no other message; the fsync itself waits on the
 /// storage actor's thread, not on a scheduler thread.
@@ -221,15 +240,16 @@ microseconds since(typename Clock::time_point t) {
 
 void schedule_retry(server_actor* self, const std::string& why) {
   auto& st = self->state;
-  auto delay = backoff_delay(st.ctx->cfg.daemon, st.attempt++, st.ctx->random);
+  auto delay = st.backoff.next_delay(st.ctx->random);
+  auto attempt = st.backoff.failures();
   // The same failure again is logged at debug: 100,000 offline servers would otherwise write
   // hundreds of identical lines a second. `status` and `server show` keep the last error.
   auto level =
-      st.attempt == 1 || why != st.rec.last_error ? spdlog::level::info : spdlog::level::debug;
+      attempt == 1 || why != st.rec.last_error ? spdlog::level::info : spdlog::level::debug;
   st.rec.last_error = why;
-  st.rec.failed_attempts = st.attempt;
+  st.rec.failed_attempts = attempt;
   spdlog::log(level, "server {} ({}): {}; retrying in {} ms (attempt {})", st.rec.id,
-              address_of(st.rec), why, delay.count(), st.attempt);
+              address_of(st.rec), why, delay.count(), attempt);
   report_presence(self);
   self->delayed_send(self, delay, retry_atom::value, st.generation);
 }
@@ -246,7 +266,7 @@ void drop_connection(server_actor* self) {
   st.conn = link::idle;
   if (holds_slot(was)) self->send(st.peers.admission, release_atom::value);
   ++st.generation;
-  if (is_up(was))
+  if (is_up(was) && st.connectivity.down())
     persist(self,
             {make_event(st.rec, event_type::connection_down, {{"reason", st.rec.last_error}})});
 }
@@ -293,6 +313,7 @@ void on_connection_failed(server_actor* self, std::string why) {
   auto& st = self->state;
   if (st.tls)
     if (auto refusal = validity_refusal(*st.tls, st.ctx->cfg, st.ctx->now_ms())) why = *refusal;
+  if (tls_up(st.conn)) st.backoff.disconnected(st.ctx->now_ms());
   if (st.tls && st.tls->pin_rejection() && st.tls->peer_thumbprint() && st.role != nullptr) {
     auto presented = *st.tls->peer_thumbprint();
     record_validity(st.rec, *st.tls);
@@ -360,12 +381,13 @@ void on_registered(server_actor* self, const wire::registered& msg) {
   st.ctx->counters.registrations++;
   st.rec.presented = *presented;
   record_validity(st.rec, *st.tls);
-  st.rec.remote_id = msg.server_id;
+  st.rec.remote_id = peer_text(msg.server_id);
   st.rec.last_error.clear();
-  st.attempt = 0;
-  std::vector<event_record> events{
-      make_event(st.rec, event_type::registered,
-                 {{"presented_thumbprint", presented->to_string()}, {"remote_id", msg.server_id}})};
+  st.backoff.healthy();
+  st.rec.failed_attempts = 0;
+  std::vector<event_record> events{make_event(
+      st.rec, event_type::registered,
+      {{"presented_thumbprint", presented->to_string()}, {"remote_id", st.rec.remote_id}})};
   auto policy = st.ctx->cfg.daemon.trust_policy;
   std::string by;
   if (st.rec.expected && *st.rec.expected == *presented)
@@ -402,12 +424,12 @@ void on_registered(server_actor* self, const wire::registered& msg) {
     if (!is_legacy(s.rec)) erase_credentials(self, "registered");
     report_certificate(self);
     // Registered with the certificate a renewal replaced meanwhile: it joins the rotation.
-    if (!is_legacy(s.rec) && s.presenting && *s.presenting != s.ctx->identities->current().sha256() &&
-        s.ctx->rotation)
+    if (!is_legacy(s.rec) && s.presenting &&
+        *s.presenting != s.ctx->identities->current().sha256() && s.ctx->rotation)
       self->send(s.ctx->rotation, rotation_atom::value, add_atom::value, s.rec.id);
     if (next == server_state::trusted) {
       s.conn = link::online;
-      persist(self, {make_event(s.rec, event_type::connection_up, {})});
+      persist(self, connection_up_events(self));
       begin_collection(self);
       flush_output(self);
     } else {
@@ -416,26 +438,36 @@ void on_registered(server_actor* self, const wire::registered& msg) {
   });
 }
 
+/// The server refused this manager: blocked in auth_failed, or retried (actors/refusal.hpp).
 void on_denied(server_actor* self, const wire::denied& msg) {
   auto& st = self->state;
-  st.rec.last_error = std::string{"registration denied: "} + wire::to_string(msg.reason) +
-                      (msg.detail.empty() ? "" : " (" + msg.detail + ")") +
-                      "; give new credentials with 'certfleet server credentials " + st.rec.id +
-                      " --account USER --password-stdin'";
-  spdlog::warn("server {} ({}): {}", st.rec.id, address_of(st.rec), st.rec.last_error);
-  transition(self, server_state::auth_failed,
-             {make_event(st.rec, event_type::auth_failed,
-                         {{"reason", wire::to_string(msg.reason)}, {"detail", msg.detail}})},
-             [=] { erase_credentials(self, "registration denied"); });
+  auto outcome = interpret_denial(msg, st.rec.id);
+  spdlog::warn("server {} ({}): {}", st.rec.id, address_of(st.rec), outcome.last_error);
+  if (!outcome.blocks) {
+    on_connection_failed(self, outcome.last_error);
+    return;
+  }
+  st.rec.last_error = outcome.last_error;
+  bool erase = outcome.erase_credentials;
+  transition(
+      self, server_state::auth_failed,
+      {make_event(st.rec, event_type::auth_failed,
+                  {{"reason", wire::to_string(msg.reason)}, {"detail", peer_text(msg.detail)}})},
+      [=] {
+        if (erase) erase_credentials(self, "registration denied");
+      });
+  // The agent closes after a refusal: that close must not replace the reason.
+  drop_connection(self);
 }
 
 void on_inventory(server_actor* self, const wire::inventory& inv) {
   auto& st = self->state;
   nlohmann::json jobs = nlohmann::json::array();
+  // The server's text is escaped: shown by `server show`, and a JSON dump of invalid UTF-8 throws.
   for (auto& j : inv.jobs)
-    jobs.push_back({{"name", j.name},
-                    {"type", j.type},
-                    {"last_result", j.last_result},
+    jobs.push_back({{"name", peer_text(j.name)},
+                    {"type", peer_text(j.type)},
+                    {"last_result", peer_text(j.last_result)},
                     {"last_run_ms", j.last_run_unix_ms},
                     {"size_bytes", j.size_bytes}});
   auto now = st.ctx->now_ms();
@@ -446,6 +478,8 @@ void on_inventory(server_actor* self, const wire::inventory& inv) {
   st.rec.last_collection_ms = now;
   st.rec.last_seen_ms = now;
   st.conn = link::online;
+  st.backoff.healthy();
+  st.rec.failed_attempts = 0;
   persist(self, {});
   auto interval = milliseconds{int64_t{st.ctx->cfg.daemon.collect_interval_s} * 1000};
   auto delay = interval - interval / 10 + random_delay(st.ctx->random, interval / 5);
@@ -467,7 +501,9 @@ void on_message(server_actor* self, wire::message& m) {
     else if (*common != offered_version(st.rec))
       on_version_change(self, *common);
   } else if (auto* e = std::get_if<wire::error_message>(&m)) {
-    on_connection_failed(self, "the server reported an error: " + e->text);
+    on_connection_failed(self, "the server reported an error: " + peer_text(e->text));
+  } else if (auto* d = std::get_if<wire::denied>(&m)) {
+    on_denied(self, *d);
   } else if (auto* p = std::get_if<wire::ping>(&m)) {
     send_message(self, wire::pong{p->nonce});
   } else if (st.role != nullptr) {
@@ -538,7 +574,7 @@ void go_online(server_actor* self) {
   st.conn = link::online;
   st.rec.last_error.clear();
   if (record_validity(st.rec, *st.tls)) report_certificate(self);
-  persist(self, {make_event(st.rec, event_type::connection_up, {})});
+  persist(self, connection_up_events(self));
   begin_collection(self);
   offer_rotation(self);
 }
@@ -615,7 +651,7 @@ void on_version_change(server_actor* self, uint8_t version) {
                was_legacy ? "upgraded: registering it with certificates"
                           : "a server of an earlier release: authenticating with its credentials");
   st.rec.last_error.clear();
-  st.attempt = 0;
+  st.backoff.reset();
   drop_connection(self);
   if (st.rec.state != server_state::trusted) {
     enter(self, server_state::pending_registration);
@@ -640,10 +676,7 @@ void on_version_change(server_actor* self, uint8_t version) {
 }
 
 void registration_reply(server_actor* self, wire::message& m) {
-  if (auto* r = std::get_if<wire::registered>(&m))
-    on_registered(self, *r);
-  else if (auto* d = std::get_if<wire::denied>(&m))
-    on_denied(self, *d);
+  if (auto* r = std::get_if<wire::registered>(&m)) on_registered(self, *r);
 }
 
 /// Sends what the manager certificate rotation owes this server's agent: the new certificate, or
@@ -713,8 +746,8 @@ void on_activated(server_actor* self) {
   auto& st = self->state;
   st.conn = link::established;
   self->send(st.peers.admission, release_atom::value);
-  st.attempt = 0;
-  st.rec.failed_attempts = 0;
+  // Not yet a reason to reset the backoff: the connection must prove healthy first.
+  st.backoff.connected(st.ctx->now_ms());
   st.ctx->counters.handshakes++;
   st.ctx->counters.handshake_latency.record(since<steady_clock>(st.handshake_started));
   if (auto info = st.tls->handshake(); info && info->resumed) st.ctx->counters.resumed_handshakes++;
@@ -833,7 +866,7 @@ caf::result<server_view> trust_presented(server_actor* self, const thumbprint& t
   st.rec.pinned = t;
   st.rec.validated_by = by;
   st.rec.last_error.clear();
-  st.attempt = 0;
+  st.backoff.reset();
   auto promise = self->make_response_promise<server_view>();
   transition(self, server_state::trusted,
              {make_event(st.rec, event_type::validated,
@@ -918,7 +951,7 @@ caf::result<server_view> register_again(server_actor* self, const std::string& a
   if (st.rec.state == server_state::certificate_mismatch) st.rec.expected.reset();
   st.rec.account = account;
   st.rec.last_error.clear();
-  st.attempt = 0;
+  st.backoff.reset();
   if (st.rec.state == server_state::pending_registration) {
     start_connect(self);
     return view_with_credentials(self);
@@ -1123,6 +1156,10 @@ caf::behavior server_main(server_actor* self, context_ptr ctx, server_peers peer
   st.ctx = std::move(ctx);
   st.peers = std::move(peers);
   st.rec = std::move(rec);
+  const auto& d = st.ctx->cfg.daemon;
+  st.backoff = reconnect_backoff{backoff_policy{milliseconds{d.backoff_initial_ms},
+                                                milliseconds{d.backoff_max_ms},
+                                                seconds{d.backoff_reset_after_s}}};
   // The answer to credentials sent before a restart is lost: register again from the start.
   auto initial =
       st.rec.state == server_state::registering ? server_state::pending_registration : st.rec.state;

@@ -193,8 +193,7 @@ caf::result<server_view> new_credentials(supervisor_actor* self, const std::stri
   if (it == st.servers.end()) return make_error(ec::not_found, "no server with id " + id);
   auto state = st.presence[id].state;
   if (state != server_state::auth_failed && state != server_state::pending_registration &&
-      state != server_state::reregistration_required &&
-      state != server_state::certificate_mismatch)
+      state != server_state::reregistration_required && state != server_state::certificate_mismatch)
     return make_error(ec::invalid_state, "server " + id + " is " + to_string(state) +
                                              "; credentials are only needed before registration, "
                                              "after a denial, to register a mismatched server "

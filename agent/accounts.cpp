@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/fs.hpp"
+#include "crypto/password_hash.hpp"
 
 namespace certfleet::agent {
 
@@ -97,6 +98,21 @@ const account* account_book::find(const std::string& name) const {
   auto it = std::find_if(accounts_.begin(), accounts_.end(),
                          [&](const account& x) { return x.name == name; });
   return it == accounts_.end() ? nullptr : &*it;
+}
+
+caf::expected<const account*> account_book::check_password(const std::string& name,
+                                                           const secret_bytes& password) const {
+  const account* acc = find(name);
+  const account* hashed = acc ? acc : (accounts_.empty() ? nullptr : &accounts_.front());
+  if (!hashed) return static_cast<const account*>(nullptr);
+  ++hashes_computed_;
+  auto ok = verify_password(password, hashed->password_hash);
+  if (!ok) {
+    // The decoy's hash being corrupt is not this caller's concern: the name is unknown.
+    if (!acc) return static_cast<const account*>(nullptr);
+    return ok.error();
+  }
+  return *ok && acc ? acc : nullptr;
 }
 
 }  // namespace certfleet::agent

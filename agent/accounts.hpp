@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/error.hpp"
+#include "crypto/secret.hpp"
 
 namespace certfleet::agent {
 
@@ -52,10 +53,20 @@ class account_book {
   /// Removes the account; `ec::not_found` when there is none.
   caf::error remove(const std::string& name);
   const account* find(const std::string& name) const;
+  /// The account `name` when `password` is its password, nullptr for an unknown name or a wrong
+  /// password; `ec::corrupt_data` when the stored hash is malformed. An unknown name costs the
+  /// same hash work as a wrong password (the password is checked against the first account's
+  /// hash, with its parameters, and the result thrown away), so timing does not tell which names
+  /// exist.
+  caf::expected<const account*> check_password(const std::string& name,
+                                               const secret_bytes& password) const;
+  /// How many password hashes `check_password` computed, for tests.
+  uint64_t hashes_computed() const { return hashes_computed_; }
   const std::vector<account>& accounts() const { return accounts_; }
 
  private:
   std::vector<account> accounts_;
+  mutable uint64_t hashes_computed_ = 0;
 };
 
 }  // namespace certfleet::agent

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/inventory.hpp"
+#include "common/peer_text.hpp"
 #include "crypto/password_hash.hpp"
 
 namespace certfleet::agent {
@@ -76,9 +77,12 @@ wire::message endpoint::register_manager(const wire::register_request& req,
                                          const thumbprint& tls_peer,
                                          const std::string& peer_address,
                                          const std::vector<uint8_t>& certificate_der) {
+  // The peer chose these: escaped and bounded before they reach a log line or a reply.
+  const auto account_name = certfleet::peer_text(req.account);
+  const auto manager_name = certfleet::peer_text(req.manager_name);
   auto refuse = [&](wire::denial_reason reason, std::string detail) -> wire::message {
     spdlog::warn("endpoint {}: registration from {} (manager '{}', account '{}') refused: {}",
-                 options_.index, peer_address, req.manager_name, req.account, detail);
+                 options_.index, peer_address, manager_name, account_name, detail);
     return wire::denied{reason, std::move(detail)};
   };
   if (faults_.deny_registrations)
@@ -88,13 +92,12 @@ wire::message endpoint::register_manager(const wire::register_request& req,
     return refuse(wire::denial_reason::thumbprint_mismatch,
                   "the message names manager certificate " + req.manager_thumbprint.to_string() +
                       " but the TLS connection presented " + tls_peer.to_string());
-  if (auto denial =
-          check_account(req.account, req.password,
-                        "registration (manager '" + req.manager_name + "')", peer_address))
+  if (auto denial = check_account(req.account, req.password,
+                                  "registration (manager '" + manager_name + "')", peer_address))
     return *denial;
   auto now = options_.clock();
   manager_record rec{
-      tls_peer, req.manager_name,
+      tls_peer, manager_name,
       std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count(),
       certificate_der};
   if (auto err = store_->put_manager(options_.index, rec)) {
@@ -105,8 +108,8 @@ wire::message endpoint::register_manager(const wire::register_request& req,
   }
   bool again = !managers_.insert(tls_peer).second;
   spdlog::info("endpoint {}: manager '{}' ({}) {} by account '{}' from {}", options_.index,
-               req.manager_name, tls_peer.to_string(), again ? "registered again" : "registered",
-               req.account, peer_address);
+               manager_name, tls_peer.to_string(), again ? "registered again" : "registered",
+               account_name, peer_address);
   return wire::registered{identity_.sha256(), options_.server_id};
 }
 
@@ -114,40 +117,39 @@ std::optional<wire::denied> endpoint::check_account(const std::string& account,
                                                     const secret_bytes& password,
                                                     const std::string& what,
                                                     const std::string& peer_address) {
+  // The peer chose the account name: escaped and bounded before it reaches a log line or a reply.
+  const auto account_name = certfleet::peer_text(account);
   auto refuse = [&](wire::denial_reason reason, std::string detail) {
     spdlog::warn("endpoint {}: {} from {} (account '{}') refused: {}", options_.index, what,
-                 peer_address, account, detail);
+                 peer_address, account_name, detail);
     return wire::denied{reason, std::move(detail)};
   };
   auto now = options_.clock();
   if (lockout_.locked(account, now))
     return refuse(
         wire::denial_reason::locked_out,
-        "account '" + account + "' is locked after repeated failed logins; try again later");
-  const struct account* acc = accounts_.find(account);
-  bool password_ok = false;
-  if (acc) {
-    auto ok = verify_password(password, acc->password_hash);
-    if (!ok) {
-      spdlog::error("endpoint {}: cannot check the password of account '{}': {}", options_.index,
-                    account, describe(ok.error()));
-      return refuse(wire::denial_reason::internal_error,
-                    "the backup server cannot check this account's password");
-    }
-    password_ok = *ok;
+        "account '" + account_name + "' is locked after repeated failed logins; try again later");
+  // The same hash work for an unknown name as for a wrong password (agent/accounts.hpp).
+  auto checked = accounts_.check_password(account, password);
+  if (!checked) {
+    spdlog::error("endpoint {}: cannot check the password of account '{}': {}", options_.index,
+                  account_name, describe(checked.error()));
+    return refuse(wire::denial_reason::internal_error,
+                  "the backup server cannot check this account's password");
   }
-  if (!password_ok) {
+  const struct account* acc = *checked;
+  if (!acc) {
     bool now_locked = lockout_.record_failure(account, now);
     if (now_locked)
       spdlog::warn("endpoint {}: account '{}' locked for {} s after {} failed logins",
-                   options_.index, account, options_.lockout.lock_duration.count(),
+                   options_.index, account_name, options_.lockout.lock_duration.count(),
                    options_.lockout.max_failures);
     return refuse(wire::denial_reason::bad_credentials, "unknown account or wrong password");
   }
   lockout_.record_success(account);
   if (acc->role != role::administrator)
     return refuse(wire::denial_reason::insufficient_role,
-                  "account '" + account + "' has the " + display_name(acc->role) +
+                  "account '" + account_name + "' has the " + display_name(acc->role) +
                       " role; registration needs a Backup Administrator");
   return std::nullopt;
 }
@@ -156,8 +158,8 @@ wire::message endpoint::legacy_login(const wire::legacy_login& req,
                                      const std::string& peer_address) {
   if (auto denial = check_account(req.account, req.password, "legacy login", peer_address))
     return *denial;
-  spdlog::debug("endpoint {}: legacy login by account '{}' from {}", options_.index, req.account,
-                peer_address);
+  spdlog::debug("endpoint {}: legacy login by account '{}' from {}", options_.index,
+                certfleet::peer_text(req.account), peer_address);
   return wire::legacy_accepted{identity_.sha256(), options_.server_id};
 }
 
@@ -270,7 +272,7 @@ connection_logic::step connection_logic::on_message(wire::message&& m) {
       if (auto* e = std::get_if<wire::error_message>(&m)) {
         // The manager ends the session itself; nothing is refused.
         s.close = true;
-        s.reason = "the manager reported an error: " + e->text;
+        s.reason = "the manager reported an error: " + certfleet::peer_text(e->text);
         return s;
       }
       return refuse(wire::denial_reason::protocol_violation,

@@ -21,6 +21,11 @@ constexpr auto linger_limit = milliseconds{2000};
 constexpr size_t read_chunk = 16 * 1024;
 // How often endpoints look for changes made on disk by the CLI (a new certificate, accounts).
 constexpr auto refresh_interval = milliseconds{1000};
+// The most an unregistered client may have of one message buffered: far above any message it may
+// send (hello, register_request: under 2 KiB), far below the frame limit for managers.
+constexpr size_t unregistered_message_limit = 8 * 1024;
+// Closing unregistered connections over a cap is logged at most this often, with a count.
+constexpr auto eviction_warning_interval = milliseconds{10'000};
 
 }  // namespace
 
@@ -92,6 +97,7 @@ void worker::accept_on(size_t si) {
     c->fd = fd;
     c->slot = si;
     c->peer = peer_text(ss);
+    c->source = source_text(ss);
     c->accepted = c->last_activity = steady::now();
     if (ep.before_connection) {
       auto before = ep.identity_generation();
@@ -124,6 +130,8 @@ void worker::accept_on(size_t si) {
       out.message = [self, cp](wire::message&& m) {
         if (cp->closing) return;
         auto st = cp->logic->on_message(std::move(m));
+        ++cp->messages;
+        if (cp->unregistered && cp->logic->trusted()) self->leave_unregistered(*cp);
         for (const auto& reply : st.replies) {
           if (auto err = cp->tls->send(reply)) {
             st.close = true;
@@ -136,7 +144,10 @@ void worker::accept_on(size_t si) {
           self->start_closing(*cp, st.reason, true);
         }
       };
-      out.activated = [cp] { cp->established = true; };
+      out.activated = [cp] {
+        cp->established = true;
+        cp->established_at = steady::now();
+      };
       out.closed = [self, cp](const caf::error& err) {
         if (err)
           self->start_closing(*cp, describe(err), true);
@@ -159,8 +170,68 @@ void worker::accept_on(size_t si) {
       continue;
     }
     ++srv->connections;
+    auto& added = *c;
     conns.emplace(c->id, std::move(c));
+    if (!added.stalled) admit_unregistered(added);
   }
+}
+
+void worker::leave_unregistered(connection& c) {
+  if (!c.unregistered) return;
+  c.unregistered = false;
+  --unregistered;
+  auto it = unregistered_by_source.find(c.source);
+  if (it != unregistered_by_source.end() && --it->second == 0) unregistered_by_source.erase(it);
+}
+
+void worker::admit_unregistered(connection& c) {
+  c.unregistered = true;
+  ++unregistered;
+  auto from_source = ++unregistered_by_source[c.source];
+  const auto& o = srv->opts;
+  bool per_source = from_source > o.max_unregistered_per_source;
+  if (!per_source && unregistered <= o.max_unregistered) return;
+  // The oldest other unregistered connection (from the same source, if that cap is exceeded):
+  // a flood of new connections cannot starve the ones already accepted forever, and a client
+  // that completes its handshake and registers promptly is never the oldest for long.
+  connection* oldest = nullptr;
+  for (auto& [id, other] : conns) {
+    if (other.get() == &c || !other->unregistered || other->closing) continue;
+    if (per_source && other->source != c.source) continue;
+    if (!oldest || other->accepted < oldest->accepted) oldest = other.get();
+  }
+  if (!oldest) return;
+  auto now = steady::now();
+  ++evicted_since_warning;
+  if (now >= next_eviction_warning) {
+    spdlog::warn(
+        "too many unregistered connections ({} in total, {} from {}; caps {} and {}): "
+        "closed the oldest; {} closed so far for this reason",
+        unregistered, from_source, c.source, o.max_unregistered, o.max_unregistered_per_source,
+        evicted_since_warning);
+    evicted_since_warning = 0;
+    next_eviction_warning = now + eviction_warning_interval;
+  }
+  oldest->peer_gone = true;
+  start_closing(*oldest, "", false);
+  destroy(oldest->id);
+}
+
+bool worker::overdue(connection& c, steady::time_point now) {
+  const auto& o = srv->opts;
+  if (c.unregistered && now - c.established_at > o.registration_timeout) {
+    deny(c, wire::denial_reason::not_registered,
+         "did not register within " + std::to_string(o.registration_timeout.count()) +
+             " ms of the TLS handshake");
+    return true;
+  }
+  if (c.message_since && now - *c.message_since > o.message_timeout) {
+    deny(c, wire::denial_reason::protocol_violation,
+         "a message did not arrive whole within " + std::to_string(o.message_timeout.count()) +
+             " ms of its first byte");
+    return true;
+  }
+  return false;
 }
 
 void worker::readable(connection& c) {
@@ -169,8 +240,23 @@ void worker::readable(connection& c) {
     ssize_t n = ::recv(c.fd, buf, sizeof buf, 0);
     if (n > 0) {
       c.last_activity = steady::now();
-      if (auto err = c.tls->received(buf, static_cast<size_t>(n)))
+      if (c.established && !c.message_since) c.message_since = c.last_activity;
+      auto completed = c.messages;
+      if (auto err = c.tls->received(buf, static_cast<size_t>(n))) {
         start_closing(c, describe(err), true);
+        continue;
+      }
+      if (c.messages != completed && c.tls->buffered_frame_bytes() == 0) {
+        // A message completed and no other is partly buffered: the clock starts again with the
+        // next byte. Bytes of a TLS record not yet complete are invisible here, so the clock only
+        // ever stops at a completed message: trickling a record cannot reset it.
+        c.message_since.reset();
+      } else if (c.unregistered && c.tls->buffered_frame_bytes() > unregistered_message_limit) {
+        deny(c, wire::denial_reason::protocol_violation,
+             "an unregistered client sent a message larger than " +
+                 std::to_string(unregistered_message_limit) + " bytes");
+        return;
+      }
       continue;
     }
     if (n == 0) {
@@ -238,6 +324,7 @@ void worker::destroy(uint64_t id) {
     else
       spdlog::info("endpoint {}: connection from {} closed: {}", index, c.peer, c.reason);
   }
+  leave_unregistered(c);
   ::close(c.fd);
   delayed.erase(id);
   conns.erase(it);
@@ -278,7 +365,7 @@ void worker::release_delayed(steady::time_point now) {
   }
 }
 
-void worker::refuse(connection& c, wire::denial_reason code, std::string why) {
+void worker::deny(connection& c, wire::denial_reason code, std::string why) {
   if (c.closing) return;
   if (c.tls && c.tls->is_active()) {
     if (auto err = c.tls->send(wire::denied{code, why}))
@@ -286,6 +373,11 @@ void worker::refuse(connection& c, wire::denial_reason code, std::string why) {
   }
   if (c.tls) c.tls->close();
   start_closing(c, std::move(why), false);
+}
+
+void worker::refuse(connection& c, wire::denial_reason code, std::string why) {
+  if (c.closing) return;
+  deny(c, code, std::move(why));
   flush(c);
   finish_if_done(c);
 }
@@ -344,6 +436,9 @@ void worker::sweep(steady::time_point now) {
                         std::to_string(o.handshake_timeout.count()) + " ms of connecting",
                     true);
       expired.push_back(id);
+    } else if (c.established && overdue(c, now)) {
+      flush(c);
+      if (c.out_pos >= c.out.size()) expired.push_back(id);
     } else if (c.established && now - c.last_activity > o.idle_timeout) {
       c.tls->close();
       start_closing(c, "idle for " + std::to_string(o.idle_timeout.count()) + " ms", false);

@@ -14,6 +14,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -46,6 +47,12 @@ struct connection {
   steady::time_point accepted;
   steady::time_point last_activity;
   steady::time_point closing_since;
+  steady::time_point established_at;
+  // When the first byte after the last complete message arrived; empty between messages.
+  std::optional<steady::time_point> message_since;
+  std::string source;         // the peer's address without its port
+  bool unregistered = false;  // counted in worker::unregistered (not yet a registered manager's)
+  uint64_t messages = 0;      // messages received whole
   bool stalled = false;
   bool established = false;
   bool closing = false;
@@ -83,6 +90,11 @@ struct worker {
   steady::time_point next_refresh;
   bool emfile_warned = false;
   std::vector<size_t> paused_listeners;
+  // Connections not yet a registered manager's, in total and per source address.
+  size_t unregistered = 0;
+  std::unordered_map<std::string, size_t> unregistered_by_source;
+  uint64_t evicted_since_warning = 0;
+  steady::time_point next_eviction_warning;
 
   void run();
   void post(std::function<void()> fn);
@@ -97,9 +109,18 @@ struct worker {
   void start_closing(connection& c, std::string reason, bool refusal);
   void set_write_interest(connection& c, bool on);
   void close_endpoint_connections(size_t s, const char* why);
+  /// `c` is no longer unregistered (it registered, or it is being destroyed).
+  void leave_unregistered(connection& c);
+  /// Counts the new connection `c` as unregistered and, over a cap, closes the oldest other
+  /// unregistered connection (from the same source when the per-source cap is the one exceeded).
+  void admit_unregistered(connection& c);
+  /// Drops `c` when its registration, or the message it is sending, is overdue.
+  bool overdue(connection& c, steady::time_point now);
   /// Sends denied{code, why} when the session is established, then close_notify, and closes the
   /// connection once that is written. `c` may be destroyed before this returns.
   void refuse(connection& c, wire::denial_reason code, std::string why);
+  /// The same without writing or destroying: `c` stays valid, the caller flushes it.
+  void deny(connection& c, wire::denial_reason code, std::string why);
   /// Closes, with denied{certificate_changed}, every connection of slot `s` accepted under an
   /// earlier identity of its endpoint, as a restarted service would.
   void close_stale_sessions(size_t s);

@@ -30,6 +30,16 @@ std::string peer_text(const sockaddr_storage& ss) {
   return format_address(host, port);
 }
 
+std::string source_text(const sockaddr_storage& ss) {
+  char host[INET6_ADDRSTRLEN] = {};
+  if (ss.ss_family == AF_INET)
+    ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&ss)->sin_addr, host, sizeof host);
+  else
+    ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_addr, host,
+                sizeof host);
+  return host;
+}
+
 caf::expected<int> open_listener(listen_address& a) {
   sockaddr_storage ss{};
   socklen_t len = 0;

@@ -25,6 +25,9 @@ struct listen_address {
 std::string endpoint_text(const listen_address& a);
 /// The address of an accepted peer, formatted like `endpoint_text`.
 std::string peer_text(const sockaddr_storage& ss);
+/// The address of an accepted peer without its port ("127.0.0.1", "::1"): what per-source
+/// limits count by.
+std::string source_text(const sockaddr_storage& ss);
 /// Creates a nonblocking listening socket on `a`, filling in the bound port when it was 0.
 caf::expected<int> open_listener(listen_address& a);
 

@@ -47,6 +47,17 @@ struct server_options {
   std::chrono::milliseconds idle_timeout{300'000};
   size_t threads = 2;
   size_t max_frame_size = default_max_frame_size;
+  /// After the TLS handshake, a client that is not a registered manager must have registered
+  /// within this time, or it is refused with denied{not_registered} and closed.
+  std::chrono::milliseconds registration_timeout{10'000};
+  /// Once a message's first byte has arrived, the whole message must arrive within this time
+  /// (a peer trickling bytes is dropped however active it looks).
+  std::chrono::milliseconds message_timeout{10'000};
+  /// Connections not yet known as a registered manager's (handshaking or registering), per
+  /// event-loop thread: in total, and from one source address. Over a cap, the oldest such
+  /// connection is closed to make room for the new one.
+  size_t max_unregistered = 512;
+  size_t max_unregistered_per_source = 256;
 };
 
 class agent_server {

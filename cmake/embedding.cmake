@@ -14,7 +14,8 @@ set(certfleet_include_dir ${CMAKE_INSTALL_INCLUDEDIR}/certfleet)
 # Each library is exported as certfleet::<name without the prefix>; the manager facade
 # (actors/manager.hpp) lives in certfleet_actors.
 set(certfleet_exported certfleet_common certfleet_crypto certfleet_storage certfleet_config
-                       certfleet_net certfleet_protocol certfleet_actors certfleet_control_client
+                       certfleet_net certfleet_protocol certfleet_lifecycle certfleet_actors
+                       certfleet_control_client
                        certfleet_caf certfleet_botan)
 foreach(target ${certfleet_exported})
   string(REPLACE "certfleet_" "" name ${target})

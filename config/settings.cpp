@@ -426,6 +426,12 @@ const std::vector<key_rule>& key_table() {
       integer_key(
           "daemon.backoff_max_ms", "Longest reconnect delay, in milliseconds.", 100, 86400000,
           [](auto& s) -> auto& { return s.daemon.backoff_max_ms; }),
+      integer_key(
+          "daemon.backoff_reset_after_s",
+          "Seconds a connection must stay up before the reconnect backoff starts again from "
+          "backoff_initial_ms (a completed collection or registration also resets it), so that a "
+          "server that accepts TLS and closes is not reconnected at the initial delay forever.",
+          1, 86400, [](auto& s) -> auto& { return s.daemon.backoff_reset_after_s; }),
       enum_key(
           "daemon.trust_policy",
           "manual: an admin validates every thumbprint; expected-only: only thumbprints given in "
@@ -444,8 +450,10 @@ const std::vector<key_rule>& key_table() {
           "to auth_failed; 0 keeps them until used.",
           0, 31536000, [](auto& s) -> auto& { return s.daemon.credential_max_age_s; }),
       integer_key(
-          "daemon.event_retention_count", "Most events kept in the database.", 1000, 1000000000,
-          [](auto& s) -> auto& { return s.daemon.event_retention_count; }),
+          "daemon.event_retention_count",
+          "Most events kept in the database: beyond it the oldest connectivity events go; trust "
+          "events are removed by age only.",
+          1000, 1000000000, [](auto& s) -> auto& { return s.daemon.event_retention_count; }),
       integer_key(
           "daemon.event_retention_days", "Events older than this many days are deleted.", 1, 3650,
           [](auto& s) -> auto& { return s.daemon.event_retention_days; }),

@@ -71,6 +71,8 @@ struct daemon_settings {
   /// Reconnect backoff: capped exponential with full jitter.
   int backoff_initial_ms = 1000;
   int backoff_max_ms = 300000;
+  /// A connection up this long counts as healthy and resets the backoff (so does a collection).
+  int backoff_reset_after_s = 60;
   /// manual (an admin validates every thumbprint), expected-only (only thumbprints given in
   /// advance are trusted automatically), tofu (trust on first use; events still say so).
   certfleet::trust_policy trust_policy = certfleet::trust_policy::manual;

@@ -381,6 +381,10 @@ bool tls_session::is_closed() const {
   return s.failure || s.closed_by_owner || s.channel->is_closed();
 }
 
+size_t tls_session::buffered_frame_bytes() const {
+  return impl_->decoder.buffered();
+}
+
 std::optional<thumbprint> tls_session::peer_thumbprint() const {
   return impl_->presented;
 }

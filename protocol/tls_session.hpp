@@ -176,6 +176,8 @@ class tls_session {
   const caf::error& failure() const;
   /// Set once the handshake completed.
   std::optional<tls_handshake_info> handshake() const;
+  /// Bytes of a partly received application frame (its header included); 0 between frames.
+  size_t buffered_frame_bytes() const;
 
   struct impl;
 

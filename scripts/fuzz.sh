@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang in build-fuzz/ and runs each for a bounded time:
-# protocol (frames and messages), control_request, config, thumbprint, records and sealed
-# (tests/fuzz/targets.hpp says what each checks). The seed corpora in tests/fuzz/corpus/ are read
+# protocol (frames and messages), control_request, config, thumbprint, records, sealed, manifest,
+# tls_sessions and agent_state (tests/fuzz/targets.hpp and state_targets.hpp say what each checks). The seed corpora in tests/fuzz/corpus/ are read
 # but never written: new inputs go to build-fuzz/corpus/<target>/, crashes to
 # build-fuzz/artifacts/<target>/ (copy a crash into the target's seed corpus to keep replaying it
 # in every ctest run once fixed). Prints each target's executions at the end.
@@ -14,7 +14,7 @@ if [[ $# -lt 1 || ! "$1" =~ ^[0-9]+$ ]]; then
 fi
 seconds=$1
 shift
-all_targets=(protocol control_request config thumbprint records sealed)
+all_targets=(protocol control_request config thumbprint records sealed manifest tls_sessions agent_state)
 targets=()
 while [[ $# -gt 0 && "$1" != "--" ]]; do
   targets+=("$1")

@@ -19,6 +19,7 @@
 #include <rocksdb/write_batch.h>
 
 #include "common/fs.hpp"
+#include "common/vocabulary.hpp"
 #include "storage/rocksdb_logger.hpp"
 #include "storage/state_store_impl.hpp"
 
@@ -36,7 +37,16 @@ const std::string internal_prefix = "store.";
 const std::string key_schema_version = "store.schema_version";
 const std::string key_last_event_seq = "store.last_event_seq";
 const std::string key_first_event_seq = "store.first_event_seq";
+const std::string key_connectivity_trim_seq = "store.connectivity_trim_seq";
+const std::string key_trust_events_below = "store.trust_events_below";
 const std::string key_master_key_id = "store.master_key_id";
+
+/// connection_up and connection_down: removed by count as well as by age (trim_events). Every
+/// other type, unknown ones included, is trust history, removed by age only.
+bool is_connectivity_event(const std::string& type) {
+  auto t = parse_event_type(type);
+  return t && !is_trust_event(*t);
+}
 
 std::string seq_key(uint64_t seq) {
   std::string k(8, '\0');
@@ -265,6 +275,9 @@ caf::error state_store::impl::load_state() {
   };
   if (auto err = read_counter(key_last_event_seq, 0, last_seq)) return err;
   if (auto err = read_counter(key_first_event_seq, 1, first_seq)) return err;
+  if (auto err = read_counter(key_connectivity_trim_seq, first_seq, connectivity_trim_seq))
+    return err;
+  if (auto err = read_counter(key_trust_events_below, 0, trust_events_below)) return err;
   {
     std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), events));
     it->SeekToLast();
@@ -649,32 +662,78 @@ caf::error state_store::trim_events(size_t keep, int64_t min_time_ms) {
   auto& p = *impl_;
   try {
     std::lock_guard<std::mutex> guard(p.write_mutex);
-    // Seqs are gap-free, so the kept events are exactly [first_seq, last_seq].
+    // Connectivity events are removed by age and by count, trust events by age only, so a
+    // flapping fleet can never push the trust history out of the log. Below `trim` every
+    // connectivity event is gone and `trust_below` trust events remain; from `trim` to the last
+    // seq nothing was removed yet.
     uint64_t new_first = p.first_seq;
-    if (p.last_seq + 1 - p.first_seq > keep) new_first = p.last_seq + 1 - keep;
+    uint64_t trim = std::max(p.connectivity_trim_seq, p.first_seq);
+    uint64_t trust_below = p.connectivity_trim_seq >= p.first_seq ? p.trust_events_below : 0;
+    std::vector<uint8_t> buf;
+    auto decode = [&](const rocksdb::Iterator& it) {
+      auto v = it.value();
+      buf.assign(reinterpret_cast<const uint8_t*>(v.data()),
+                 reinterpret_cast<const uint8_t*>(v.data()) + v.size());
+      return decode_event_record(buf);
+    };
+    rocksdb::WriteBatch batch;
     if (min_time_ms > 0) {
-      // Trimming only ever removes a prefix so that `first_event_seq` stays meaningful: an old
-      // event behind a newer one is kept until everything before it may go.
+      // Age removes a prefix, so that `first_event_seq` stays meaningful: an old event behind a
+      // newer one is kept until everything before it may go.
       std::unique_ptr<rocksdb::Iterator> it(p.db->NewIterator(rocksdb::ReadOptions(), p.events));
-      std::vector<uint8_t> buf;
       for (it->Seek(seq_key(new_first)); it->Valid(); it->Next()) {
-        auto v = it->value();
-        buf.assign(reinterpret_cast<const uint8_t*>(v.data()),
-                   reinterpret_cast<const uint8_t*>(v.data()) + v.size());
-        auto ev = decode_event_record(buf);
+        auto ev = decode(*it);
         if (!ev) return p.corrupt("an event", ev.error());
-        if (ev->time_ms >= min_time_ms) break;
+        if (ev->time_ms >= min_time_ms) {
+          new_first = ev->seq;
+          break;
+        }
+        if (ev->seq < trim && !is_connectivity_event(ev->type) && trust_below > 0) --trust_below;
         new_first = ev->seq + 1;
       }
       if (!it->status().ok()) return p.fail(it->status(), "read the events");
+      if (new_first > p.first_seq)
+        batch.DeleteRange(p.events, seq_key(p.first_seq), seq_key(new_first));
+      if (new_first >= trim) {
+        trim = new_first;
+        trust_below = 0;
+      }
     }
-    if (new_first == p.first_seq) return {};
-    rocksdb::WriteBatch batch;
-    batch.DeleteRange(p.events, seq_key(p.first_seq), seq_key(new_first));
+    if (trust_below == 0) new_first = std::max(new_first, trim);
+    uint64_t kept = trust_below + (p.last_seq + 1 - trim);
+    if (kept > keep) {
+      // The oldest connectivity events go, one by one, until `keep` events remain or only trust
+      // events are left before the newest one.
+      uint64_t excess = kept - keep;
+      bool trust_seen = trust_below > 0;
+      std::unique_ptr<rocksdb::Iterator> it(p.db->NewIterator(rocksdb::ReadOptions(), p.events));
+      for (it->Seek(seq_key(trim)); it->Valid() && excess > 0; it->Next()) {
+        auto ev = decode(*it);
+        if (!ev) return p.corrupt("an event", ev.error());
+        if (is_connectivity_event(ev->type)) {
+          batch.Delete(p.events, it->key());
+          --excess;
+          if (!trust_seen) new_first = ev->seq + 1;
+        } else {
+          if (!trust_seen) new_first = ev->seq;
+          trust_seen = true;
+          ++trust_below;
+        }
+        trim = ev->seq + 1;
+      }
+      if (!it->status().ok()) return p.fail(it->status(), "read the events");
+    }
+    if (new_first == p.first_seq && trim == p.connectivity_trim_seq &&
+        trust_below == p.trust_events_below)
+      return {};
     batch.Put(p.meta, key_first_event_seq, std::to_string(new_first));
+    batch.Put(p.meta, key_connectivity_trim_seq, std::to_string(trim));
+    batch.Put(p.meta, key_trust_events_below, std::to_string(trust_below));
     auto s = p.write_logged(batch, true);
     if (!s.ok()) return p.fail(s, "trim the events");
     p.first_seq = new_first;
+    p.connectivity_trim_seq = trim;
+    p.trust_events_below = trust_below;
     p.first_seq_view.store(new_first);
     return {};
   } catch (const std::exception& e) {

@@ -112,7 +112,10 @@ class state_store {
   uint64_t last_event_seq() const;
   /// The lowest seq still kept (1 when nothing was trimmed yet).
   uint64_t first_event_seq() const;
-  /// Deletes events so that at most `keep` remain and none older than `min_time_ms` (0: no age).
+  /// Deletes events older than `min_time_ms` (0: no age limit), then the oldest connectivity
+  /// events (`connection_up`, `connection_down`) until at most `keep` events remain. Trust events
+  /// (every other type) are removed by age only, so more than `keep` may remain, and seqs have
+  /// holes where connectivity events were removed (docs/storage.md, "Retention").
   caf::error trim_events(size_t keep, int64_t min_time_ms);
 
   // -- meta ---------------------------------------------------------------------------------

@@ -57,6 +57,10 @@ struct state_store::impl {
   std::mutex write_mutex;
   uint64_t last_seq = 0;
   uint64_t first_seq = 1;
+  // Retention (trim_events): every connectivity event below `connectivity_trim_seq` is deleted;
+  // `trust_events_below` trust events are still kept below it. Guarded like `first_seq`.
+  uint64_t connectivity_trim_seq = 1;
+  uint64_t trust_events_below = 0;
   std::atomic<uint64_t> last_seq_view{0};
   // The highest seq known to be fsynced, and who wants to hear when it grows (the event bus).
   std::atomic<uint64_t> durable_seq_view{0};

@@ -45,8 +45,12 @@ struct backup_server {
   std::shared_ptr<tls_session_cache> cache = std::make_shared<tls_session_cache>(16);
   // Script.
   bool answer_handshake = true;  // false: swallow every byte (a stalled endpoint)
+  bool answer_messages = true;   // false: completes TLS but answers nothing (a crashing service)
   std::optional<wire::denied> deny;
+  std::optional<wire::denied> deny_collect;  // answers `collect` with this (then the agent closes)
   std::optional<thumbprint> claimed_thumbprint;  // what `registered` says, when not the real one
+  std::string claimed_id = "vbr-1";              // the server id `registered` reports
+  std::string job_name = "nightly";              // the job the inventory lists
   std::optional<wire::hello> hello_answer;       // replaces the default hello
   bool legacy = false;  // speaks only protocol version 1 (legacy_login on every session)
   // What it saw.
@@ -77,7 +81,8 @@ struct backup_server {
           tls->received(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
       auto msgs = std::move(inbox);
       inbox.clear();
-      for (auto& m : msgs) answer(m);
+      for (auto& m : msgs)
+        if (answer_messages) answer(m);
     }
     std::vector<char> reply(out.begin(), out.end());
     out.clear();
@@ -100,10 +105,13 @@ struct backup_server {
         static_cast<void>(tls->send(*deny));
       else
         static_cast<void>(
-            tls->send(wire::registered{claimed_thumbprint.value_or(id.sha256()), "vbr-1"}));
+            tls->send(wire::registered{claimed_thumbprint.value_or(id.sha256()), claimed_id}));
+    } else if (std::holds_alternative<wire::collect>(m) && deny_collect) {
+      static_cast<void>(tls->send(*deny_collect));
+      tls->close();
     } else if (std::holds_alternative<wire::collect>(m)) {
       wire::inventory inv;
-      inv.jobs.push_back({"nightly", "full", "success", 1700000000000, 42});
+      inv.jobs.push_back({job_name, "full", "success", 1700000000000, 42});
       static_cast<void>(tls->send(inv));
     }
   }
@@ -146,6 +154,7 @@ struct world {
   int64_t next_handle = 0;
   std::optional<connection_handle> open;
   int closes = 0;
+  bool flap = false;  // the server closes every connection as soon as TLS is up
   caf::actor owner;
   // injected time and randomness
   // The real time at the start: the certificates are generated valid from now.
@@ -195,6 +204,10 @@ caf::behavior fake_broker(caf::event_based_actor* self, world_ptr w) {
         if (!w->open || *w->open != hdl) return;
         auto reply = w->server.feed(bytes);
         if (!reply.empty()) self->send(w->owner, bytes_atom::value, hdl, std::move(reply));
+        if (w->flap && w->server.tls && w->server.tls->is_active()) {
+          w->open.reset();
+          self->send(w->owner, disconnected_atom::value, hdl);
+        }
       },
       [=](close_atom, connection_handle hdl) {
         ++w->closes;
@@ -710,6 +723,131 @@ TEST_F(server_actor_test, remove_closes_the_connection_deletes_the_record_and_st
   EXPECT_FALSE(*gone);
   auto v = ask<server_view>(show_atom::value);
   EXPECT_FALSE(v) << "the actor is gone";
+}
+
+// -- flapping ------------------------------------------------------------------------------------
+
+TEST_F(server_actor_test,
+       a_server_that_closes_after_every_handshake_is_retried_with_growing_backoff) {
+  register_trusted();
+  ASSERT_EQ(w->connects, 1);
+  w->flap = true;
+  w->server.answer_messages = false;
+  caf::anon_send(server, disconnected_atom::value, *w->open);
+  sched->run();
+  // Jitter at its maximum: 100, 200, 400, then the 500 ms cap. Resetting the backoff at every
+  // completed handshake retried every 100 ms (about 100 connects in these 10 s).
+  for (int i = 0; i < 100; ++i) advance(100ms);
+  EXPECT_GE(w->connects, 18);
+  EXPECT_LE(w->connects, 24);
+  EXPECT_GE(w->server.connections, 17) << "each retry completed TLS";
+  EXPECT_GE(stored().failed_attempts, 15u);
+  EXPECT_EQ(state(), server_state::trusted);
+}
+
+TEST_F(server_actor_test, a_flapping_server_records_a_bounded_number_of_connectivity_events) {
+  register_trusted();
+  w->flap = true;
+  w->server.answer_messages = false;
+  caf::anon_send(server, disconnected_atom::value, *w->open);
+  sched->run();
+  for (int i = 0; i < 100; ++i) advance(100ms);
+  auto t = events();
+  auto ups = std::count(t.begin(), t.end(), "connection_up");
+  auto downs = std::count(t.begin(), t.end(), "connection_down");
+  EXPECT_EQ(ups, 6) << "at most 6 cycles an hour are recorded";
+  EXPECT_EQ(downs, 6) << "every recorded up has its down, no other";
+  EXPECT_GE(w->connects, 18);
+}
+
+TEST_F(server_actor_test, a_completed_collection_resets_the_backoff) {
+  register_trusted();
+  w->flap = true;
+  w->server.answer_messages = false;
+  caf::anon_send(server, disconnected_atom::value, *w->open);
+  sched->run();
+  for (int i = 0; i < 30; ++i) advance(100ms);  // 100 + 200 + 400 + 500 + 500 + ...
+  ASSERT_GE(stored().failed_attempts, 4u);
+  w->flap = false;
+  w->server.answer_messages = true;
+  advance(500ms);  // the next attempt stays up and is collected
+  EXPECT_EQ(stored().failed_attempts, 0u);
+  auto before = w->connects;
+  caf::anon_send(server, disconnected_atom::value, *w->open);
+  sched->run();
+  advance(100ms);
+  EXPECT_EQ(w->connects, before + 1) << "back to the initial delay";
+}
+
+// -- refusals ------------------------------------------------------------------------------------
+
+TEST_F(server_actor_test,
+       a_trusted_server_that_no_longer_knows_the_manager_is_auth_failed_with_the_fix) {
+  register_trusted();
+  w->server.deny_collect =
+      wire::denied{wire::denial_reason::not_registered, "unknown client certificate\x1b[2J"};
+  advance(11s);  // the next collection (jitter at its maximum) is refused
+  EXPECT_EQ(state(), server_state::auth_failed);
+  auto err = stored().last_error;
+  EXPECT_NE(err.find("[not_registered]"), std::string::npos) << err;
+  EXPECT_NE(err.find("register again with 'certfleet server credentials s-00000001"),
+            std::string::npos)
+      << err;
+  EXPECT_EQ(err.find('\x1b'), std::string::npos) << "the server's text is escaped";
+  EXPECT_TRUE(has_event("auth_failed"));
+  auto connects = w->connects;
+  advance(10s);
+  EXPECT_EQ(w->connects, connects) << "blocked: not contacted until new credentials";
+}
+
+TEST_F(server_actor_test, a_revoked_manager_is_told_so) {
+  register_trusted();
+  w->server.deny_collect = wire::denied{wire::denial_reason::manager_revoked, ""};
+  advance(11s);
+  EXPECT_EQ(state(), server_state::auth_failed);
+  EXPECT_NE(stored().last_error.find("revoked"), std::string::npos);
+}
+
+TEST_F(server_actor_test, a_locked_account_keeps_the_credentials_and_retries_with_backoff) {
+  w->server.deny = wire::denied{wire::denial_reason::locked_out, "try later"};
+  start();
+  EXPECT_EQ(state(), server_state::pending_registration);
+  EXPECT_TRUE(w->credential_erasures.empty());
+  ASSERT_TRUE(w->presence);
+  EXPECT_NE(w->presence->last_error.find("locked"), std::string::npos);
+  EXPECT_NE(w->presence->last_error.find("retrying"), std::string::npos);
+  w->server.deny.reset();
+  advance(100ms);
+  EXPECT_EQ(w->connects, 2);
+  EXPECT_EQ(state(), server_state::awaiting_validation) << "registered on the retry";
+}
+
+TEST_F(server_actor_test, a_certificate_changed_refusal_reconnects_and_sees_the_new_certificate) {
+  register_trusted();
+  w->server.deny_collect = wire::denied{wire::denial_reason::certificate_changed, ""};
+  advance(11s);
+  ASSERT_EQ(state(), server_state::trusted) << "not blocked: the next connection tells";
+  w->server.deny_collect.reset();
+  w->server.id = make_identity("backup-1-renewed");
+  w->server.cache = std::make_shared<tls_session_cache>(16);
+  advance(200ms);
+  EXPECT_EQ(state(), server_state::certificate_changed);
+}
+
+TEST_F(server_actor_test, a_registered_server_id_with_control_bytes_is_stored_escaped) {
+  w->server.claimed_id = std::string{"vbr\r\n[warn] forged\x07"};
+  start();
+  ASSERT_EQ(state(), server_state::awaiting_validation);
+  EXPECT_EQ(stored().remote_id, "vbr\\x0D\\x0A[warn] forged\\x07");
+}
+
+TEST_F(server_actor_test, an_inventory_with_control_bytes_and_invalid_utf8_is_stored_escaped) {
+  w->server.job_name = std::string{"job\xff\x1b]0;pwned\x07"};
+  register_trusted();
+  auto inv = ctx->store->get_inventory(rec.id);
+  ASSERT_TRUE(inv && *inv) << "the inventory was stored (the actor did not fail on it)";
+  EXPECT_NE((*inv)->find("job\\\\xFF\\\\x1B]0;pwned\\\\x07"), std::string::npos) << **inv;
+  EXPECT_EQ(stored().state, server_state::trusted);
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
+
 #include <gtest/gtest.h>
 
 #include "crypto/password_hash.hpp"
@@ -55,6 +57,61 @@ TEST(account_book, refuses_malformed_json_naming_the_file) {
 TEST(account_book, remove_of_an_unknown_account_is_not_found) {
   account_book book;
   EXPECT_EQ(code_of(book.remove("nobody")), ec::not_found);
+}
+
+// -- passwords
+// -------------------------------------------------------------------------------------
+
+account_book book_with_admin(hash_profile profile) {
+  account_book book;
+  EXPECT_FALSE(
+      book.put({"admin", role::administrator, hash_password(to_secret("right"), profile).value()}));
+  return book;
+}
+
+TEST(account_book, check_password_finds_the_account_only_with_its_password) {
+  auto book = book_with_admin(hash_profile::simulation);
+  auto ok = book.check_password("admin", to_secret("right"));
+  ASSERT_TRUE(ok);
+  ASSERT_NE(*ok, nullptr);
+  EXPECT_EQ((*ok)->name, "admin");
+  auto wrong = book.check_password("admin", to_secret("wrong"));
+  ASSERT_TRUE(wrong);
+  EXPECT_EQ(*wrong, nullptr);
+  auto unknown = book.check_password("nobody", to_secret("right"));
+  ASSERT_TRUE(unknown);
+  EXPECT_EQ(*unknown, nullptr) << "another account's password never logs in as a stranger";
+}
+
+TEST(account_book, an_unknown_name_costs_the_same_hash_as_a_wrong_password) {
+  auto book = book_with_admin(hash_profile::simulation);
+  auto before = book.hashes_computed();
+  ASSERT_TRUE(book.check_password("admin", to_secret("wrong")));
+  EXPECT_EQ(book.hashes_computed(), before + 1);
+  ASSERT_TRUE(book.check_password("nobody", to_secret("wrong")));
+  EXPECT_EQ(book.hashes_computed(), before + 2) << "no shortcut for a name that does not exist";
+}
+
+TEST(account_book, unknown_name_and_wrong_password_take_about_the_same_time) {
+  // Loose on purpose (a shared machine): before, an unknown name took no hash at all, about a
+  // hundredth of the time of a wrong password with these parameters.
+  auto book = book_with_admin(hash_profile::interactive);
+  auto median_ms = [&](const std::string& name) {
+    std::vector<double> t;
+    for (int i = 0; i < 5; ++i) {
+      auto start = std::chrono::steady_clock::now();
+      EXPECT_TRUE(book.check_password(name, to_secret("wrong")));
+      t.push_back(
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+              .count());
+    }
+    std::sort(t.begin(), t.end());
+    return t[2];
+  };
+  auto wrong = median_ms("admin");
+  auto unknown = median_ms("nobody");
+  EXPECT_GT(unknown, wrong / 3) << unknown << " ms against " << wrong << " ms";
+  EXPECT_LT(unknown, wrong * 3) << unknown << " ms against " << wrong << " ms";
 }
 
 }  // namespace

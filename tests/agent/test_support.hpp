@@ -156,6 +156,14 @@ class test_client {
     return false;
   }
 
+  /// Encrypts `m` and hands back its TLS records instead of sending them (to trickle them).
+  caf::expected<std::vector<uint8_t>> encrypt(const wire::message& m) {
+    if (auto err = session_->send(m)) return err;
+    std::vector<uint8_t> out;
+    out.swap(pending_);
+    return out;
+  }
+
   std::optional<thumbprint> server_thumbprint() const { return session_->peer_thumbprint(); }
   tls_session& session() { return *session_; }
   int fd() const { return fd_; }

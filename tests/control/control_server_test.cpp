@@ -273,6 +273,36 @@ TEST_F(control_socket, an_oversized_line_is_refused_and_new_connections_are_serv
   EXPECT_TRUE(status) << describe(status.error());
 }
 
+// Bad-input matrix: 100 control clients at once, every one connected before any asks; each
+// reads, and every tenth adds a server. All are answered and nothing is lost or doubled.
+TEST_F(control_socket, a_hundred_concurrent_clients_are_all_served) {
+  start_default_server();
+  constexpr int clients = 100;
+  std::vector<control_client> conns;
+  for (int i = 0; i < clients; ++i) conns.push_back(connect());
+  std::vector<std::string> failures(clients);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < clients; ++i)
+    threads.emplace_back([&, i] {
+      auto& c = conns[static_cast<size_t>(i)];
+      auto& f = failures[static_cast<size_t>(i)];
+      if (auto st = c.call("status", json::object()); !st) f += describe(st.error());
+      if (i % 10 == 0) {
+        // Privileged ports nobody listens on here: the servers stay pending, quietly.
+        auto added = c.call("server.add",
+                            add_args("many-" + std::to_string(i), static_cast<uint16_t>(1 + i)));
+        if (!added) f += describe(added.error());
+      }
+      if (auto l = c.call("server.list", json::object()); !l) f += describe(l.error());
+    });
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < clients; ++i)
+    EXPECT_EQ(failures[static_cast<size_t>(i)], "") << "client " << i;
+  auto list = conns[0].call("server.list", json::object());
+  ASSERT_TRUE(list);
+  EXPECT_EQ((*list)["servers"].size(), 10u);
+}
+
 TEST_F(control_socket, add_show_list_and_remove_work_through_the_socket) {
   start_default_server();
   auto c = connect();

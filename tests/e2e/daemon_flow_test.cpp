@@ -319,13 +319,24 @@ TEST_F(daemon_flow, denied_registrations_fail_with_the_reason_and_delete_the_cre
     auto r = cli({"server", "credentials", id, "--account", "admin", "--password-stdin"},
                  "still-wrong\n");
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    ASSERT_TRUE(wait_until([&] { return show(id)["state"] == "auth_failed"; }, 20s));
+    auto refused = [&] {
+      auto v = show(id);
+      return v["state"] == "auth_failed" ||
+             v["last_error"].get<std::string>().find("locked_out") != std::string::npos;
+    };
+    ASSERT_TRUE(wait_until(refused, 20s));
     locked = show(id)["last_error"].get<std::string>().find("locked_out") != std::string::npos;
   }
   EXPECT_TRUE(locked) << show(id).dump(2);
+  // A lock-out is temporary: the last credentials are kept and retried with backoff.
+  auto held = show(id);
+  EXPECT_NE(held["state"], "auth_failed") << held.dump(2);
+  EXPECT_TRUE(held["credentials_retained"].get<bool>()) << held.dump(2);
+  EXPECT_NE(held["last_error"].get<std::string>().find("retrying"), std::string::npos);
   auto types = event_types(id);
-  EXPECT_EQ(std::count(types.begin(), types.end(), "credentials_deleted"),
+  EXPECT_EQ(std::count(types.begin(), types.end(), "credentials_deleted") + 1,
             std::count(types.begin(), types.end(), "credentials_retained"));
+  ASSERT_EQ(cli({"server", "remove", id}).exit_code, 0);
   stop_daemon();
   EXPECT_TRUE(ldb_values(ldb_credentials()).empty());
 }

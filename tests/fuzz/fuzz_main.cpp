@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <string>
 
+#include "tests/fuzz/state_targets.hpp"
 #include "tests/fuzz/targets.hpp"
 
 namespace {
@@ -31,6 +32,16 @@ const certfleet::master_key& fuzz_key() {
   return *key;
 }
 
+// Where the tls_sessions target writes each input: a fresh directory per process.
+const std::filesystem::path& session_file() {
+  static const std::filesystem::path* file = [] {
+    char dir[] = "/tmp/certfleet-fuzz-sessions-XXXXXX";
+    if (::mkdtemp(dir) == nullptr) std::abort();
+    return new std::filesystem::path(std::filesystem::path(dir) / "tls-sessions");
+  }();
+  return *file;
+}
+
 std::string run(const uint8_t* data, size_t size) {
   const std::string target = CERTFLEET_STR(CERTFLEET_FUZZ_TARGET);
   if (target == "control_request") return certfleet::fuzz::control_request(data, size);
@@ -38,6 +49,10 @@ std::string run(const uint8_t* data, size_t size) {
   if (target == "thumbprint") return certfleet::fuzz::thumbprint_text(data, size);
   if (target == "records") return certfleet::fuzz::records(data, size);
   if (target == "sealed") return certfleet::fuzz::sealed(fuzz_key(), data, size);
+  if (target == "manifest") return certfleet::fuzz::manifest(data, size);
+  if (target == "tls_sessions")
+    return certfleet::fuzz::tls_sessions(fuzz_key(), session_file(), data, size);
+  if (target == "agent_state") return certfleet::fuzz::agent_state(data, size);
   std::fprintf(stderr, "unknown fuzz target %s\n", target.c_str());
   std::abort();
 }

@@ -341,5 +341,32 @@ TEST_F(tls_in_memory,
   EXPECT_TRUE(client->is_closed());
 }
 
+// Bad-input matrix: certificates exactly at their validity boundaries, with the clock injected.
+TEST_F(tls_in_memory, a_peer_certificate_is_valid_from_not_before_to_not_after_inclusive) {
+  using std::chrono::seconds;
+  struct probe {
+    std::chrono::system_clock::time_point at;
+    bool accepted;
+  };
+  const std::vector<probe> probes{{server_id_.not_before() - seconds{1}, false},
+                                  {server_id_.not_before(), true},
+                                  {server_id_.not_after(), true},
+                                  {server_id_.not_after() + seconds{1}, false}};
+  for (const auto& p : probes) {
+    SCOPED_TRACE(std::chrono::duration_cast<seconds>(p.at.time_since_epoch()).count());
+    reset_endpoints();
+    tls_options opts;
+    opts.clock = [at = p.at] { return at; };
+    // A fresh cache each time: a resumed session would skip the certificate check.
+    auto client = std::make_unique<tls_client_session>(
+        manager_id_, client_pin_.callback(), std::make_shared<tls_session_cache>(4),
+        "backup-07.example.net", 9401, c_.outputs(), opts);
+    auto server = accept_server(server_pin_);
+    pump(c_, *client, s_, *server);
+    EXPECT_EQ(client->is_active(), p.accepted)
+        << (c_.errors.empty() ? std::string{"no error"} : describe(c_.errors.front()));
+  }
+}
+
 }  // namespace
 }  // namespace certfleet

@@ -253,7 +253,7 @@ TEST(state_store, trim_events_keeps_the_newest_and_the_oldest_kept_seq_survives_
     ASSERT_TRUE(store);
     std::vector<event_record> batch;
     for (int i = 1; i <= 10; ++i) {
-      auto e = make_event("e");
+      auto e = make_event("connection_up");
       e.time_ms = 1000 * i;
       batch.push_back(e);
     }
@@ -278,12 +278,77 @@ TEST(state_store, trim_events_keeps_the_newest_and_the_oldest_kept_seq_survives_
   ASSERT_TRUE(kept);
   ASSERT_EQ(kept->size(), 4u);
   EXPECT_EQ(kept->front().seq, 7u);
-  auto next = store->append_events({make_event("after")});
+  auto next = store->append_events({make_event("connection_down")});
   ASSERT_TRUE(next);
   EXPECT_EQ((*next)[0].seq, 11u) << "trimming never reuses seqs";
   ASSERT_FALSE(store->trim_events(0, 0));
   EXPECT_EQ(store->first_event_seq(), 12u);
   EXPECT_TRUE(store->read_events(0, 100)->empty());
+}
+
+TEST(state_store, trimming_by_count_removes_connectivity_events_and_never_trust_events) {
+  store_dir tmp;
+  std::vector<std::string> types = {"validated",           "connection_up", "connection_down",
+                                    "certificate_changed", "connection_up", "connection_down",
+                                    "credentials_deleted"};
+  {
+    auto store = open_store(tmp.db());
+    ASSERT_TRUE(store);
+    std::vector<event_record> batch;
+    for (const auto& t : types) batch.push_back(make_event(t));
+    // A flapping fleet: many more connectivity events than the count allows.
+    for (int i = 0; i < 40; ++i)
+      batch.push_back(make_event(i % 2 ? "connection_down" : "connection_up"));
+    ASSERT_TRUE(store->append_events(batch));
+    ASSERT_FALSE(store->trim_events(10, 0));
+    auto kept = store->read_events(0, 1000);
+    ASSERT_TRUE(kept);
+    ASSERT_EQ(kept->size(), 10u);
+    std::vector<std::string> trust;
+    for (auto& e : *kept)
+      if (e.type != "connection_up" && e.type != "connection_down") trust.push_back(e.type);
+    EXPECT_EQ(trust, (std::vector<std::string>{"validated", "certificate_changed",
+                                               "credentials_deleted"}));
+    EXPECT_EQ(kept->front().seq, 1u);
+    EXPECT_EQ(kept->back().seq, 47u) << "the newest events stay";
+    EXPECT_EQ(store->first_event_seq(), 1u);
+    // Trimming to nothing leaves exactly the trust events, and trimming again changes nothing.
+    ASSERT_FALSE(store->trim_events(0, 0));
+    ASSERT_FALSE(store->trim_events(0, 0));
+    EXPECT_EQ(store->read_events(0, 1000)->size(), 3u);
+  }
+  auto store = open_store(tmp.db());
+  ASSERT_TRUE(store);
+  auto kept = store->read_events(0, 1000);
+  ASSERT_TRUE(kept);
+  ASSERT_EQ(kept->size(), 3u);
+  EXPECT_EQ((*kept)[2].type, "credentials_deleted");
+  auto next = store->append_events({make_event("connection_up"), make_event("connection_down")});
+  ASSERT_TRUE(next);
+  EXPECT_EQ((*next)[0].seq, 48u);
+  ASSERT_FALSE(store->trim_events(4, 0));
+  EXPECT_EQ(store->read_events(0, 1000)->size(), 4u) << "one connectivity event goes";
+  EXPECT_EQ(store->read_events(0, 1000)->back().seq, 49u);
+}
+
+TEST(state_store, trust_events_are_removed_by_age) {
+  store_dir tmp;
+  auto store = open_store(tmp.db());
+  ASSERT_TRUE(store);
+  std::vector<event_record> batch;
+  for (int i = 1; i <= 6; ++i) {
+    auto e = make_event(i % 2 ? "validated" : "connection_up");
+    e.time_ms = 1000 * i;
+    batch.push_back(e);
+  }
+  ASSERT_TRUE(store->append_events(batch));
+  ASSERT_FALSE(store->trim_events(0, 0));  // connectivity 2, 4, 6 go
+  EXPECT_EQ(store->read_events(0, 100)->size(), 3u);
+  ASSERT_FALSE(store->trim_events(0, 4000));  // validated 1 and 3 are too old
+  auto kept = store->read_events(0, 100);
+  ASSERT_EQ(kept->size(), 1u);
+  EXPECT_EQ(kept->front().seq, 5u);
+  EXPECT_EQ(store->first_event_seq(), 5u);
 }
 
 TEST(state_store, for_each_server_visits_in_id_order_and_stops_when_asked) {
