@@ -90,7 +90,7 @@ struct backup_server {
   void answer(const wire::message& m) {
     received.push_back(m);
     if (std::holds_alternative<wire::hello>(m)) {
-      static_cast<void>(tls->send(hello_answer ? *hello_answer : wire::hello{1, 1, "backup-1"}));
+      static_cast<void>(tls->send(hello_answer ? *hello_answer : wire::hello{2, 2, "backup-1"}));
     } else if (std::holds_alternative<wire::register_request>(m)) {
       if (deny)
         static_cast<void>(tls->send(*deny));

@@ -64,7 +64,7 @@ class limits_test : public ::testing::Test {
   void expect_served(const identity& manager) {
     test_client c(manager, "127.0.0.1", port_);
     ASSERT_FALSE(c.connect(3000ms));
-    ASSERT_FALSE(c.send(wire::hello{1, 1, "good manager"}));
+    ASSERT_FALSE(c.send(wire::hello{2, 2, "good manager"}));
     ASSERT_FALSE(c.send(
         wire::register_request{"admin", to_secret("admin-pw"), manager.sha256(), "good manager"}));
     auto hello = c.receive(3000ms);
@@ -91,7 +91,7 @@ TEST_F(limits_test, a_client_that_completes_tls_and_never_registers_is_refused_a
   test_client c(make_identity("stranger"), "127.0.0.1", port_);
   ASSERT_FALSE(c.connect());
   auto established = steady::now();
-  ASSERT_FALSE(c.send(wire::hello{1, 1, "stranger"}));
+  ASSERT_FALSE(c.send(wire::hello{2, 2, "stranger"}));
   auto answer = c.receive(5000ms);
   auto after = steady::now() - established;
   ASSERT_TRUE(answer) << describe(answer.error());
@@ -112,7 +112,7 @@ TEST_F(limits_test, a_client_trickling_a_message_is_dropped_at_the_message_deadl
   auto stranger = make_identity("trickler");
   test_client c(stranger, "127.0.0.1", port_);
   ASSERT_FALSE(c.connect());
-  ASSERT_FALSE(c.send(wire::hello{1, 1, "trickler"}));
+  ASSERT_FALSE(c.send(wire::hello{2, 2, "trickler"}));
   auto bytes =
       c.encrypt(wire::register_request{"admin", to_secret("wrong"), stranger.sha256(), "t"});
   ASSERT_TRUE(bytes);
@@ -137,7 +137,7 @@ TEST_F(limits_test, an_unregistered_client_cannot_make_the_agent_buffer_a_large_
   auto stranger = make_identity("big");
   test_client c(stranger, "127.0.0.1", port_);
   ASSERT_FALSE(c.connect());
-  ASSERT_FALSE(c.send(wire::hello{1, 1, "big"}));
+  ASSERT_FALSE(c.send(wire::hello{2, 2, "big"}));
   // 4,000 jobs with long names: about 1 MB, under the frame limit, far over any registration.
   wire::inventory huge;
   for (int i = 0; i < 4000; ++i)
@@ -196,7 +196,7 @@ TEST_F(limits_test, a_registered_managers_idle_connection_is_closed_at_the_idle_
   auto manager = make_identity("manager");
   test_client c(manager, "127.0.0.1", port_);
   ASSERT_FALSE(c.connect());
-  ASSERT_FALSE(c.send(wire::hello{1, 1, "m"}));
+  ASSERT_FALSE(c.send(wire::hello{2, 2, "m"}));
   ASSERT_FALSE(
       c.send(wire::register_request{"admin", to_secret("admin-pw"), manager.sha256(), "m"}));
   ASSERT_TRUE(c.receive());                                             // hello

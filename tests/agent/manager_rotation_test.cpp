@@ -57,7 +57,7 @@ class manager_rotation : public ::testing::Test {
   // hello + register_request; returns the answer after the agent's hello.
   wire::message register_with(test_client& c, const std::string& account, const std::string& pw,
                               const thumbprint& claimed) {
-    EXPECT_FALSE(c.send(wire::hello{1, 1, "test manager"}));
+    EXPECT_FALSE(c.send(wire::hello{2, 2, "test manager"}));
     EXPECT_FALSE(c.send(wire::register_request{account, to_secret(pw), claimed, "test manager"}));
     auto first = c.receive();
     EXPECT_TRUE(first && std::holds_alternative<wire::hello>(*first));
@@ -96,7 +96,7 @@ class manager_rotation : public ::testing::Test {
   /// A session of `id` past hello, as a registered manager opens it.
   std::unique_ptr<test_client> session_of(const identity& id) {
     auto c = connect(id);
-    EXPECT_FALSE(c->send(wire::hello{1, 1, "test manager"}));
+    EXPECT_FALSE(c->send(wire::hello{2, 2, "test manager"}));
     return c;
   }
 
