@@ -534,6 +534,21 @@ pin_check pinned_pin(const server_record& rec) {
   };
 }
 
+/// The custody actor could not hand out the credentials for connection `gen`: gone (expired or
+/// removed) leaves nothing to register or log in with; anything else is retried like a failed
+/// connection.
+void on_credentials_unavailable(server_actor* self, uint64_t gen, const caf::error& err) {
+  auto& s = self->state;
+  if (gen != s.generation) return;
+  auto why = describe(err);
+  s.rec.last_error = why;
+  if (code_of(err) == ec::not_found) {
+    transition(self, server_state::auth_failed,
+               {make_event(s.rec, event_type::auth_failed, {{"reason", why}})});
+    return;
+  }
+  on_connection_failed(self, why);
+}
 /// Registration: fetch the sealed credentials from the custody actor, send them, and forget them.
 void send_credentials(server_actor* self) {
   auto& st = self->state;
@@ -553,19 +568,7 @@ void send_credentials(server_actor* self) {
             send_message(self, req);
             flush_output(self);
           },
-          [=](caf::error& err) {
-            auto& s = self->state;
-            if (gen != s.generation) return;
-            auto why = describe(err);
-            s.rec.last_error = why;
-            if (code_of(err) == ec::not_found) {
-              // Credentials are gone (expired or removed): nothing left to register with.
-              transition(self, server_state::auth_failed,
-                         {make_event(s.rec, event_type::auth_failed, {{"reason", why}})});
-              return;
-            }
-            on_connection_failed(self, why);
-          });
+          [=](caf::error& err) { on_credentials_unavailable(self, gen, err); });
 }
 
 /// Trusted and up: announce it and collect at once.
@@ -600,18 +603,7 @@ void send_legacy_login(server_actor* self) {
             send_message(self, wire::legacy_login{account, password});
             flush_output(self);
           },
-          [=](caf::error& err) {
-            auto& s = self->state;
-            if (gen != s.generation) return;
-            auto why = describe(err);
-            s.rec.last_error = why;
-            if (code_of(err) == ec::not_found) {
-              transition(self, server_state::auth_failed,
-                         {make_event(s.rec, event_type::auth_failed, {{"reason", why}})});
-              return;
-            }
-            on_connection_failed(self, why);
-          });
+          [=](caf::error& err) { on_credentials_unavailable(self, gen, err); });
 }
 
 void legacy_registration_reply(server_actor* self, wire::message& m) {
