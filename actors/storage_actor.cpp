@@ -138,6 +138,10 @@ void flush(storage_actor* self) {
     return;
   }
   publish(self, *stored);
+  // A batch without events of its own still fsynced the events written before it without one:
+  // the bus publishes only durable events, and would otherwise wait for the log syncer's next run.
+  if (stored->empty())
+    self->send(st.ctx->bus, published_atom::value, st.ctx->store->durable_event_seq());
   auto next = stored->begin();
   for (size_t i = 0; i < batch.size(); ++i) {
     auto end = next + static_cast<std::ptrdiff_t>(counts[i]);

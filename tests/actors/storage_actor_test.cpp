@@ -174,6 +174,50 @@ TEST_F(storage_actor_test, writes_without_a_request_are_stored_in_order_without_
   ctx->bus = nullptr;
 }
 
+TEST_F(storage_actor_test, a_durable_write_without_events_tells_the_bus_what_it_made_durable) {
+  make_context();
+  caf::actor_system_config cfg;
+  cfg.set("scheduler.policy", caf::atom("testing"));
+  cfg.set("logger.console-verbosity", caf::atom("quiet"));
+  caf::actor_system sys{cfg};
+  auto& sched = dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler());
+  // The bus publishes an event once the store says it is durable, and looks again at each
+  // announcement; what matters is that one comes after the fsync.
+  std::vector<uint64_t> durable_at_announcement;
+  ctx->bus = sys.spawn(
+      [&](caf::event_based_actor*, int) -> caf::behavior {
+        return {[&](published_atom, uint64_t) {
+                  durable_at_announcement.push_back(ctx->store->durable_event_seq());
+                },
+                [](published_atom, std::vector<event_record>&) {}};
+      },
+      0);
+  auto storage = spawn_storage_actor(sys, ctx, false);
+  auto r = record(1);
+  // A connectivity event, stored without an fsync: not durable yet.
+  caf::anon_send(storage, persist_atom::value, r,
+                 std::vector<event_record>{make_event(r, event_type::connection_up, {})});
+  sched.run();
+  EXPECT_EQ(ctx->store->durable_event_seq(), 0u);
+  // A state change that must be durable but carries no event (as `server credentials` stores).
+  bool answered = false;
+  sys.spawn(
+      [&](caf::event_based_actor* self, int) {
+        self->request(storage, caf::infinite, persist_atom::value, r, std::vector<event_record>{},
+                      true)
+            .then([&](const std::vector<event_record>&) { answered = true; });
+      },
+      0);
+  sched.run();
+  EXPECT_TRUE(answered);
+  ASSERT_FALSE(durable_at_announcement.empty());
+  EXPECT_EQ(durable_at_announcement.back(), 1u)
+      << "the fsync made the earlier event durable, and the bus is told so";
+  for (auto* a : {&storage, &ctx->bus}) caf::anon_send_exit(*a, caf::exit_reason::kill);
+  sched.run();
+  ctx->bus = nullptr;
+}
+
 // With one scheduler thread, an fsync taken on it would stop every other actor; the storage
 // actor's own thread takes it instead.
 TEST_F(storage_actor_test, a_slow_fsync_holds_no_scheduler_thread_while_other_actors_keep_working) {
