@@ -28,6 +28,13 @@ caf::behavior quiet_bus(int) {
   return {[](published_atom, uint64_t) {}, [](published_atom, std::vector<event_record>&) {}};
 }
 
+/// CAF's test coordinator: messages run only when the test says so, on the test's thread.
+caf::actor_system_config& deterministic(caf::actor_system_config& cfg) {
+  cfg.set("scheduler.policy", caf::atom("testing"));
+  cfg.set("logger.console-verbosity", caf::atom("quiet"));
+  return cfg;
+}
+
 identity make_identity() {
   auto id = identity::generate({"certfleet-manager", "Acme Backup Ltd"}, std::chrono::hours{24},
                                "certfleet-manager");
@@ -72,9 +79,7 @@ TEST_F(storage_actor_test, durable_writes_waiting_together_share_one_fsync_and_k
   make_context();
   commit_counter commits;
   caf::actor_system_config cfg;
-  cfg.set("scheduler.policy", caf::atom("testing"));
-  cfg.set("logger.console-verbosity", caf::atom("quiet"));
-  caf::actor_system sys{cfg};
+  caf::actor_system sys{deterministic(cfg)};
   auto& sched = dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler());
   ctx->bus = sys.spawn(quiet_bus, 0);
   auto storage = spawn_storage_actor(sys, ctx, false);
@@ -107,9 +112,7 @@ TEST_F(storage_actor_test, durable_writes_waiting_together_share_one_fsync_and_k
 TEST_F(storage_actor_test, reads_answer_as_messages_and_see_every_write_sent_before_them) {
   make_context();
   caf::actor_system_config cfg;
-  cfg.set("scheduler.policy", caf::atom("testing"));
-  cfg.set("logger.console-verbosity", caf::atom("quiet"));
-  caf::actor_system sys{cfg};
+  caf::actor_system sys{deterministic(cfg)};
   auto& sched = dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler());
   ctx->bus = sys.spawn(quiet_bus, 0);
   auto storage = spawn_storage_actor(sys, ctx, false);
@@ -148,9 +151,7 @@ TEST_F(storage_actor_test, writes_without_a_request_are_stored_in_order_without_
   make_context();
   commit_counter commits;
   caf::actor_system_config cfg;
-  cfg.set("scheduler.policy", caf::atom("testing"));
-  cfg.set("logger.console-verbosity", caf::atom("quiet"));
-  caf::actor_system sys{cfg};
+  caf::actor_system sys{deterministic(cfg)};
   auto& sched = dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler());
   ctx->bus = sys.spawn(quiet_bus, 0);
   auto storage = spawn_storage_actor(sys, ctx, false);
@@ -177,9 +178,7 @@ TEST_F(storage_actor_test, writes_without_a_request_are_stored_in_order_without_
 TEST_F(storage_actor_test, a_durable_write_without_events_tells_the_bus_what_it_made_durable) {
   make_context();
   caf::actor_system_config cfg;
-  cfg.set("scheduler.policy", caf::atom("testing"));
-  cfg.set("logger.console-verbosity", caf::atom("quiet"));
-  caf::actor_system sys{cfg};
+  caf::actor_system sys{deterministic(cfg)};
   auto& sched = dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler());
   // The bus publishes an event once the store says it is durable, and looks again at each
   // announcement; what matters is that one comes after the fsync.
