@@ -7,6 +7,9 @@
 // presence), the broker (moves bytes between the two TLS sessions in memory) and the connector
 // (hands over a file descriptor).
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,6 +23,7 @@
 #include <caf/scheduler/test_coordinator.hpp>
 
 #include "actors/atoms.hpp"
+#include "actors/context.hpp"
 #include "actors/server_actor.hpp"
 #include "actors/storage_actor.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -318,6 +322,19 @@ TEST_F(server_liveness_test, a_connection_lost_otherwise_gets_a_fresh_watch_on_r
   EXPECT_TRUE(connected());
   EXPECT_EQ(w->connects, 2);
   EXPECT_LE(pings(), 10u) << "one watch per connection, not one per connection ever made";
+}
+
+TEST(peer_socket_options, a_connection_to_a_server_gets_peer_timeout_as_tcp_user_timeout) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  daemon_settings cfg;
+  cfg.peer_timeout_s = 7;
+  apply_peer_socket_options(fd, cfg);
+  unsigned int timeout_ms = 0;
+  socklen_t len = sizeof timeout_ms;
+  ASSERT_EQ(::getsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout_ms, &len), 0);
+  EXPECT_EQ(timeout_ms, 7000u);
+  ::close(fd);
 }
 
 }  // namespace
