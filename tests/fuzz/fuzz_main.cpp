@@ -53,6 +53,7 @@ std::string run(const uint8_t* data, size_t size) {
   if (target == "tls_sessions")
     return certfleet::fuzz::tls_sessions(fuzz_key(), session_file(), data, size);
   if (target == "agent_state") return certfleet::fuzz::agent_state(data, size);
+  if (target == "agent_records") return certfleet::fuzz::agent_records(data, size);
   std::fprintf(stderr, "unknown fuzz target %s\n", target.c_str());
   std::abort();
 }
