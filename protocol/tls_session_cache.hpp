@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -69,6 +70,11 @@ class tls_session_cache {
   /// (`ec::corrupt_data`, `ec::tampered`, `ec::io_error`) naming the file and the cause: the
   /// caller logs it and carries on, the only cost being full handshakes.
   caf::expected<size_t> load(const std::filesystem::path& file, const master_key& sealing);
+
+  /// `load` for the `size` bytes at `data`, the content of a file written by `save` already in
+  /// memory: the same checks, the same result and the same errors, naming `file` as the source.
+  caf::expected<size_t> load_bytes(const uint8_t* data, size_t size,
+                                   const std::filesystem::path& file, const master_key& sealing);
 
  private:
   struct impl;

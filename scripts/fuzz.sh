@@ -45,9 +45,10 @@ for t in "${targets[@]}"; do
   # The protocol seeds are the frame files at the top of tests/fuzz/corpus/.
   [[ $t == protocol ]] && seeds=tests/fuzz/corpus
   mkdir -p "$build_dir/corpus/$t" "$build_dir/artifacts/$t"
-  # Frames larger than a few KiB only add body bytes the decoders never look at.
+  # Frames larger than a few KiB only add body bytes the decoders never look at. One process per
+  # corpus: -reload=0 spares it rereading its own output directory every few seconds.
   log="$build_dir/artifacts/$t/last-run.log"
-  if ! "$build_dir/tests/fuzz/${t}_fuzz" -max_total_time="$seconds" -max_len=4096 \
+  if ! "$build_dir/tests/fuzz/${t}_fuzz" -max_total_time="$seconds" -max_len=4096 -reload=0 \
     -artifact_prefix="$build_dir/artifacts/$t/" -print_final_stats=1 "$@" \
     "$build_dir/corpus/$t" "$seeds" >"$log" 2>&1; then
     echo "fuzz.sh: $t found a failure; see $log and $build_dir/artifacts/$t/" >&2
