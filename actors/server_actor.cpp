@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 #include <caf/all.hpp>
+#include <caf/detail/default_invoke_result_visitor.hpp>
 #include <caf/io/connection_handle.hpp>
 #include <nlohmann/json.hpp>
 
@@ -102,6 +103,7 @@ caf::behavior trusted(server_actor* self);
 caf::behavior blocked(server_actor* self);
 void offer_rotation(server_actor* self);
 caf::behavior mismatched(server_actor* self);
+void rest_if_idle(server_actor* self);
 extern const link_role registration_role;
 extern const link_role registering_role;
 extern const link_role trusted_role;
@@ -144,8 +146,9 @@ caf::behavior behavior_of(server_actor* self, server_state s) {
   return blocked(self);
 }
 
-/// Switches to state `s`; persisting it is the caller's job.
+/// Switches to state `s`; persisting it is the caller's job. Wakes a resting actor.
 void enter(server_actor* self, server_state s) {
+  self->set_default_handler(caf::print_and_drop);
   self->become(behavior_of(self, s));
 }
 
@@ -252,6 +255,7 @@ void schedule_retry(server_actor* self, const std::string& why) {
               address_of(st.rec), why, delay.count(), attempt);
   report_presence(self);
   self->delayed_send(self, delay, retry_atom::value, st.generation);
+  rest_if_idle(self);
 }
 
 /// Closes the current connection (if any), forgets its TLS session and gives back a held slot.
@@ -287,6 +291,7 @@ void transition(server_actor* self, server_state next, std::vector<event_record>
   persist_durably(self, std::move(events), [=](bool) {
     if (self->state.role == nullptr) drop_connection(self);
     if (then) then();
+    rest_if_idle(self);
   });
 }
 
@@ -434,6 +439,7 @@ void on_registered(server_actor* self, const wire::registered& msg) {
       flush_output(self);
     } else {
       drop_connection(self);
+      rest_if_idle(self);
     }
   });
 }
@@ -1142,6 +1148,48 @@ caf::behavior blocked(server_actor* self) {
       .or_else(shared_handlers(self));
 }
 
+// -- rest ----------------------------------------------------------------------------------------
+
+/// What a resting server holds instead of its state's behavior: one handler for a message nobody
+/// sends. It captures nothing, so every resting actor shares this one; CAF passes each message it
+/// does not match to the actor's default handler, `wake` (docs/platform.md, "Idle actors").
+const caf::behavior& resting() {
+  using rest_atom = caf::atom_constant<caf::atom("rest")>;
+  static const caf::behavior shared{[](rest_atom) {}};
+  return shared;
+}
+
+/// The default handler of a resting server: rebuilds its state's behavior, hands it the message
+/// exactly as CAF would have (same result visitor, so answers and delegations are unchanged), and
+/// rests again if the message left the server idle.
+caf::result<caf::message> wake(caf::scheduled_actor* ptr, caf::message_view& msg) {
+  auto* self = static_cast<server_actor*>(ptr);
+  // A copy: the handler may switch behavior again while it runs.
+  auto bhvr = behavior_of(self, self->state.rec.state);
+  self->set_default_handler(caf::print_and_drop);
+  self->become(bhvr);
+  caf::detail::default_invoke_result_visitor<caf::scheduled_actor> visitor{self};
+  auto matched = bhvr(visitor, msg.content());
+  rest_if_idle(self);
+  switch (matched) {
+    case caf::match_case::no_match:
+      return caf::print_and_drop(self, msg);
+    case caf::match_case::skip:
+      return caf::skip;
+    default:
+      return caf::delegated<caf::message>{};  // answered (or not) by the visitor
+  }
+}
+
+/// An idle server (no connection: waiting for its retry, or for an admin in a state that does not
+/// connect) gives up its handlers until its next message. Its state, connection role and timers
+/// stay; only the behavior object goes, which is most of an idle actor's memory besides CAF's own.
+void rest_if_idle(server_actor* self) {
+  if (self->state.conn != link::idle) return;
+  self->become(resting());
+  self->set_default_handler(wake);
+}
+
 caf::behavior server_main(server_actor* self, context_ptr ctx, server_peers peers,
                           server_record rec) {
   auto& st = self->state;
@@ -1159,7 +1207,9 @@ caf::behavior server_main(server_actor* self, context_ptr ctx, server_peers peer
   report_presence(self);
   if (watch_of(st.rec)) report_certificate(self);
   start_connect(self);
-  return bhvr;
+  if (st.conn != link::idle) return bhvr;
+  self->set_default_handler(wake);
+  return resting();
 }
 
 }  // namespace
