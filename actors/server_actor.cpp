@@ -116,26 +116,23 @@ std::string address_of(const server_record& r) {
   return format_address(r.host, r.port);
 }
 
-/// The behavior of state `s`; also sets the connection role that goes with it.
-caf::behavior behavior_of(server_actor* self, server_state s) {
+/// Sets state `s` and the connection role that goes with it.
+void set_state(server_actor* self, server_state s) {
   auto& st = self->state;
   st.rec.state = s;
+  auto legacy = is_legacy(st.rec);
   switch (s) {
     case server_state::pending_registration:
-      st.role = is_legacy(st.rec) ? &legacy_registration_role : &registration_role;
-      return pending_registration(self);
+      st.role = legacy ? &legacy_registration_role : &registration_role;
+      return;
     case server_state::registering:
-      st.role = is_legacy(st.rec) ? &legacy_registering_role : &registering_role;
-      return registering(self);
-    case server_state::awaiting_validation:
-      st.role = nullptr;
-      return awaiting_validation(self);
+      st.role = legacy ? &legacy_registering_role : &registering_role;
+      return;
     case server_state::trusted:
-      st.role = is_legacy(st.rec) ? &legacy_trusted_role : &trusted_role;
-      return trusted(self);
+      st.role = legacy ? &legacy_trusted_role : &trusted_role;
+      return;
+    case server_state::awaiting_validation:
     case server_state::certificate_mismatch:
-      st.role = nullptr;
-      return mismatched(self);
     case server_state::certificate_changed:
     case server_state::auth_failed:
     case server_state::reregistration_required:
@@ -143,13 +140,35 @@ caf::behavior behavior_of(server_actor* self, server_state s) {
       break;
   }
   st.role = nullptr;
+}
+
+/// The behavior of the current state.
+caf::behavior behavior_of(server_actor* self) {
+  switch (self->state.rec.state) {
+    case server_state::pending_registration:
+      return pending_registration(self);
+    case server_state::registering:
+      return registering(self);
+    case server_state::awaiting_validation:
+      return awaiting_validation(self);
+    case server_state::trusted:
+      return trusted(self);
+    case server_state::certificate_mismatch:
+      return mismatched(self);
+    case server_state::certificate_changed:
+    case server_state::auth_failed:
+    case server_state::reregistration_required:
+    case server_state::removed:
+      break;
+  }
   return blocked(self);
 }
 
 /// Switches to state `s`; persisting it is the caller's job. Wakes a resting actor.
 void enter(server_actor* self, server_state s) {
+  set_state(self, s);
   self->set_default_handler(caf::print_and_drop);
-  self->become(behavior_of(self, s));
+  self->become(behavior_of(self));
 }
 
 /// Tells the registry how this server stands, for `list` and `status`.
@@ -1165,7 +1184,7 @@ const caf::behavior& resting() {
 caf::result<caf::message> wake(caf::scheduled_actor* ptr, caf::message_view& msg) {
   auto* self = static_cast<server_actor*>(ptr);
   // A copy: the handler may switch behavior again while it runs.
-  auto bhvr = behavior_of(self, self->state.rec.state);
+  auto bhvr = behavior_of(self);
   self->set_default_handler(caf::print_and_drop);
   self->become(bhvr);
   caf::detail::default_invoke_result_visitor<caf::scheduled_actor> visitor{self};
@@ -1181,11 +1200,18 @@ caf::result<caf::message> wake(caf::scheduled_actor* ptr, caf::message_view& msg
   }
 }
 
-/// An idle server (no connection: waiting for its retry, or for an admin in a state that does not
-/// connect) gives up its handlers until its next message. Its state, connection role and timers
-/// stay; only the behavior object goes, which is most of an idle actor's memory besides CAF's own.
+/// Whether a server with connection `l` can rest: no connection, or only waiting for a handshake
+/// slot (at start, most of a large fleet waits for one).
+bool can_rest(link l) {
+  return l == link::idle || l == link::awaiting_slot;
+}
+
+/// An idle server (no connection: waiting for its retry or its handshake slot, or for an admin in
+/// a state that does not connect) gives up its handlers until its next message. Its state,
+/// connection role and timers stay; only the behavior object goes, which is most of an idle
+/// actor's memory besides CAF's own.
 void rest_if_idle(server_actor* self) {
-  if (self->state.conn != link::idle) return;
+  if (!can_rest(self->state.conn)) return;
   self->become(resting());
   self->set_default_handler(wake);
 }
@@ -1203,11 +1229,11 @@ caf::behavior server_main(server_actor* self, context_ptr ctx, server_peers peer
   // The answer to credentials sent before a restart is lost: register again from the start.
   auto initial =
       st.rec.state == server_state::registering ? server_state::pending_registration : st.rec.state;
-  auto bhvr = behavior_of(self, initial);
+  set_state(self, initial);
   report_presence(self);
   if (watch_of(st.rec)) report_certificate(self);
   start_connect(self);
-  if (st.conn != link::idle) return bhvr;
+  if (!can_rest(st.conn)) return behavior_of(self);
   self->set_default_handler(wake);
   return resting();
 }
