@@ -89,6 +89,22 @@ inline int tcp_connect(const std::string& host, uint16_t port, milliseconds dead
   return fd;
 }
 
+/// Waits until the server closes `fd` (EOF or reset), reading and dropping what it sends;
+/// returns how long after `since` that was, or nothing when it is still open at `limit`.
+inline std::optional<milliseconds> time_until_closed(int fd, steady::time_point since,
+                                                     milliseconds limit) {
+  auto until = since + limit;
+  for (;;) {
+    auto left = std::chrono::duration_cast<milliseconds>(until - steady::now()).count();
+    if (left <= 0) return std::nullopt;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left)) != 1) return std::nullopt;
+    char buf[4096];
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) return std::chrono::duration_cast<milliseconds>(steady::now() - since);
+  }
+}
+
 /// A manager-side TLS connection over a plain socket, driven synchronously by the test.
 class test_client {
  public:

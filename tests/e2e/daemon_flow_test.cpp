@@ -14,7 +14,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "tests/support/process.hpp"
+#include "tests/support/manager.hpp"
 
 namespace certfleet::test {
 namespace {
@@ -35,10 +35,10 @@ class daemon_flow : public ::testing::Test {
  protected:
   temp_dir dir{"certfleet-e2e"};
   std::unique_ptr<child> fleet;
-  std::unique_ptr<child> daemon;
+  manager_daemon mgr{dir.path()};
   std::vector<endpoint> endpoints;
 
-  std::filesystem::path state() const { return dir / "mgr"; }
+  std::filesystem::path state() const { return mgr.state(); }
   std::filesystem::path fleet_dir() const { return dir / "fleet"; }
 
   void start_fleet(int count) {
@@ -62,40 +62,20 @@ class daemon_flow : public ::testing::Test {
   }
 
   void init_manager(const std::string& extra_daemon_settings = "") {
-    auto r = run({binary("apps/certfleet"), "--state-dir", state().string(), "init"});
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-    std::ofstream{dir / "certfleet.toml"}
-        << "state_dir = \"" << state().string() << "\"\n"
-        << "[daemon]\nconnect_timeout_ms = 1000\nhandshake_timeout_ms = 2000\n"
-        << "backoff_initial_ms = 100\nbackoff_max_ms = 500\ncollect_interval_s = 1\n"
-        << "max_concurrent_handshakes = 8\n"
-        << extra_daemon_settings;
+    auto failed =
+        mgr.init("collect_interval_s = 1\nmax_concurrent_handshakes = 8\n" + extra_daemon_settings);
+    ASSERT_EQ(failed, "");
   }
 
   /// Starts certfleetd, or with `failpoints` (common/failpoint.hpp) the test build of it.
   void start_daemon(const std::string& failpoints = "") {
-    ::unlink((state() / "control.sock").c_str());
-    std::map<std::string, std::string> env;
-    if (!failpoints.empty()) env["CERTFLEET_FAILPOINTS"] = failpoints;
-    daemon = std::make_unique<child>(
-        std::vector<std::string>{binary(failpoints.empty() ? "apps/daemon/certfleetd"
-                                                           : "apps/daemon/certfleetd-testing"),
-                                 "--config", (dir / "certfleet.toml").string()},
-        dir / "daemon.log", env);
-    ASSERT_TRUE(wait_until([&] { return cli({"status"}).exit_code == 0; }, 30s)) << daemon->log();
+    ASSERT_TRUE(mgr.start(failpoints)) << mgr.log();
   }
 
-  int stop_daemon() {
-    auto status = daemon->stop(SIGTERM);
-    daemon.reset();
-    return status;
-  }
+  int stop_daemon() { return mgr.stop(); }
 
   run_result cli(std::vector<std::string> args, const std::string& input = "") {
-    std::vector<std::string> argv{binary("apps/certfleet"), "--config",
-                                  (dir / "certfleet.toml").string()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return run(argv, input);
+    return mgr.cli(std::move(args), input);
   }
 
   json cli_json(std::vector<std::string> args, const std::string& input = "") {
@@ -286,8 +266,8 @@ TEST_F(daemon_flow, kill_9_between_registration_and_credential_deletion_finishes
   init_manager();
   start_daemon("server.registered.before_credential_deletion=kill");
   add(0);
-  ASSERT_TRUE(wait_until([&] { return !daemon->running(); }, 20s)) << daemon->log();
-  daemon.reset();
+  ASSERT_TRUE(wait_until([&] { return !mgr.process().running(); }, 20s)) << mgr.log();
+  mgr.release();
   ASSERT_EQ(ldb_values(ldb_credentials()).size(), 1u) << "killed before the deletion";
   start_daemon();
   auto servers = cli_json({"server", "list"});
@@ -476,7 +456,7 @@ TEST_F(daemon_flow, changed_certificate_blocks_collection_until_the_new_thumbpri
   ASSERT_EQ(agent({"regenerate"}), 0);
   ASSERT_EQ(agent({"offline"}), 0);  // drops the live connection so the manager reconnects
   ASSERT_EQ(agent({"online"}), 0);
-  ASSERT_TRUE(reaches(id, "certificate_changed")) << show(id).dump(2) << daemon->log();
+  ASSERT_TRUE(reaches(id, "certificate_changed")) << show(id).dump(2) << mgr.log();
   std::ifstream in{fleet_dir() / "manifest.json"};
   auto fresh = json::parse(in)["endpoints"][0]["thumbprint"].get<std::string>();
   ASSERT_NE(fresh, endpoints[0].thumbprint);

@@ -14,7 +14,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "tests/support/process.hpp"
+#include "tests/support/manager.hpp"
 
 namespace certfleet::test {
 namespace {
@@ -29,7 +29,7 @@ class legacy_server : public ::testing::Test {
   temp_dir dir{"certfleet-legacy"};
   uint16_t port = free_port();
   std::unique_ptr<child> fleet;
-  std::unique_ptr<child> daemon;
+  manager_daemon mgr{dir.path()};
   std::string thumbprint;
 
   std::filesystem::path fleet_dir() const { return dir / "fleet"; }
@@ -39,12 +39,9 @@ class legacy_server : public ::testing::Test {
     std::filesystem::permissions(
         dir / "admin.pw", std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
     // Credentials of servers that never register expire after 2 s: not those of legacy servers.
-    std::ofstream{dir / "certfleet.toml"}
-        << "state_dir = \"" << (dir / "mgr").string() << "\"\n"
-        << "[daemon]\nconnect_timeout_ms = 1000\nhandshake_timeout_ms = 2000\n"
-        << "backoff_initial_ms = 100\nbackoff_max_ms = 300\ncollect_interval_s = 1\n"
-        << "credential_max_age_s = 2\n";
-    ASSERT_EQ(cli({"init"}).exit_code, 0);
+    auto failed =
+        mgr.init("backoff_max_ms = 300\ncollect_interval_s = 1\ncredential_max_age_s = 2\n");
+    ASSERT_EQ(failed, "");
   }
 
   void start_fleet(bool legacy) {
@@ -68,19 +65,10 @@ class legacy_server : public ::testing::Test {
     thumbprint = json::parse(in)["endpoints"][0]["thumbprint"];
   }
 
-  void start_daemon() {
-    daemon = std::make_unique<child>(
-        std::vector<std::string>{binary("apps/daemon/certfleetd"), "--config",
-                                 (dir / "certfleet.toml").string()},
-        dir / "daemon.log");
-    ASSERT_TRUE(wait_until([&] { return cli({"status"}).exit_code == 0; }, 30s)) << daemon->log();
-  }
+  void start_daemon() { ASSERT_TRUE(mgr.start()) << mgr.log(); }
 
   run_result cli(std::vector<std::string> args, const std::string& input = "") {
-    std::vector<std::string> argv{binary("apps/certfleet"), "--config",
-                                  (dir / "certfleet.toml").string()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return run(argv, input);
+    return mgr.cli(std::move(args), input);
   }
 
   json show(const std::string& id) {
@@ -107,7 +95,7 @@ TEST_F(legacy_server, is_collected_with_sealed_credentials_kept_then_registered_
   auto id = json::parse(r.out)["id"].get<std::string>();
 
   ASSERT_TRUE(wait_until([&] { return show(id)["last_collection_ms"].get<int64_t>() > 0; }, 20s))
-      << show(id).dump(2) << daemon->log();
+      << show(id).dump(2) << mgr.log();
   auto v = show(id);
   EXPECT_EQ(v["state"], "trusted");
   EXPECT_EQ(v["auth"], "credentials (legacy)");
@@ -118,13 +106,13 @@ TEST_F(legacy_server, is_collected_with_sealed_credentials_kept_then_registered_
   EXPECT_NE(cli({"server", "show", id}).out.find("credentials (legacy)"), std::string::npos);
 
   // Past credential_max_age_s and through a daemon restart: still kept, still collected.
-  daemon->stop(SIGTERM);
+  mgr.stop();
   std::this_thread::sleep_for(2500ms);
   start_daemon();
   auto collected = show(id)["last_collection_ms"].get<int64_t>();
   ASSERT_TRUE(
       wait_until([&] { return show(id)["last_collection_ms"].get<int64_t>() > collected; }, 20s))
-      << show(id).dump(2) << daemon->log();
+      << show(id).dump(2) << mgr.log();
   EXPECT_TRUE(show(id)["credentials_retained"].get<bool>());
   auto types = event_types(id);
   EXPECT_EQ(std::count(types.begin(), types.end(), "credentials_deleted"), 0);
@@ -133,13 +121,13 @@ TEST_F(legacy_server, is_collected_with_sealed_credentials_kept_then_registered_
   fleet->stop(SIGTERM);
   start_fleet(false);
   ASSERT_TRUE(wait_until([&] { return show(id)["auth"] == "certificates"; }, 20s))
-      << show(id).dump(2) << daemon->log();
+      << show(id).dump(2) << mgr.log();
   ASSERT_TRUE(wait_until([&] { return !show(id)["credentials_retained"].get<bool>(); }, 20s))
       << show(id).dump(2);
   collected = show(id)["last_collection_ms"].get<int64_t>();
   ASSERT_TRUE(
       wait_until([&] { return show(id)["last_collection_ms"].get<int64_t>() > collected; }, 20s))
-      << show(id).dump(2) << daemon->log();
+      << show(id).dump(2) << mgr.log();
   v = show(id);
   EXPECT_EQ(v["state"], "trusted");
   EXPECT_EQ(v["pinned_thumbprint"], thumbprint);

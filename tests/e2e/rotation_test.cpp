@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/support/fleet.hpp"
+#include "tests/support/manager.hpp"
 
 namespace certfleet::test {
 namespace {
@@ -30,58 +31,33 @@ class rotation : public ::testing::Test {
  protected:
   temp_dir dir{"certfleet-e2e-rotation"};
   std::unique_ptr<agent_fleet> fleet;
-  std::unique_ptr<child> daemon;
+  manager_daemon mgr{dir.path()};
   size_t fleet_size = 0;
 
-  std::filesystem::path state() const { return dir / "mgr"; }
+  std::filesystem::path state() const { return mgr.state(); }
   std::filesystem::path fleet_dir() const { return dir / "fleet"; }
 
   void start_fleet(size_t n) {
     fleet_size = n;
     fleet = std::make_unique<agent_fleet>(dir.path(), static_cast<int>(n), fleet_password);
-    auto r = run({binary("apps/certfleet"), "--state-dir", state().string(), "init"});
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-    std::ofstream{dir / "certfleet.toml"}
-        << "state_dir = \"" << state().string() << "\"\n"
-        << "[daemon]\nconnect_timeout_ms = 1000\nhandshake_timeout_ms = 2000\n"
-        << "backoff_initial_ms = 100\nbackoff_max_ms = 500\ncollect_interval_s = 1\n";
+    auto failed = mgr.init("collect_interval_s = 1\n");
+    ASSERT_EQ(failed, "");
   }
 
   void start_daemon(const std::string& failpoints = "") {
-    ::unlink((state() / "control.sock").c_str());
-    std::map<std::string, std::string> env;
-    if (!failpoints.empty()) env["CERTFLEET_FAILPOINTS"] = failpoints;
-    daemon = std::make_unique<child>(
-        std::vector<std::string>{binary(failpoints.empty() ? "apps/daemon/certfleetd"
-                                                           : "apps/daemon/certfleetd-testing"),
-                                 "--config", (dir / "certfleet.toml").string()},
-        dir / "daemon.log", env);
-    ASSERT_TRUE(wait_until([&] { return cli({"status"}).exit_code == 0; }, 30s)) << daemon->log();
+    ASSERT_TRUE(mgr.start(failpoints)) << mgr.log();
   }
 
   void stop_daemon() {
-    auto status = daemon->stop(SIGTERM);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << daemon->log();
-    daemon.reset();
+    auto status = mgr.stop();
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << mgr.log();
   }
 
   run_result cli(std::vector<std::string> args, const std::string& input = "") {
-    std::vector<std::string> argv{binary("apps/certfleet"), "--config",
-                                  (dir / "certfleet.toml").string()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return run(argv, input);
+    return mgr.cli(std::move(args), input);
   }
 
-  json cli_json(std::vector<std::string> args) {
-    args.insert(args.begin(), "--json");
-    auto r = cli(args);
-    if (r.exit_code != 0) return json{};
-    try {
-      return json::parse(r.out);
-    } catch (const std::exception&) {
-      return json{};
-    }
-  }
+  json cli_json(std::vector<std::string> args) { return mgr.cli_json(std::move(args)); }
 
   json status() { return cli_json({"status"}); }
   json rotation_status() { return cli_json({"cert", "status"}); }
@@ -218,8 +194,8 @@ TEST_F(rotation, a_daemon_killed_mid_rotation_resumes_and_completes_it) {
     start_daemon(std::string{point} + "=kill");
     ASSERT_TRUE(wait_until([&] { return connected() == fleet_size; }, 60s)) << status().dump(2);
     cli({"cert", "renew"});
-    ASSERT_TRUE(wait_until([&] { return !daemon->running(); }, 30s)) << daemon->log();
-    daemon.reset();
+    ASSERT_TRUE(wait_until([&] { return !mgr.process().running(); }, 30s)) << mgr.log();
+    mgr.release();
     EXPECT_EQ(key_files().size(), 2u) << "killed before the old key was destroyed";
 
     start_daemon();
@@ -247,8 +223,8 @@ TEST_F(rotation,
   stop_daemon();
   start_daemon("rotation.before_install=kill");
   cli({"cert", "renew"});
-  ASSERT_TRUE(wait_until([&] { return !daemon->running(); }, 30s)) << daemon->log();
-  daemon.reset();
+  ASSERT_TRUE(wait_until([&] { return !mgr.process().running(); }, 30s)) << mgr.log();
+  mgr.release();
 
   start_daemon();
   EXPECT_EQ(rotation_status().value("phase", ""), "abandoned");

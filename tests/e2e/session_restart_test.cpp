@@ -1,4 +1,4 @@
-// Issue 5 end to end: the manager's TLS sessions survive an orderly daemon restart, so a fleet
+// End to end: the manager's TLS sessions survive an orderly daemon restart, so a fleet
 // that kept running reconnects by resumption; a damaged session file costs only full handshakes.
 // Real processes: a certfleet-agent fleet, certfleetd and the certfleet CLI over 127.0.0.1.
 #include <signal.h>
@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/support/fleet.hpp"
+#include "tests/support/manager.hpp"
 
 namespace certfleet::test {
 namespace {
@@ -28,44 +29,29 @@ class session_restart : public ::testing::Test {
  protected:
   temp_dir dir{"certfleet-e2e-resume"};
   std::unique_ptr<agent_fleet> fleet;
-  std::unique_ptr<child> daemon;
+  manager_daemon mgr{dir.path()};
   std::vector<std::pair<std::string, std::string>> endpoints;  // "address:port", thumbprint
 
-  std::filesystem::path state() const { return dir / "mgr"; }
+  std::filesystem::path state() const { return mgr.state(); }
   std::filesystem::path sessions_file() const { return state() / "tls-sessions"; }
 
   void SetUp() override {
     fleet = std::make_unique<agent_fleet>(dir.path(), static_cast<int>(fleet_size), fleet_password);
     for (const auto& e : fleet->endpoints()) endpoints.emplace_back(e.host_port(), e.thumbprint);
 
-    auto r = run({binary("apps/certfleet"), "--state-dir", state().string(), "init"});
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-    std::ofstream{dir / "certfleet.toml"}
-        << "state_dir = \"" << state().string() << "\"\n"
-        << "[daemon]\nconnect_timeout_ms = 1000\nhandshake_timeout_ms = 2000\n"
-        << "backoff_initial_ms = 100\nbackoff_max_ms = 500\n";
+    auto failed = mgr.init();
+    ASSERT_EQ(failed, "");
   }
 
-  void start_daemon() {
-    ::unlink((state() / "control.sock").c_str());
-    daemon = std::make_unique<child>(
-        std::vector<std::string>{binary("apps/daemon/certfleetd"), "--config",
-                                 (dir / "certfleet.toml").string()},
-        dir / "daemon.log");
-    ASSERT_TRUE(wait_until([&] { return cli({"status"}).exit_code == 0; }, 30s)) << daemon->log();
-  }
+  void start_daemon() { ASSERT_TRUE(mgr.start()) << mgr.log(); }
 
   void stop_daemon() {
-    auto status = daemon->stop(SIGTERM);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << daemon->log();
-    daemon.reset();
+    auto status = mgr.stop();
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << mgr.log();
   }
 
   run_result cli(std::vector<std::string> args, const std::string& input = "") {
-    std::vector<std::string> argv{binary("apps/certfleet"), "--config",
-                                  (dir / "certfleet.toml").string()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return run(argv, input);
+    return mgr.cli(std::move(args), input);
   }
 
   json status() {
