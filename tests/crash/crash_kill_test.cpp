@@ -128,6 +128,7 @@ class crash_kill : public ::testing::Test {
     std::filesystem::remove_all(base / ("kill-" + std::to_string(kill - 3)), ignored);
     std::filesystem::create_directories(base, ignored);
     auto to = base / ("kill-" + std::to_string(kill));
+    std::filesystem::create_directories(to, ignored);  // before the top-level files
     for (auto& e : std::filesystem::recursive_directory_iterator(state(), ignored)) {
       auto target = to / std::filesystem::relative(e.path(), state());
       if (e.is_directory()) std::filesystem::create_directories(target, ignored);
@@ -144,7 +145,8 @@ class crash_kill : public ::testing::Test {
         dir / "daemon.log");
     ASSERT_TRUE(wait_until([&] { return cli({"status"}).exit_code == 0; }, start_bound))
         << "the daemon did not answer within the start bound\n"
-        << daemon->log();
+        << daemon->log() << "last answer: " << cli({"status"}).err << "\n"
+        << thread_stacks(daemon->pid());
     slowest_start =
         std::max(slowest_start,
                  std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - begin));
