@@ -290,6 +290,48 @@ caf::result<std::vector<server_view>> make_list(supervisor_actor* self) {
   return promise;
 }
 
+/// Forgets a server whose record is gone (removed while its actor stopped).
+void forget(supervisor_actor* self, const std::string& id) {
+  auto& st = self->state;
+  st.presence.erase(id);
+  for (auto a = st.by_address.begin(); a != st.by_address.end(); ++a)
+    if (a->second == id) {
+      st.by_address.erase(a);
+      break;
+    }
+}
+
+/// Respawns the actor of server `id`, which stopped for `reason`, from its record. The storage
+/// actor reads it on its own thread, after every write it had queued (the stopped actor's last
+/// ones included); until it answers, requests for this server answer that it does not exist.
+void restart(supervisor_actor* self, const std::string& id, const caf::error& reason) {
+  self->request(self->state.ctx->storage, caf::infinite, caf::get_atom::value, id)
+      .then(
+          [=](server_record& rec) {
+            auto& st = self->state;
+            if (st.stopping || st.servers.count(id) > 0) return;
+            if (rec.state == server_state::removed) {
+              forget(self, id);
+              return;
+            }
+            spdlog::warn("server {}: its actor stopped ({}); restarting it in state {}", id,
+                         self->system().render(reason), to_string(rec.state));
+            spawn_server(self, rec);
+          },
+          [=](caf::error& err) {
+            if (code_of(err) == ec::not_found) {
+              forget(self, id);
+              return;
+            }
+            // Still listed, its address still taken: the record exists, the disk failed.
+            auto& p = self->state.presence[id];
+            p.connected = false;
+            p.last_error = "its actor stopped and its record cannot be read (" + describe(err) +
+                           "); restart the daemon";
+            spdlog::error("server {}: {}", id, p.last_error);
+          });
+}
+
 caf::behavior supervisor(supervisor_actor* self, context_ptr ctx, fleet_services services) {
   self->state.ctx = std::move(ctx);
   self->state.services = std::move(services);
@@ -300,20 +342,7 @@ caf::behavior supervisor(supervisor_actor* self, context_ptr ctx, fleet_services
     auto id = it->second;
     st.ids.erase(it);
     st.servers.erase(id);
-    if (st.stopping) return;
-    auto rec = st.ctx->store->get_server(id);
-    if (!rec || !*rec) {  // removed
-      st.presence.erase(id);
-      for (auto a = st.by_address.begin(); a != st.by_address.end(); ++a)
-        if (a->second == id) {
-          st.by_address.erase(a);
-          break;
-        }
-      return;
-    }
-    spdlog::warn("server {}: its actor stopped ({}); restarting it in state {}", id,
-                 self->system().render(down.reason), to_string((*rec)->state));
-    spawn_server(self, **rec);
+    if (!st.stopping) restart(self, id, down.reason);
   });
   load_fleet(self);
   return {
