@@ -83,6 +83,11 @@ struct server_data {
   // For the latency histograms in `status`.
   steady_clock::time_point handshake_started;
   steady_clock::time_point collect_sent;
+  // Liveness (watch_liveness): when the server was last heard from, on the actor clock, and
+  // whether a ping went out since.
+  caf::actor_clock::time_point last_heard;
+  bool ping_unanswered = false;
+  uint64_t ping_nonce = 0;
   static inline const char* name = "certfleet.server";
 };
 
@@ -756,6 +761,66 @@ const link_role legacy_registering_role{expected_pin, send_legacy_login, legacy_
 const link_role legacy_trusted_role{pinned_pin, send_legacy_login, legacy_trusted_reply,
                                     on_pinned_certificate_changed};
 
+// -- liveness ------------------------------------------------------------------------------------
+
+// clang-format off
+//
+//   TLS up --> quiet (nothing received) --T/3--> ping sent --until T quiet--> dead: closed,
+//                ^                                   |                        connection_down,
+//                +------ anything received ----------+                        reconnect (backoff)
+//
+//   T = daemon.peer_timeout_s; one liveness timer per connection, re-armed when it fires. Pings
+//   only once online: during a registration or login the server's answer is awaited anyway.
+//
+// clang-format on
+
+/// Something arrived from the server: the connection is alive.
+void heard_from_server(server_actor* self) {
+  auto& st = self->state;
+  st.last_heard = self->clock().now();
+  st.ping_unanswered = false;
+}
+
+/// Checks the current connection's liveness `delay` from now.
+void arm_liveness(server_actor* self, caf::actor_clock::duration_type delay) {
+  self->delayed_send(self, delay, liveness_atom::value, self->state.generation);
+}
+
+/// TLS is up: from now on, a server silent for peer_timeout_s is dead.
+void watch_liveness(server_actor* self) {
+  heard_from_server(self);
+  arm_liveness(self, seconds{self->state.ctx->cfg.daemon.peer_timeout_s} / 3);
+}
+
+/// The liveness timer of connection `gen` fired: ping a quiet server, or give up on a silent one.
+void check_liveness(server_actor* self, uint64_t gen) {
+  auto& st = self->state;
+  if (gen != st.generation || !tls_up(st.conn)) return;
+  auto timeout =
+      duration_cast<caf::actor_clock::duration_type>(seconds{st.ctx->cfg.daemon.peer_timeout_s});
+  auto ping_after = timeout / 3;
+  auto quiet = self->clock().now() - st.last_heard;
+  if (quiet >= timeout) {
+    on_connection_failed(self, "no data from the server for " +
+                                   std::to_string(st.ctx->cfg.daemon.peer_timeout_s) +
+                                   " s (daemon.peer_timeout_s): the connection was half-open or "
+                                   "the server stopped; reconnecting");
+    return;
+  }
+  if (quiet < ping_after) {
+    arm_liveness(self, ping_after - quiet);
+    return;
+  }
+  // Before it is online the server is answering a registration or login, and an agent that does
+  // not know this manager yet refuses anything else (docs/protocol.md, "Liveness").
+  if (!st.ping_unanswered && is_up(st.conn)) {
+    st.ping_unanswered = true;
+    send_message(self, wire::ping{++st.ping_nonce});
+    flush_output(self);
+  }
+  arm_liveness(self, std::min(ping_after, timeout - quiet));
+}
+
 // -- the connection ------------------------------------------------------------------------------
 
 /// TLS is up: say hello and do what this state connected for.
@@ -769,6 +834,7 @@ void on_activated(server_actor* self) {
   st.ctx->counters.handshake_latency.record(since<steady_clock>(st.handshake_started));
   if (auto info = st.tls->handshake(); info && info->resumed) st.ctx->counters.resumed_handshakes++;
   st.rec.last_seen_ms = st.ctx->now_ms();
+  watch_liveness(self);
   auto version = offered_version(st.rec);
   send_message(self, wire::hello{version, version, st.ctx->manager_subject});
   st.role->on_up(self);
@@ -1028,6 +1094,7 @@ caf::message_handler shared_handlers(server_actor* self) {
       [=](bytes_atom, caf::io::connection_handle, const std::vector<char>&) {},
       [=](disconnected_atom, caf::io::connection_handle) {},
       [=](deadline_atom, uint64_t) {},
+      [=](liveness_atom, uint64_t) {},
       [=](retry_atom, uint64_t) {},
       [=](collect_atom, uint64_t) {},
       [=](rotation_atom) {},
@@ -1045,6 +1112,7 @@ caf::message_handler link_handlers(server_actor* self) {
           ::close(fd);
           return;
         }
+        apply_peer_socket_options(fd, st.ctx->cfg.daemon);
         self->send(st.ctx->broker, adopt_atom::value, fd, caf::actor_cast<caf::actor>(self));
       },
       [=](connect_failed_atom, uint64_t gen, const std::string& why) {
@@ -1063,6 +1131,7 @@ caf::message_handler link_handlers(server_actor* self) {
       [=](bytes_atom, caf::io::connection_handle hdl, const std::vector<char>& buf) {
         auto& st = self->state;
         if (!st.hdl || *st.hdl != hdl || !st.tls) return;
+        heard_from_server(self);
         auto err = st.tls->received(reinterpret_cast<const uint8_t*>(buf.data()), buf.size());
         pump_tls(self, err);
       },
@@ -1083,6 +1152,7 @@ caf::message_handler link_handlers(server_actor* self) {
       [=](retry_atom, uint64_t gen) {
         if (gen == self->state.generation) start_connect(self);
       },
+      [=](liveness_atom, uint64_t gen) { check_liveness(self, gen); },
   };
 }
 
