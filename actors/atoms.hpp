@@ -89,6 +89,11 @@ struct storage_status {
   /// When the trusted server collected least recently was last collected (added, when never);
   /// 0 when no server is trusted.
   int64_t oldest_collection_ms = 0;
+  /// Pinned server certificates within identity.renewal_warning_days of their notAfter, those
+  /// already past it included.
+  size_t certificates_expiring = 0;
+  /// The earliest notAfter of a pinned server certificate (Unix ms); 0 when none is known.
+  int64_t earliest_certificate_not_after_ms = 0;
 };
 
 /// An in-process subscriber as the bus holds it.

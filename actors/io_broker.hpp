@@ -23,8 +23,11 @@
 
 namespace certfleet {
 
-/// 16 KiB matches one TLS record, so a read never splits more than it must.
-inline constexpr size_t default_read_chunk = 16384;
+/// The most one read of a connection takes from its socket. CAF keeps a buffer of this size for
+/// every open connection, so it is most of the broker's memory per connected server: 4 KiB holds a
+/// whole handshake flight and a typical inventory in one read; a larger record (at most 16 KiB)
+/// arrives in a few reads, each handed to the server actor as it comes.
+inline constexpr size_t default_read_chunk = 4096;
 
 /// The broker's behavior; spawn with
 /// `system.middleman().spawn_broker(io_broker, default_read_chunk)`. (The argument also avoids a

@@ -71,6 +71,10 @@ struct status_view {
   std::string manager_not_after;
   int64_t manager_days_left = 0;     // whole days to notAfter; negative once expired
   bool manager_renewal_due = false;  // within identity.renewal_warning_days of notAfter
+  /// Pinned server certificates within identity.renewal_warning_days of their notAfter (those
+  /// already past it included), and the earliest notAfter of any (Unix ms, 0 when none).
+  size_t server_certificates_expiring = 0;
+  int64_t server_certificate_earliest_not_after_ms = 0;
 };
 
 /// A manager certificate rotation as `certfleet cert status` shows it (docs/lifecycle.md).

@@ -31,23 +31,31 @@ struct storage_data {
   context_ptr ctx;
   std::vector<queued_write> queue;
   bool flush_scheduled = false;
-  // Trusted servers -> when each was last collected (added, when never), for `status`. Read from
-  // the store at the first status request, then kept current by the writes that pass here.
-  std::unordered_map<std::string, int64_t> last_collection;
-  bool last_collection_loaded = false;
+  // What `status` summarises per server: when a trusted server was last collected (added, when
+  // never) and when its pinned certificate expires; 0 where it does not apply. Read from the
+  // store at the first status request, then kept current by the writes that pass here.
+  struct status_entry {
+    int64_t last_collection_ms = 0;
+    int64_t certificate_not_after_ms = 0;
+  };
+  std::unordered_map<std::string, status_entry> status_entries;
+  bool status_entries_loaded = false;
   static inline const char* name = "certfleet.storage";
 };
 
 using storage_actor = caf::stateful_actor<storage_data>;
 
-/// Keeps `last_collection` current with a record being written.
+/// Keeps `status_entries` current with a record being written.
 void note(storage_data& st, const server_record& rec) {
-  if (!st.last_collection_loaded) return;
+  if (!st.status_entries_loaded) return;
+  storage_data::status_entry e;
   if (rec.state == server_state::trusted)
-    st.last_collection[rec.id] =
-        rec.last_collection_ms > 0 ? rec.last_collection_ms : rec.created_ms;
+    e.last_collection_ms = rec.last_collection_ms > 0 ? rec.last_collection_ms : rec.created_ms;
+  if (rec.pinned) e.certificate_not_after_ms = rec.certificate_not_after_ms;
+  if (e.last_collection_ms == 0 && e.certificate_not_after_ms == 0)
+    st.status_entries.erase(rec.id);
   else
-    st.last_collection.erase(rec.id);
+    st.status_entries[rec.id] = e;
 }
 
 /// Records how long one write to the store took.
@@ -62,8 +70,8 @@ auto timed_write(storage_data& st, F&& write) {
 }
 
 storage_status read_status(storage_data& st) {
-  if (!st.last_collection_loaded) {
-    st.last_collection_loaded = true;
+  if (!st.status_entries_loaded) {
+    st.status_entries_loaded = true;
     auto err = st.ctx->store->for_each_server([&](const server_record& rec) {
       note(st, rec);
       return true;
@@ -72,9 +80,19 @@ storage_status read_status(storage_data& st) {
   }
   storage_status s;
   s.credentials_retained = st.ctx->store->credential_ids().size();
-  for (const auto& entry : st.last_collection)
-    if (s.oldest_collection_ms == 0 || entry.second < s.oldest_collection_ms)
-      s.oldest_collection_ms = entry.second;
+  auto warning_from =
+      st.ctx->now_ms() + int64_t{st.ctx->cfg.identity.renewal_warning_days} * 24 * 3600 * 1000;
+  for (const auto& [id, e] : st.status_entries) {
+    if (e.last_collection_ms > 0 &&
+        (s.oldest_collection_ms == 0 || e.last_collection_ms < s.oldest_collection_ms))
+      s.oldest_collection_ms = e.last_collection_ms;
+    if (e.certificate_not_after_ms > 0) {
+      if (e.certificate_not_after_ms <= warning_from) ++s.certificates_expiring;
+      if (s.earliest_certificate_not_after_ms == 0 ||
+          e.certificate_not_after_ms < s.earliest_certificate_not_after_ms)
+        s.earliest_certificate_not_after_ms = e.certificate_not_after_ms;
+    }
+  }
   return s;
 }
 
@@ -178,7 +196,7 @@ caf::behavior storage(storage_actor* self, context_ptr ctx) {
       [=](remove_atom, const std::string& id,
           std::vector<event_record>& events) -> caf::result<std::vector<event_record>> {
         flush(self);  // earlier writes of the server first
-        self->state.last_collection.erase(id);
+        self->state.status_entries.erase(id);
         auto stored = self->state.ctx->store->remove_server(id, std::move(events));
         if (!stored) return stored.error();
         publish(self, *stored);

@@ -26,8 +26,8 @@
 //       credentials are retained (the server actor delegates `show` here)
 //   (list_atom) -> std::vector<server_view>  every stored record and whether its credentials are
 //       retained (the registry adds the live connection state)
-//   (status_atom) -> storage_status  retained credentials and the oldest collection of a trusted
-//       server (actors/atoms.hpp)
+//   (status_atom) -> storage_status  retained credentials, the oldest collection of a trusted
+//       server and the pinned server certificates near expiry (actors/atoms.hpp)
 //   Reads first write the queued batch, so they see every write sent before them.
 //   (trim_events_atom)  applies event_retention_count / event_retention_days (the timer's job)
 //   (stop_atom)  finishes the queued batch, then quits

@@ -262,6 +262,8 @@ caf::result<status_view> status(supervisor_actor* self) {
           [=](const storage_status& stored) mutable {
             auto s = make_status(self);
             s.credentials_retained = stored.credentials_retained;
+            s.server_certificates_expiring = stored.certificates_expiring;
+            s.server_certificate_earliest_not_after_ms = stored.earliest_certificate_not_after_ms;
             if (stored.oldest_collection_ms > 0)
               s.oldest_collection_age_s = std::max<int64_t>(
                   0, (self->state.ctx->now_ms() - stored.oldest_collection_ms) / 1000);

@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "actors/renewal_schedule.hpp"
 #include "control/protocol.hpp"
 
 namespace certfleet::control {
@@ -97,7 +98,13 @@ json status_json(const status_view& s) {
           {"manager_thumbprint", s.manager_thumbprint},
           {"manager_not_after", s.manager_not_after},
           {"manager_days_left", s.manager_days_left},
-          {"manager_renewal_due", s.manager_renewal_due}};
+          {"manager_renewal_due", s.manager_renewal_due},
+          {"server_certificates_expiring", s.server_certificates_expiring},
+          {"server_certificate_earliest_not_after",
+           s.server_certificate_earliest_not_after_ms > 0
+               ? json(iso8601_utc(wall_time{
+                     std::chrono::milliseconds{s.server_certificate_earliest_not_after_ms}}))
+               : json(nullptr)}};
 }
 
 json event_json(const event_record& e) {

@@ -121,6 +121,14 @@ class status_collectable final : public prometheus::Collectable {
                         "Seconds since the trusted server collected least recently was last "
                         "collected (since it was added, if never); 0 when none is trusted.",
                         static_cast<double>(s.oldest_collection_age_s)));
+    out.push_back(gauge("certfleet_server_certificates_expiring",
+                        "Pinned server certificates within identity.renewal_warning_days of "
+                        "their notAfter, expired ones included.",
+                        static_cast<double>(s.server_certificates_expiring)));
+    if (s.server_certificate_earliest_not_after_ms > 0)
+      out.push_back(gauge("certfleet_server_certificate_earliest_expiry_timestamp_seconds",
+                          "The earliest notAfter of a pinned server certificate, Unix time.",
+                          static_cast<double>(s.server_certificate_earliest_not_after_ms / 1000)));
     out.push_back(histogram("certfleet_storage_write_duration_seconds",
                             "One write to the database: a group-committed batch with its fsync, "
                             "or one write to the log.",

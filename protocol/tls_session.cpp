@@ -24,6 +24,11 @@ namespace certfleet {
 
 namespace {
 
+// What Botan reserves up front for a channel's read and write buffers (its default is 10 KiB each,
+// kept for the connection's life). The protocol's records are small, and the buffers grow
+// when a larger one comes, so a connection holds what it has needed rather than the default.
+constexpr size_t reserved_tls_buffer = 1024;
+
 // Hands Botan this endpoint's identity for both roles, trusts no CA (pinning replaces PKIX) and
 // gives a TLS server the shared ticket key so that any connection can resume any other's session.
 class credentials final : public Botan::Credentials_Manager {
@@ -422,7 +427,8 @@ tls_client_session::tls_client_session(identity local, pin_check check,
   s.guarded("handshake", [&] {
     s.channel = std::make_unique<Botan::TLS::Client>(
         s, cache->manager(), s.creds, s.policy, Botan::system_rng(),
-        Botan::TLS::Server_Information(host, port), Botan::TLS::Protocol_Version::TLS_V12);
+        Botan::TLS::Server_Information(host, port), Botan::TLS::Protocol_Version::TLS_V12,
+        std::vector<std::string>{}, reserved_tls_buffer);
   });
 }
 
@@ -433,7 +439,7 @@ tls_server_session::tls_server_session(identity local, pin_check check,
                                          std::move(outputs), std::move(options), "the manager")) {
   auto& s = *impl_;
   s.channel = std::make_unique<Botan::TLS::Server>(s, cache->manager(), s.creds, s.policy,
-                                                   Botan::system_rng());
+                                                   Botan::system_rng(), false, reserved_tls_buffer);
 }
 
 }  // namespace certfleet

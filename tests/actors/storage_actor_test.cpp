@@ -147,6 +147,54 @@ TEST_F(storage_actor_test, reads_answer_as_messages_and_see_every_write_sent_bef
   ctx->bus = nullptr;
 }
 
+TEST_F(storage_actor_test, status_counts_pinned_certificates_near_expiry_and_follows_writes) {
+  make_context();
+  const int64_t now = 1'800'000'000'000;
+  const int64_t day = 24 * 3600 * 1000;
+  ctx->now_ms = [now] { return now; };
+  caf::actor_system_config cfg;
+  caf::actor_system sys{deterministic(cfg)};
+  auto& sched = dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler());
+  ctx->bus = sys.spawn(quiet_bus, 0);
+  auto storage = spawn_storage_actor(sys, ctx, false);
+  // Pinned, expiring in 10 days (inside the default 30-day window); pinned, in 90 days; pinned,
+  // expired yesterday; not pinned, with dates (awaiting validation): not counted.
+  auto pinned = [&](int i, int64_t not_after, server_state state) {
+    auto r = record(i);
+    r.state = state;
+    if (state != server_state::awaiting_validation) r.pinned = thumbprint::of_der({uint8_t(i)});
+    r.certificate_not_after_ms = not_after;
+    return r;
+  };
+  ASSERT_TRUE(ctx->store->put_server(pinned(1, now + 10 * day, server_state::trusted), {}, true));
+  ASSERT_TRUE(ctx->store->put_server(pinned(2, now + 90 * day, server_state::trusted), {}, true));
+  ASSERT_TRUE(
+      ctx->store->put_server(pinned(3, now - day, server_state::certificate_changed), {}, true));
+  ASSERT_TRUE(
+      ctx->store->put_server(pinned(4, now + day, server_state::awaiting_validation), {}, true));
+  storage_status status;
+  auto ask = [&] {
+    caf::scoped_actor self{sys, true};
+    auto pending = self->request(storage, caf::infinite, status_atom::value);
+    sched.run();
+    pending.receive([&](storage_status& s) { status = s; }, [](caf::error&) {});
+  };
+  ask();
+  EXPECT_EQ(status.certificates_expiring, 2u);
+  EXPECT_EQ(status.earliest_certificate_not_after_ms, now - day);
+  // A renewed certificate on server 1 and server 3 removed: nothing is due any more.
+  caf::anon_send(storage, persist_atom::value, pinned(1, now + 400 * day, server_state::trusted),
+                 std::vector<event_record>{});
+  caf::anon_send(storage, remove_atom::value, record(3).id, std::vector<event_record>{});
+  sched.run();
+  ask();
+  EXPECT_EQ(status.certificates_expiring, 0u);
+  EXPECT_EQ(status.earliest_certificate_not_after_ms, now + 90 * day);
+  for (auto* a : {&storage, &ctx->bus}) caf::anon_send_exit(*a, caf::exit_reason::kill);
+  sched.run();
+  ctx->bus = nullptr;
+}
+
 TEST_F(storage_actor_test, writes_without_a_request_are_stored_in_order_without_an_fsync) {
   make_context();
   commit_counter commits;

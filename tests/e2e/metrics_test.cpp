@@ -126,7 +126,8 @@ TEST_F(metrics_endpoint, serves_metrics_that_promtool_accepts) {
         "certfleet_events_written_total", "certfleet_manager_certificate_expiry_timestamp_seconds",
         "certfleet_manager_certificate_renewal_due 0", "certfleet_credentials_retained 0",
         "certfleet_event_subscribers ", "certfleet_storage_write_duration_seconds_bucket",
-        "certfleet_oldest_collection_age_seconds "})
+        "certfleet_oldest_collection_age_seconds ", "certfleet_server_certificates_expiring 0",
+        "certfleet_server_certificate_earliest_expiry_timestamp_seconds "})
     EXPECT_NE(text.find(name), std::string::npos) << name << " missing from\n" << text;
 
   // Collections run every second: the least recently collected server is a few seconds old.

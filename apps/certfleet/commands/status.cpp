@@ -41,6 +41,11 @@ int run_status(const context& ctx) {
                       ? "; renewal due: run 'certfleet cert renew'"
                       : "")
               << ")\n";
+    if (auto n = (*s).value("server_certificates_expiring", int64_t{0}); n > 0)
+      std::cout << "Server certificates: " << n
+                << " expire within the warning window or have expired (earliest notAfter "
+                << str(*s, "server_certificate_earliest_not_after")
+                << "); 'certfleet events --type server_certificate_expiring' lists them\n";
     const auto& errors = (*s)["last_errors"];
     if (errors.is_array() && !errors.empty()) {
       std::cout << "Last errors (newest first):\n";
