@@ -64,6 +64,8 @@ struct server_data {
   /// The role of the connection in the current state; nullptr when the state does not connect.
   const link_role* role = nullptr;
   link conn = link::idle;
+  // A ping went out since the server was last heard from (beside `conn`: no extra memory).
+  bool ping_unanswered = false;
   // The current connection attempt; messages about older attempts are ignored.
   uint64_t generation = 0;
   std::optional<caf::io::connection_handle> hdl;
@@ -83,11 +85,8 @@ struct server_data {
   // For the latency histograms in `status`.
   steady_clock::time_point handshake_started;
   steady_clock::time_point collect_sent;
-  // Liveness (watch_liveness): when the server was last heard from, on the actor clock, and
-  // whether a ping went out since.
+  // Liveness (watch_liveness): when the server was last heard from, on the actor clock.
   caf::actor_clock::time_point last_heard;
-  bool ping_unanswered = false;
-  uint64_t ping_nonce = 0;
   static inline const char* name = "certfleet.server";
 };
 
@@ -815,7 +814,7 @@ void check_liveness(server_actor* self, uint64_t gen) {
   // not know this manager yet refuses anything else (docs/protocol.md, "Liveness").
   if (!st.ping_unanswered && is_up(st.conn)) {
     st.ping_unanswered = true;
-    send_message(self, wire::ping{++st.ping_nonce});
+    send_message(self, wire::ping{st.generation});
     flush_output(self);
   }
   arm_liveness(self, std::min(ping_after, timeout - quiet));
