@@ -464,6 +464,12 @@ const std::vector<key_rule>& key_table() {
           "daemon.request_timeout_ms",
           "Deadline of one control request inside the daemon, in milliseconds.", 100, 600000,
           [](auto& s) -> auto& { return s.daemon.request_timeout_ms; }),
+      integer_key(
+          "daemon.peer_timeout_s",
+          "Seconds without any data from a connected server after which its connection is "
+          "declared dead (half-open, or the server stopped) and reconnected; the manager pings a "
+          "quiet server after a third of this, and it is the TCP_USER_TIMEOUT of its sockets.",
+          3, 3600, [](auto& s) -> auto& { return s.daemon.peer_timeout_s; }),
       listen_address_key(
           "metrics.listen",
           "Where the Prometheus endpoint (/metrics) listens, as IP:PORT; empty means off. Keep it "
@@ -504,31 +510,37 @@ const std::vector<cross_rule>& cross_rules() {
 
 // Optimal string alignment distance: a swapped pair of letters, the commonest typo, costs one.
 size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
-  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
-  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  // One allocation for the whole table: this runs against every known name.
+  const size_t width = b.size() + 1;
+  std::vector<size_t> table((a.size() + 1) * width);
+  auto d = [&](size_t i, size_t j) -> size_t& { return table[i * width + j]; };
+  for (size_t i = 0; i <= a.size(); ++i) d(i, 0) = i;
+  for (size_t j = 0; j <= b.size(); ++j) d(0, j) = j;
   for (size_t i = 1; i <= a.size(); ++i) {
     for (size_t j = 1; j <= b.size(); ++j) {
       size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      d(i, j) = std::min({d(i - 1, j) + 1, d(i, j - 1) + 1, d(i - 1, j - 1) + cost});
       if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
-        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+        d(i, j) = std::min(d(i, j), d(i - 2, j - 2) + 1);
     }
   }
-  return d[a.size()][b.size()];
+  return d(a.size(), b.size());
 }
 
 // Every section name ("identity") and key path: the names a user may write.
-std::vector<std::string> known_names() {
-  std::vector<std::string> names;
-  for (const auto& rule : key_table()) {
-    for (size_t dot = rule.path.find('.'); dot != std::string::npos;
-         dot = rule.path.find('.', dot + 1))
-      names.push_back(rule.path.substr(0, dot));
-    names.push_back(rule.path);
-  }
-  std::sort(names.begin(), names.end());
-  names.erase(std::unique(names.begin(), names.end()), names.end());
+const std::vector<std::string>& known_names() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> out;
+    for (const auto& rule : key_table()) {
+      for (size_t dot = rule.path.find('.'); dot != std::string::npos;
+           dot = rule.path.find('.', dot + 1))
+        out.push_back(rule.path.substr(0, dot));
+      out.push_back(rule.path);
+    }
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+  }();
   return names;
 }
 
@@ -542,6 +554,10 @@ std::optional<std::string> suggestion_for(const std::string& unknown) {
   std::optional<std::string> best;
   size_t best_distance = max_distance + 1;
   for (const auto& name : known_names()) {
+    // The distance is at least the difference in length: a long unknown key (hostile or pasted
+    // by mistake) costs no quadratic work against every name.
+    auto shorter = std::min(unknown.size(), name.size());
+    if (std::max(unknown.size(), name.size()) - shorter > max_distance) continue;
     auto distance = edit_distance(unknown, name);
     if (distance < best_distance) {
       best = name;

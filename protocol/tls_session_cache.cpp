@@ -267,7 +267,13 @@ caf::expected<size_t> tls_session_cache::load_file(const std::filesystem::path& 
     return unusable_session_file(ec::io_error, file,
                                  "could not be read (" + describe(content.error()) + ")");
   }
-  byte_reader r(*content);
+  return load_bytes(content->data(), content->size(), file, sealing);
+}
+
+caf::expected<size_t> tls_session_cache::load_bytes(const uint8_t* data, size_t size,
+                                                    const std::filesystem::path& file,
+                                                    const master_key& sealing) {
+  byte_reader r(data, size);
   uint8_t magic[sizeof session_file_magic];
   uint8_t version = 0;
   uint32_t count = 0;

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -71,6 +72,11 @@ class tls_session_cache {
   /// file is renamed to `file` + ".corrupt" (replacing an older one) so that the next `save`
   /// does not destroy it; the error says where it went.
   caf::expected<size_t> load(const std::filesystem::path& file, const master_key& sealing);
+
+  /// `load` for the `size` bytes at `data`, the content of a file written by `save` already in
+  /// memory: the same checks, the same result and the same errors, naming `file` as the source.
+  caf::expected<size_t> load_bytes(const uint8_t* data, size_t size,
+                                   const std::filesystem::path& file, const master_key& sealing);
 
  private:
   caf::expected<size_t> load_file(const std::filesystem::path& file, const master_key& sealing);

@@ -2,9 +2,12 @@
 # Installs what is missing, builds with warnings as errors, and runs the whole test suite with ctest.
 # Usage: scripts/test.sh [--sanitize]   (--sanitize: the ASan+UBSan build in build-sanitize/)
 # Under CI (CI=true) it first compiles a Release (-O3) and a clang configuration (warning-free, not
-# run: the same sources as the suite), then runs the suite, then the sanitizer build's suite.
+# run: the same sources as the suite), then runs the suite, a 3-second run of every fuzz target
+# (scripts/fuzz.sh) and the sanitizer build's suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# CI also runs every fuzz target briefly, which needs clang's libFuzzer runtime.
+if [[ "${CI:-}" == true ]]; then export CERTFLEET_WITH_FUZZ=1; fi
 scripts/install-deps.sh
 # Object files are shared between checkouts of the project on this machine (CI clones afresh).
 export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD}
@@ -25,6 +28,10 @@ if [[ "${CI:-}" == true && "${1:-}" != --sanitize ]]; then
 fi
 run_suite "$@"
 if [[ "${CI:-}" == true && "${1:-}" != --sanitize ]]; then
+  echo "== CI: a bounded run of every fuzz target: scripts/fuzz.sh 3"
+  SECONDS=0
+  CERTFLEET_FUZZ_JOBS=$(nproc) scripts/fuzz.sh 3
+  echo "== CI: fuzz targets built and run in ${SECONDS}s"
   echo "== CI: the same suite under AddressSanitizer + UndefinedBehaviorSanitizer"
   run_suite --sanitize
 fi

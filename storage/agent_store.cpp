@@ -7,82 +7,22 @@
 #include <rocksdb/write_batch.h>
 
 #include "common/fs.hpp"
+#include "storage/agent_records.hpp"
 #include "storage/damage_check.hpp"
 #include "storage/rocksdb_logger.hpp"
 
 namespace certfleet {
 
-namespace {
-
-// Key layout (the first byte names the table):
-//   'm' | be32 endpoint | 32-byte thumbprint  -> be64 registered ms | manager name
-//   'c' | be32 endpoint | 32-byte thumbprint  -> the manager's certificate (DER), when known
-//   'v' | name | 0x00 | be32 endpoint         -> value (name first: one prefix scan per name)
-//   'x' | key                                 -> meta value
-constexpr char tag_manager = 'm';
-constexpr char tag_manager_certificate = 'c';
-constexpr char tag_value = 'v';
-constexpr char tag_meta = 'x';
-
-void append_be32(std::string& s, uint32_t v) {
-  for (int shift = 24; shift >= 0; shift -= 8) s.push_back(static_cast<char>((v >> shift) & 0xff));
-}
-
-uint32_t read_be32(const char* p) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v = (v << 8) | static_cast<uint8_t>(p[i]);
-  return v;
-}
-
-std::string manager_prefix(uint32_t endpoint) {
-  std::string k(1, tag_manager);
-  append_be32(k, endpoint);
-  return k;
-}
-
-std::string manager_key(uint32_t endpoint, const thumbprint& t) {
-  auto k = manager_prefix(endpoint);
-  k.append(reinterpret_cast<const char*>(t.bytes().data()), t.bytes().size());
-  return k;
-}
-
-std::string manager_certificate_key(uint32_t endpoint, const thumbprint& t) {
-  auto k = manager_key(endpoint, t);
-  k[0] = tag_manager_certificate;
-  return k;
-}
-
-std::string value_prefix(const std::string& name) {
-  std::string k(1, tag_value);
-  k += name;
-  k.push_back('\0');
-  return k;
-}
-
-std::string encode_manager(const manager_record& r) {
-  std::string v;
-  auto ms = static_cast<uint64_t>(r.registered_unix_ms);
-  append_be32(v, static_cast<uint32_t>(ms >> 32));
-  append_be32(v, static_cast<uint32_t>(ms & 0xffffffffu));
-  v += r.manager_name;
-  return v;
-}
-
-bool decode_manager(const rocksdb::Slice& key, const rocksdb::Slice& value, uint32_t& endpoint,
-                    manager_record& r) {
-  if (key.size() != 1 + 4 + thumbprint::size || value.size() < 8) return false;
-  endpoint = read_be32(key.data() + 1);
-  auto t =
-      thumbprint::from_bytes(reinterpret_cast<const uint8_t*>(key.data() + 5), thumbprint::size);
-  if (!t) return false;
-  r.manager_thumbprint = *t;
-  uint64_t ms = (uint64_t{read_be32(value.data())} << 32) | read_be32(value.data() + 4);
-  r.registered_unix_ms = static_cast<int64_t>(ms);
-  r.manager_name.assign(value.data() + 8, value.size() - 8);
-  return true;
-}
-
-}  // namespace
+using storage_detail::decode_manager;
+using storage_detail::decode_value_key;
+using storage_detail::encode_manager;
+using storage_detail::manager_certificate_key;
+using storage_detail::manager_key;
+using storage_detail::manager_prefix;
+using storage_detail::tag_manager;
+using storage_detail::tag_meta;
+using storage_detail::value_key;
+using storage_detail::value_prefix;
 
 struct agent_store::impl {
   std::filesystem::path dir;
@@ -212,7 +152,8 @@ caf::expected<std::vector<manager_record>> agent_store::managers(uint32_t endpoi
                          [&](const rocksdb::Slice& k, const rocksdb::Slice& v) {
                            uint32_t ep = 0;
                            manager_record r;
-                           if (decode_manager(k, v, ep, r)) out.push_back(std::move(r));
+                           if (decode_manager(k.ToStringView(), v.ToStringView(), ep, r))
+                             out.push_back(std::move(r));
                          });
   if (err) return err;
   return out;
@@ -224,25 +165,19 @@ caf::error agent_store::for_each_manager(
                      [&](const rocksdb::Slice& k, const rocksdb::Slice& v) {
                        uint32_t ep = 0;
                        manager_record r;
-                       if (decode_manager(k, v, ep, r)) fn(ep, r);
+                       if (decode_manager(k.ToStringView(), v.ToStringView(), ep, r)) fn(ep, r);
                      });
 }
 
 caf::error agent_store::put_values(const std::vector<endpoint_value>& values, bool sync) {
   rocksdb::WriteBatch batch;
-  for (const auto& v : values) {
-    auto key = value_prefix(v.name);
-    append_be32(key, v.endpoint);
-    batch.Put(key, v.value);
-  }
+  for (const auto& v : values) batch.Put(value_key(v.endpoint, v.name), v.value);
   return impl_->write(batch, sync, "store endpoint state");
 }
 
 caf::expected<std::optional<std::string>> agent_store::get_value(uint32_t endpoint,
                                                                  const std::string& name) const {
-  auto key = value_prefix(name);
-  append_be32(key, endpoint);
-  return impl_->get(key, "read endpoint state '" + name + "'");
+  return impl_->get(value_key(endpoint, name), "read endpoint state '" + name + "'");
 }
 
 caf::error agent_store::for_each_value(
@@ -250,8 +185,8 @@ caf::error agent_store::for_each_value(
   auto prefix = value_prefix(name);
   return impl_->scan(prefix, "read endpoint state '" + name + "'",
                      [&](const rocksdb::Slice& k, const rocksdb::Slice& v) {
-                       if (k.size() != prefix.size() + 4) return;
-                       fn(read_be32(k.data() + prefix.size()), v.ToString());
+                       if (auto endpoint = decode_value_key(k.ToStringView(), prefix))
+                         fn(*endpoint, v.ToString());
                      });
 }
 

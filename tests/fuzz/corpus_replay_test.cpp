@@ -52,6 +52,10 @@ TEST(fuzz_corpus_replay, records_decode_canonically_or_fail_as_corrupt_data) {
   replay_corpus("records", fuzz::records);
 }
 
+TEST(fuzz_corpus_replay, agent_records_decode_canonically_or_are_refused) {
+  replay_corpus("agent_records", fuzz::agent_records);
+}
+
 TEST(fuzz_corpus_replay, hostile_sealed_blobs_fail_as_tampered) {
   test::temp_dir dir;
   auto key = master_key::create(dir.path() / "master.key");
@@ -64,6 +68,24 @@ TEST(fuzz_corpus_replay, hostile_sealed_blobs_fail_as_tampered) {
 
 namespace certfleet {
 namespace {
+
+// Writes the seeds (CERTFLEET_WRITE_CORPUS=1) or checks they are what the encoders make now.
+void check_seeds(const std::string& target,
+                 const std::vector<std::pair<std::string, std::vector<uint8_t>>>& seeds) {
+  const char* write = std::getenv("CERTFLEET_WRITE_CORPUS");
+  for (const auto& [name, bytes] : seeds) {
+    auto path = corpus_root / target / name;
+    if (write != nullptr && std::string{write} == "1") {
+      fs::create_directories(path.parent_path());
+      std::ofstream out(path, std::ios::binary | std::ios::trunc);
+      out.write(reinterpret_cast<const char*>(bytes.data()),
+                static_cast<std::streamsize>(bytes.size()));
+    }
+    ASSERT_TRUE(fs::exists(path)) << path << " is missing; run with CERTFLEET_WRITE_CORPUS=1";
+    EXPECT_EQ(read_all(path), bytes)
+        << path << " is stale; regenerate with CERTFLEET_WRITE_CORPUS=1";
+  }
+}
 
 // Seeds for the records target: the first byte picks the decoder (0 server, 1 event).
 TEST(fuzz_corpus_replay, the_records_corpus_holds_current_encodings) {
@@ -92,19 +114,33 @@ TEST(fuzz_corpus_replay, the_records_corpus_holds_current_encodings) {
   auto truncated = server_bytes;
   truncated.resize(truncated.size() / 2);
   seeds.emplace_back("server_truncated.bin", truncated);
-  const char* write = std::getenv("CERTFLEET_WRITE_CORPUS");
-  for (const auto& [name, bytes] : seeds) {
-    auto path = corpus_root / "records" / name;
-    if (write != nullptr && std::string{write} == "1") {
-      fs::create_directories(path.parent_path());
-      std::ofstream out(path, std::ios::binary | std::ios::trunc);
-      out.write(reinterpret_cast<const char*>(bytes.data()),
-                static_cast<std::streamsize>(bytes.size()));
-    }
-    ASSERT_TRUE(fs::exists(path)) << path << " is missing; run with CERTFLEET_WRITE_CORPUS=1";
-    EXPECT_EQ(read_all(path), bytes)
-        << path << " is stale; regenerate with CERTFLEET_WRITE_CORPUS=1";
-  }
+  check_seeds("records", seeds);
+}
+
+// Seeds for the agent_records target (the layout is in tests/fuzz/targets.hpp): a manager key and
+// value as agent_store writes them, one without a name, and a named value's key.
+TEST(fuzz_corpus_replay, the_agent_records_corpus_holds_current_encodings) {
+  namespace sd = storage_detail;
+  auto t = thumbprint::parse(std::string(64, 'a'));
+  ASSERT_TRUE(t);
+  auto seed = [](uint8_t mode, const std::string& first, const std::string& rest) {
+    std::vector<uint8_t> b{mode, static_cast<uint8_t>(first.size())};
+    b.insert(b.end(), first.begin(), first.end());
+    b.insert(b.end(), rest.begin(), rest.end());
+    return b;
+  };
+  manager_record m;
+  m.manager_thumbprint = *t;
+  m.manager_name = "manager-1";
+  m.registered_unix_ms = 1700000000000;
+  manager_record unnamed = m;
+  unnamed.manager_name.clear();
+  std::vector<std::pair<std::string, std::vector<uint8_t>>> seeds;
+  seeds.emplace_back("manager.bin", seed(0, sd::manager_key(7, *t), sd::encode_manager(m)));
+  seeds.emplace_back("manager_unnamed.bin",
+                     seed(0, sd::manager_key(0, *t), sd::encode_manager(unnamed)));
+  seeds.emplace_back("value_key.bin", seed(1, "identity", sd::value_key(42, "identity")));
+  check_seeds("agent_records", seeds);
 }
 
 }  // namespace

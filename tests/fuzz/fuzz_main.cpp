@@ -32,16 +32,6 @@ const certfleet::master_key& fuzz_key() {
   return *key;
 }
 
-// Where the tls_sessions target writes each input: a fresh directory per process.
-const std::filesystem::path& session_file() {
-  static const std::filesystem::path* file = [] {
-    char dir[] = "/tmp/certfleet-fuzz-sessions-XXXXXX";
-    if (::mkdtemp(dir) == nullptr) std::abort();
-    return new std::filesystem::path(std::filesystem::path(dir) / "tls-sessions");
-  }();
-  return *file;
-}
-
 std::string run(const uint8_t* data, size_t size) {
   const std::string target = CERTFLEET_STR(CERTFLEET_FUZZ_TARGET);
   if (target == "control_request") return certfleet::fuzz::control_request(data, size);
@@ -50,9 +40,9 @@ std::string run(const uint8_t* data, size_t size) {
   if (target == "records") return certfleet::fuzz::records(data, size);
   if (target == "sealed") return certfleet::fuzz::sealed(fuzz_key(), data, size);
   if (target == "manifest") return certfleet::fuzz::manifest(data, size);
-  if (target == "tls_sessions")
-    return certfleet::fuzz::tls_sessions(fuzz_key(), session_file(), data, size);
+  if (target == "tls_sessions") return certfleet::fuzz::tls_sessions(fuzz_key(), data, size);
   if (target == "agent_state") return certfleet::fuzz::agent_state(data, size);
+  if (target == "agent_records") return certfleet::fuzz::agent_records(data, size);
   std::fprintf(stderr, "unknown fuzz target %s\n", target.c_str());
   std::abort();
 }

@@ -46,9 +46,8 @@ TEST(fuzz_state_corpus_replay, tls_session_files_load_or_fail_adding_nothing) {
   test::temp_dir dir;
   auto key = master_key::create(dir.path() / "master.key");
   ASSERT_TRUE(key);
-  replay_corpus("tls_sessions", [&](const uint8_t* d, size_t n) {
-    return fuzz::tls_sessions(*key, dir.path() / "tls-sessions", d, n);
-  });
+  replay_corpus("tls_sessions",
+                [&](const uint8_t* d, size_t n) { return fuzz::tls_sessions(*key, d, n); });
 }
 
 TEST(fuzz_state_corpus_replay, agent_state_files_load_and_round_trip_or_fail_as_corrupt_data) {

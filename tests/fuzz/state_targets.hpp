@@ -5,8 +5,6 @@
 // fuzz_state_corpus_tests.
 #pragma once
 
-#include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -73,10 +71,10 @@ inline std::string manifest(const uint8_t* data, size_t size) {
 
 // The first byte picks the mode: even, the rest is a whole session file; odd, the rest is the
 // content of one session, sealed correctly under `key` into a well-formed file, so that the
-// session decoder behind the seal is reached too. Loading must add sessions or fail with one of
-// its documented errors, adding nothing.
-inline std::string tls_sessions(const master_key& key, const std::filesystem::path& file,
-                                const uint8_t* data, size_t size) {
+// session decoder behind the seal is reached too. Loading (from memory: `load` reads the file and
+// decodes it the same way) must add sessions or fail with one of its documented errors, adding
+// nothing.
+inline std::string tls_sessions(const master_key& key, const uint8_t* data, size_t size) {
   if (size == 0) return {};
   std::vector<uint8_t> bytes;
   if (data[0] & 1) {
@@ -94,15 +92,8 @@ inline std::string tls_sessions(const master_key& key, const std::filesystem::pa
   } else {
     bytes.assign(data + 1, data + size);
   }
-  {
-    // A plain write: an fsync per input would slow the fuzzer down a hundredfold.
-    std::ofstream out(file, std::ios::binary | std::ios::trunc);
-    out.write(reinterpret_cast<const char*>(bytes.data()),
-              static_cast<std::streamsize>(bytes.size()));
-    if (!out) return "cannot write the fuzz input to " + file.string();
-  }
   tls_session_cache cache(16);
-  auto loaded = cache.load(file, key);
+  auto loaded = cache.load_bytes(bytes.data(), bytes.size(), "fuzz/tls-sessions", key);
   if (!loaded) {
     auto code = code_of(loaded.error());
     if (code != ec::corrupt_data && code != ec::tampered)

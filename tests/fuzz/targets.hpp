@@ -7,19 +7,23 @@
 //
 // Targets: control_request (control socket request lines and host:port addresses), config (the TOML
 // settings loader), thumbprint (user-typed SHA-256 and SHA-1 thumbprints), records (the stored
-// server and event records) and sealed (sealed credential blobs opened with a key). The frame and
+// server and event records), sealed (sealed credential blobs opened with a key) and agent_records
+// (the agent database's manager records and value keys, storage/agent_records.hpp). The frame and
 // message decoder has its own target (protocol_fuzz.cpp, replay.hpp).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config/settings.hpp"
 #include "control/protocol.hpp"
 #include "crypto/sealing.hpp"
 #include "crypto/thumbprint.hpp"
+#include "storage/agent_records.hpp"
 #include "storage/records.hpp"
 
 namespace certfleet::fuzz {
@@ -111,6 +115,46 @@ inline std::string sealed(const master_key& key, const uint8_t* data, size_t siz
   auto opened = open(key, "s-1", blob);
   if (opened) return "a blob from hostile bytes opened";
   if (code_of(opened.error()) != ec::tampered) return "a hostile blob failed, but not as tampered";
+  return {};
+}
+
+// The agent database's records, as read back from RocksDB. The first byte picks the table (even: a
+// manager key and its value; odd: a named value's key), the second the length of the first part
+// (the key, or the value's name), and the rest is split there. What decodes must encode back to
+// the same key and value; what is refused must not have the layout of a record.
+inline std::string agent_records(const uint8_t* data, size_t size) {
+  namespace sd = storage_detail;
+  if (size < 2) return {};
+  auto first_len = std::min<size_t>(data[1], size - 2);
+  std::string_view first(reinterpret_cast<const char*>(data + 2), first_len);
+  std::string_view rest(reinterpret_cast<const char*>(data + 2 + first_len), size - 2 - first_len);
+  if ((data[0] & 1) == 0) {
+    uint32_t endpoint = 0;
+    manager_record r;
+    if (!sd::decode_manager(first, rest, endpoint, r)) {
+      if (first.size() == 1 + 4 + thumbprint::size && first[0] == sd::tag_manager &&
+          rest.size() >= 8)
+        return "a manager record of the right layout was refused";
+      return {};
+    }
+    if (sd::manager_key(endpoint, r.manager_thumbprint) != first)
+      return "a decoded manager key does not encode back to the same bytes";
+    if (sd::encode_manager(r) != rest)
+      return "a decoded manager value does not encode back to the same bytes";
+    if (first.substr(0, 5) != sd::manager_prefix(endpoint))
+      return "a decoded manager key is not under its endpoint's prefix";
+    return {};
+  }
+  std::string name(first);
+  auto prefix = sd::value_prefix(name);
+  auto endpoint = sd::decode_value_key(rest, prefix);
+  if (!endpoint) {
+    if (rest.size() == prefix.size() + 4 && rest.substr(0, prefix.size()) == prefix)
+      return "a value key of the right layout was refused";
+    return {};
+  }
+  if (sd::value_key(*endpoint, name) != rest)
+    return "a decoded value key does not encode back to the same bytes";
   return {};
 }
 

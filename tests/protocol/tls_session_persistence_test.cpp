@@ -151,6 +151,22 @@ TEST_F(session_persistence, a_saved_session_loaded_into_a_fresh_cache_resumes) {
   EXPECT_TRUE(again.resumed);
 }
 
+TEST_F(session_persistence, a_session_file_already_in_memory_loads_as_the_file_does) {
+  auto first_run = fresh_cache();
+  ASSERT_TRUE(connect(first_run).active);
+  ASSERT_FALSE(first_run->save(file_, key_));
+  auto bytes = file_bytes(file_);
+
+  auto truncated = fresh_cache();
+  expect_unusable(truncated->load_bytes(bytes.data(), bytes.size() - 1, file_, key_),
+                  ec::corrupt_data, *truncated);
+  auto second_run = fresh_cache();
+  auto loaded = second_run->load_bytes(bytes.data(), bytes.size(), file_, key_);
+  ASSERT_TRUE(loaded) << describe(loaded.error());
+  EXPECT_EQ(*loaded, 1u);
+  EXPECT_TRUE(connect(second_run).resumed);
+}
+
 TEST_F(session_persistence, without_the_file_a_restarted_manager_does_a_full_handshake) {
   ASSERT_TRUE(connect(fresh_cache()).active);
   auto second_run = fresh_cache();
