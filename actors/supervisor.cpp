@@ -15,6 +15,7 @@
 #include "actors/server_actor.hpp"
 #include "common/address.hpp"
 #include "common/failpoint.hpp"
+#include "protocol/session_forget.hpp"
 
 namespace certfleet {
 namespace {
@@ -189,6 +190,10 @@ void add_servers(supervisor_actor* self, const add_server_requests& reqs,
                         const auto& rec = records[k];
                         spdlog::info("server {} ({}) added", rec.id,
                                      format_address(rec.host, rec.port));
+                        // A session kept for this address belongs to a removed server and to
+                        // whatever identity it had then: resuming it would skip the certificate
+                        // the new server presents.
+                        forget_client_session(*self->state.ctx->sessions, rec.host, rec.port);
                         spawn_server(self, rec);
                         server_view v;
                         v.record = rec;

@@ -6,6 +6,9 @@
 #include <mutex>
 #include <vector>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
 
@@ -71,6 +74,19 @@ std::string advice(const fs::path& dir) {
          "backup and start again (docs/storage.md, \"Damaged files\")";
 }
 
+// Whether another process holds RocksDB's lock on the database: it is open and being written, so
+// files may come and go under a check, and the open that follows says the database is in use.
+bool locked_by_another_process(const fs::path& dir) {
+  int fd = ::open((dir / "LOCK").c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct flock probe {};
+  probe.l_type = F_WRLCK;
+  probe.l_whence = SEEK_SET;
+  bool locked = ::fcntl(fd, F_GETLK, &probe) == 0 && probe.l_type != F_UNLCK;
+  ::close(fd);
+  return locked;
+}
+
 }  // namespace
 
 caf::error describe_damage(const rocksdb::Status& s, const fs::path& dir, const std::string& what) {
@@ -99,6 +115,7 @@ caf::error check_before_open(const rocksdb::DBOptions& options, const fs::path& 
                                             "found (it names the MANIFEST that lists them)" +
                                             advice(dir));
   }
+  if (locked_by_another_process(dir)) return {};
   auto recorder = std::make_shared<warning_recorder>();
   rocksdb::DBOptions o = options;
   o.info_log = recorder;
@@ -125,8 +142,9 @@ caf::error check_before_open(const rocksdb::DBOptions& options, const fs::path& 
     db->Close();
   }
   if (s.ok()) return {};
-  if (!s.IsCorruption() && !s.IsPathNotFound() && !s.IsNotFound()) {
-    // Not damage (permissions, say): the read-write open that follows reports it in its words.
+  if (!s.IsCorruption()) {
+    // Not damage (permissions, a file a concurrent writer in this process deleted): the
+    // read-write open that follows reports it in its words.
     return {};
   }
   if (first_path_in(s.ToString(), dir).empty()) {

@@ -281,6 +281,7 @@ TEST_F(damaged_state, a_damaged_agent_database_stops_the_agent_naming_the_file) 
   ASSERT_FALSE(logs.empty());
   auto log_file = logs.back();
   ASSERT_GT(fs::file_size(log_file), 20u);
+  const auto original_log = read_all(log_file);
   overwrite(log_file, 12, "XXXX");
   auto before = snapshot(agent_state / "db");
 
@@ -292,6 +293,16 @@ TEST_F(damaged_state, a_damaged_agent_database_stops_the_agent_naming_the_file) 
   EXPECT_NE(text.find(log_file.string()), std::string::npos) << text;
   EXPECT_NE(text.find("checksum mismatch"), std::string::npos) << text;
   EXPECT_TRUE(snapshot(agent_state / "db") == before) << "the agent changed its damaged database";
+
+  // Its other files are named too: the accounts file, cut short.
+  write_all(log_file, original_log);
+  auto accounts = agent_state / "accounts.json";
+  write_all(accounts, read_all(accounts).substr(0, 1));
+  auto again = start_agent("agent-accounts.log");
+  ASSERT_TRUE(wait_until([&] { return !again->running(); }, 30s)) << again->log();
+  status = again->stop();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == exit_storage) << again->log();
+  EXPECT_NE(again->log().find(accounts.string()), std::string::npos) << again->log();
 }
 
 /// A fleet the daemon trusts, for the TLS session file.
