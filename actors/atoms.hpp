@@ -28,6 +28,7 @@ using connect_atom = caf::atom_constant<caf::atom("connect")>;
 using connected_atom = caf::atom_constant<caf::atom("connected")>;
 using connect_failed_atom = caf::atom_constant<caf::atom("connfail")>;
 using deadline_atom = caf::atom_constant<caf::atom("deadline")>;
+using liveness_atom = caf::atom_constant<caf::atom("liveness")>;
 using collect_atom = caf::atom_constant<caf::atom("collect")>;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
 using slot_atom = caf::atom_constant<caf::atom("slot")>;

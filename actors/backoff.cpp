@@ -34,7 +34,9 @@ void reconnect_backoff::reset() {
 }
 
 bool connectivity_limiter::up(int64_t now_ms) {
-  while (!recorded_.empty() && now_ms - recorded_.front() >= window_.count()) recorded_.pop_front();
+  auto expired = std::find_if(recorded_.begin(), recorded_.end(),
+                              [&](int64_t t) { return now_ms - t < window_.count(); });
+  recorded_.erase(recorded_.begin(), expired);
   current_recorded_ = recorded_.size() < max_cycles_;
   if (current_recorded_)
     recorded_.push_back(now_ms);

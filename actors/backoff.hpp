@@ -20,8 +20,8 @@
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <functional>
+#include <vector>
 
 namespace certfleet {
 
@@ -75,7 +75,9 @@ class connectivity_limiter {
  private:
   uint32_t max_cycles_;
   std::chrono::milliseconds window_;
-  std::deque<int64_t> recorded_;  // times of the recorded ups within the window
+  // Times of the recorded ups within the window, oldest first: at most max_cycles_ of them. A
+  // vector, not a deque: every server holds one, and an empty std::deque allocates 576 bytes.
+  std::vector<int64_t> recorded_;
   uint64_t suppressed_ = 0;
   bool current_recorded_ = false;
 };

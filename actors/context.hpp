@@ -104,4 +104,11 @@ std::chrono::milliseconds random_delay(const random_fn& random, std::chrono::mil
 std::chrono::milliseconds backoff_delay(const daemon_settings& cfg, uint32_t attempt,
                                         const random_fn& random);
 
+/// Sets the options of a connection to a server on its connected socket `fd`, before the broker
+/// adopts it: TCP_USER_TIMEOUT = `cfg.peer_timeout_s`, so data the server does not acknowledge
+/// for that long ends the connection in the kernel (docs/protocol.md, "Liveness"). Never fails: a
+/// refused option is logged once per process as a warning (the application ping still detects a
+/// dead server); `fd` stays open and owned by the caller. Thread-safe.
+void apply_peer_socket_options(int fd, const daemon_settings& cfg);
+
 }  // namespace certfleet

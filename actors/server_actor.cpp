@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 #include <caf/all.hpp>
+#include <caf/detail/default_invoke_result_visitor.hpp>
 #include <caf/io/connection_handle.hpp>
 #include <nlohmann/json.hpp>
 
@@ -63,6 +64,8 @@ struct server_data {
   /// The role of the connection in the current state; nullptr when the state does not connect.
   const link_role* role = nullptr;
   link conn = link::idle;
+  // A ping went out since the server was last heard from (beside `conn`: no extra memory).
+  bool ping_unanswered = false;
   // The current connection attempt; messages about older attempts are ignored.
   uint64_t generation = 0;
   std::optional<caf::io::connection_handle> hdl;
@@ -82,6 +85,8 @@ struct server_data {
   // For the latency histograms in `status`.
   steady_clock::time_point handshake_started;
   steady_clock::time_point collect_sent;
+  // Liveness (watch_liveness): when the server was last heard from, on the actor clock.
+  caf::actor_clock::time_point last_heard;
   static inline const char* name = "certfleet.server";
 };
 
@@ -102,6 +107,7 @@ caf::behavior trusted(server_actor* self);
 caf::behavior blocked(server_actor* self);
 void offer_rotation(server_actor* self);
 caf::behavior mismatched(server_actor* self);
+void rest_if_idle(server_actor* self);
 extern const link_role registration_role;
 extern const link_role registering_role;
 extern const link_role trusted_role;
@@ -114,26 +120,23 @@ std::string address_of(const server_record& r) {
   return format_address(r.host, r.port);
 }
 
-/// The behavior of state `s`; also sets the connection role that goes with it.
-caf::behavior behavior_of(server_actor* self, server_state s) {
+/// Sets state `s` and the connection role that goes with it.
+void set_state(server_actor* self, server_state s) {
   auto& st = self->state;
   st.rec.state = s;
+  auto legacy = is_legacy(st.rec);
   switch (s) {
     case server_state::pending_registration:
-      st.role = is_legacy(st.rec) ? &legacy_registration_role : &registration_role;
-      return pending_registration(self);
+      st.role = legacy ? &legacy_registration_role : &registration_role;
+      return;
     case server_state::registering:
-      st.role = is_legacy(st.rec) ? &legacy_registering_role : &registering_role;
-      return registering(self);
-    case server_state::awaiting_validation:
-      st.role = nullptr;
-      return awaiting_validation(self);
+      st.role = legacy ? &legacy_registering_role : &registering_role;
+      return;
     case server_state::trusted:
-      st.role = is_legacy(st.rec) ? &legacy_trusted_role : &trusted_role;
-      return trusted(self);
+      st.role = legacy ? &legacy_trusted_role : &trusted_role;
+      return;
+    case server_state::awaiting_validation:
     case server_state::certificate_mismatch:
-      st.role = nullptr;
-      return mismatched(self);
     case server_state::certificate_changed:
     case server_state::auth_failed:
     case server_state::reregistration_required:
@@ -141,12 +144,35 @@ caf::behavior behavior_of(server_actor* self, server_state s) {
       break;
   }
   st.role = nullptr;
+}
+
+/// The behavior of the current state.
+caf::behavior behavior_of(server_actor* self) {
+  switch (self->state.rec.state) {
+    case server_state::pending_registration:
+      return pending_registration(self);
+    case server_state::registering:
+      return registering(self);
+    case server_state::awaiting_validation:
+      return awaiting_validation(self);
+    case server_state::trusted:
+      return trusted(self);
+    case server_state::certificate_mismatch:
+      return mismatched(self);
+    case server_state::certificate_changed:
+    case server_state::auth_failed:
+    case server_state::reregistration_required:
+    case server_state::removed:
+      break;
+  }
   return blocked(self);
 }
 
-/// Switches to state `s`; persisting it is the caller's job.
+/// Switches to state `s`; persisting it is the caller's job. Wakes a resting actor.
 void enter(server_actor* self, server_state s) {
-  self->become(behavior_of(self, s));
+  set_state(self, s);
+  self->set_default_handler(caf::print_and_drop);
+  self->become(behavior_of(self));
 }
 
 /// Tells the registry how this server stands, for `list` and `status`.
@@ -252,6 +278,7 @@ void schedule_retry(server_actor* self, const std::string& why) {
               address_of(st.rec), why, delay.count(), attempt);
   report_presence(self);
   self->delayed_send(self, delay, retry_atom::value, st.generation);
+  rest_if_idle(self);
 }
 
 /// Closes the current connection (if any), forgets its TLS session and gives back a held slot.
@@ -287,6 +314,7 @@ void transition(server_actor* self, server_state next, std::vector<event_record>
   persist_durably(self, std::move(events), [=](bool) {
     if (self->state.role == nullptr) drop_connection(self);
     if (then) then();
+    rest_if_idle(self);
   });
 }
 
@@ -434,6 +462,7 @@ void on_registered(server_actor* self, const wire::registered& msg) {
       flush_output(self);
     } else {
       drop_connection(self);
+      rest_if_idle(self);
     }
   });
 }
@@ -731,6 +760,66 @@ const link_role legacy_registering_role{expected_pin, send_legacy_login, legacy_
 const link_role legacy_trusted_role{pinned_pin, send_legacy_login, legacy_trusted_reply,
                                     on_pinned_certificate_changed};
 
+// -- liveness ------------------------------------------------------------------------------------
+
+// clang-format off
+//
+//   TLS up --> quiet (nothing received) --T/3--> ping sent --until T quiet--> dead: closed,
+//                ^                                   |                        connection_down,
+//                +------ anything received ----------+                        reconnect (backoff)
+//
+//   T = daemon.peer_timeout_s; one liveness timer per connection, re-armed when it fires. Pings
+//   only once online: during a registration or login the server's answer is awaited anyway.
+//
+// clang-format on
+
+/// Something arrived from the server: the connection is alive.
+void heard_from_server(server_actor* self) {
+  auto& st = self->state;
+  st.last_heard = self->clock().now();
+  st.ping_unanswered = false;
+}
+
+/// Checks the current connection's liveness `delay` from now.
+void arm_liveness(server_actor* self, caf::actor_clock::duration_type delay) {
+  self->delayed_send(self, delay, liveness_atom::value, self->state.generation);
+}
+
+/// TLS is up: from now on, a server silent for peer_timeout_s is dead.
+void watch_liveness(server_actor* self) {
+  heard_from_server(self);
+  arm_liveness(self, seconds{self->state.ctx->cfg.daemon.peer_timeout_s} / 3);
+}
+
+/// The liveness timer of connection `gen` fired: ping a quiet server, or give up on a silent one.
+void check_liveness(server_actor* self, uint64_t gen) {
+  auto& st = self->state;
+  if (gen != st.generation || !tls_up(st.conn)) return;
+  auto timeout =
+      duration_cast<caf::actor_clock::duration_type>(seconds{st.ctx->cfg.daemon.peer_timeout_s});
+  auto ping_after = timeout / 3;
+  auto quiet = self->clock().now() - st.last_heard;
+  if (quiet >= timeout) {
+    on_connection_failed(self, "no data from the server for " +
+                                   std::to_string(st.ctx->cfg.daemon.peer_timeout_s) +
+                                   " s (daemon.peer_timeout_s): the connection was half-open or "
+                                   "the server stopped; reconnecting");
+    return;
+  }
+  if (quiet < ping_after) {
+    arm_liveness(self, ping_after - quiet);
+    return;
+  }
+  // Before it is online the server is answering a registration or login, and an agent that does
+  // not know this manager yet refuses anything else (docs/protocol.md, "Liveness").
+  if (!st.ping_unanswered && is_up(st.conn)) {
+    st.ping_unanswered = true;
+    send_message(self, wire::ping{st.generation});
+    flush_output(self);
+  }
+  arm_liveness(self, std::min(ping_after, timeout - quiet));
+}
+
 // -- the connection ------------------------------------------------------------------------------
 
 /// TLS is up: say hello and do what this state connected for.
@@ -744,6 +833,7 @@ void on_activated(server_actor* self) {
   st.ctx->counters.handshake_latency.record(since<steady_clock>(st.handshake_started));
   if (auto info = st.tls->handshake(); info && info->resumed) st.ctx->counters.resumed_handshakes++;
   st.rec.last_seen_ms = st.ctx->now_ms();
+  watch_liveness(self);
   auto version = offered_version(st.rec);
   send_message(self, wire::hello{version, version, st.ctx->manager_subject});
   st.role->on_up(self);
@@ -1003,6 +1093,7 @@ caf::message_handler shared_handlers(server_actor* self) {
       [=](bytes_atom, caf::io::connection_handle, const std::vector<char>&) {},
       [=](disconnected_atom, caf::io::connection_handle) {},
       [=](deadline_atom, uint64_t) {},
+      [=](liveness_atom, uint64_t) {},
       [=](retry_atom, uint64_t) {},
       [=](collect_atom, uint64_t) {},
       [=](rotation_atom) {},
@@ -1020,6 +1111,7 @@ caf::message_handler link_handlers(server_actor* self) {
           ::close(fd);
           return;
         }
+        apply_peer_socket_options(fd, st.ctx->cfg.daemon);
         self->send(st.ctx->broker, adopt_atom::value, fd, caf::actor_cast<caf::actor>(self));
       },
       [=](connect_failed_atom, uint64_t gen, const std::string& why) {
@@ -1038,6 +1130,7 @@ caf::message_handler link_handlers(server_actor* self) {
       [=](bytes_atom, caf::io::connection_handle hdl, const std::vector<char>& buf) {
         auto& st = self->state;
         if (!st.hdl || *st.hdl != hdl || !st.tls) return;
+        heard_from_server(self);
         auto err = st.tls->received(reinterpret_cast<const uint8_t*>(buf.data()), buf.size());
         pump_tls(self, err);
       },
@@ -1058,6 +1151,7 @@ caf::message_handler link_handlers(server_actor* self) {
       [=](retry_atom, uint64_t gen) {
         if (gen == self->state.generation) start_connect(self);
       },
+      [=](liveness_atom, uint64_t gen) { check_liveness(self, gen); },
   };
 }
 
@@ -1142,6 +1236,55 @@ caf::behavior blocked(server_actor* self) {
       .or_else(shared_handlers(self));
 }
 
+// -- rest ----------------------------------------------------------------------------------------
+
+/// What a resting server holds instead of its state's behavior: one handler for a message nobody
+/// sends. It captures nothing, so every resting actor shares this one; CAF passes each message it
+/// does not match to the actor's default handler, `wake` (docs/platform.md, "Idle actors").
+const caf::behavior& resting() {
+  using rest_atom = caf::atom_constant<caf::atom("rest")>;
+  static const caf::behavior shared{[](rest_atom) {}};
+  return shared;
+}
+
+/// The default handler of a resting server: rebuilds its state's behavior, hands it the message
+/// exactly as CAF would have (same result visitor, so answers and delegations are unchanged), and
+/// rests again if the message left the server idle.
+caf::result<caf::message> wake(caf::scheduled_actor* ptr, caf::message_view& msg) {
+  auto* self = static_cast<server_actor*>(ptr);
+  // A copy: the handler may switch behavior again while it runs.
+  auto bhvr = behavior_of(self);
+  self->set_default_handler(caf::print_and_drop);
+  self->become(bhvr);
+  caf::detail::default_invoke_result_visitor<caf::scheduled_actor> visitor{self};
+  auto matched = bhvr(visitor, msg.content());
+  rest_if_idle(self);
+  switch (matched) {
+    case caf::match_case::no_match:
+      return caf::print_and_drop(self, msg);
+    case caf::match_case::skip:
+      return caf::skip;
+    default:
+      return caf::delegated<caf::message>{};  // answered (or not) by the visitor
+  }
+}
+
+/// Whether a server with connection `l` can rest: no connection, or only waiting for a handshake
+/// slot (at start, most of a large fleet waits for one).
+bool can_rest(link l) {
+  return l == link::idle || l == link::awaiting_slot;
+}
+
+/// An idle server (no connection: waiting for its retry or its handshake slot, or for an admin in
+/// a state that does not connect) gives up its handlers until its next message. Its state,
+/// connection role and timers stay; only the behavior object goes, which is most of an idle
+/// actor's memory besides CAF's own.
+void rest_if_idle(server_actor* self) {
+  if (!can_rest(self->state.conn)) return;
+  self->become(resting());
+  self->set_default_handler(wake);
+}
+
 caf::behavior server_main(server_actor* self, context_ptr ctx, server_peers peers,
                           server_record rec) {
   auto& st = self->state;
@@ -1155,11 +1298,13 @@ caf::behavior server_main(server_actor* self, context_ptr ctx, server_peers peer
   // The answer to credentials sent before a restart is lost: register again from the start.
   auto initial =
       st.rec.state == server_state::registering ? server_state::pending_registration : st.rec.state;
-  auto bhvr = behavior_of(self, initial);
+  set_state(self, initial);
   report_presence(self);
   if (watch_of(st.rec)) report_certificate(self);
   start_connect(self);
-  return bhvr;
+  if (!can_rest(st.conn)) return behavior_of(self);
+  self->set_default_handler(wake);
+  return resting();
 }
 
 }  // namespace

@@ -5,7 +5,10 @@
 // Each server_state is one behavior (server_actor.cpp), composed with the handlers every state
 // shares (show, remove, trust, new credentials, and the disposal of messages about an abandoned
 // connection). The states that contact their server (pending_registration, registering, trusted)
-// add the connection handlers; the others never start a connection.
+// add the connection handlers; the others never start a connection. An idle server (no
+// connection: waiting for its retry, or for an admin) rests: it holds one empty behavior shared by
+// every resting actor instead of its state's, and rebuilds that at its next message
+// (`rest_if_idle` in server_actor.cpp); what it answers, and in which order, does not change.
 //
 // clang-format off
 //

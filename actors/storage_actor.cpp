@@ -240,6 +240,13 @@ caf::behavior storage(storage_actor* self, context_ptr ctx) {
         v.credentials_retained = credential && *credential;
         return std::move(v);
       },
+      [=](caf::get_atom, const std::string& id) -> caf::result<server_record> {
+        flush(self);  // the server's earlier writes first
+        auto rec = self->state.ctx->store->get_server(id);
+        if (!rec) return rec.error();
+        if (!*rec) return make_error(ec::not_found, "no stored server with id " + id);
+        return std::move(**rec);
+      },
       [=](status_atom) {
         flush(self);
         return read_status(self->state);

@@ -24,6 +24,8 @@
 //       -> std::vector<event_record>  new servers, one fsynced batch (state_store::put_servers)
 //   (show_atom, server_view live) -> server_view  `live` with the stored inventory and whether
 //       credentials are retained (the server actor delegates `show` here)
+//   (caf::get_atom, std::string id) -> server_record  as stored; ec::not_found when there is none
+//       (the registry restarts a failed server actor from it)
 //   (list_atom) -> std::vector<server_view>  every stored record and whether its credentials are
 //       retained (the registry adds the live connection state)
 //   (status_atom) -> storage_status  retained credentials, the oldest collection of a trusted

@@ -15,16 +15,28 @@
 #include "actors/server_actor.hpp"
 #include "common/address.hpp"
 #include "common/failpoint.hpp"
+#include "protocol/session_forget.hpp"
 
 namespace certfleet {
 namespace {
 
+/// One server of the fleet: its actor (none while a failed one is being restarted) and how it
+/// stands, for `list` and `status`.
+struct fleet_entry {
+  caf::actor actor;
+  server_state state = server_state::pending_registration;
+  bool connected = false;
+  std::string last_error;
+};
+
 struct supervisor_data {
   context_ptr ctx;
   fleet_services services;
-  std::unordered_map<std::string, caf::actor> servers;
+  // The actor and the presence of a server share one entry: at 100,000 idle servers, the hash map
+  // nodes are a tenth of the daemon's memory per server (benchmarks/RESULTS.md, "Idle servers
+  // rest").
+  std::unordered_map<std::string, fleet_entry> fleet;
   std::unordered_map<caf::actor_addr, std::string> ids;
-  std::unordered_map<std::string, server_presence> presence;
   std::unordered_map<std::string, std::string> by_address;
   std::deque<std::string> last_errors;
   bool stopping = false;
@@ -32,6 +44,12 @@ struct supervisor_data {
 };
 
 using supervisor_actor = caf::stateful_actor<supervisor_data>;
+
+/// The actor of server `id`, or nullptr when it has none (unknown, or being restarted).
+const caf::actor* actor_of(const supervisor_data& st, const std::string& id) {
+  auto it = st.fleet.find(id);
+  return it != st.fleet.end() && it->second.actor ? &it->second.actor : nullptr;
+}
 
 std::string address_key(const std::string& host, uint16_t port) {
   return normalised_address(host, port);
@@ -42,10 +60,9 @@ void spawn_server(supervisor_actor* self, const server_record& rec) {
   server_peers peers{caf::actor_cast<caf::actor>(self), st.services.admission, st.services.custody};
   auto a = spawn_server_actor(self->system(), st.ctx, std::move(peers), rec);
   self->monitor(a);
-  st.servers[rec.id] = a;
   st.ids[a.address()] = rec.id;
   st.by_address[address_key(rec.host, rec.port)] = rec.id;
-  st.presence[rec.id] = server_presence{rec.id, rec.state, false, rec.last_error};
+  st.fleet[rec.id] = fleet_entry{std::move(a), rec.state, false, rec.last_error};
 }
 
 void load_fleet(supervisor_actor* self) {
@@ -101,7 +118,7 @@ caf::expected<server_record> validate_new_server(supervisor_actor* self,
     char buf[16];
     std::snprintf(buf, sizeof(buf), "s-%08x", static_cast<unsigned>(st.ctx->random(0xffffffffu)));
     rec.id = buf;
-  } while (st.servers.count(rec.id) > 0 || batch.ids.count(rec.id) > 0);
+  } while (st.fleet.count(rec.id) > 0 || batch.ids.count(rec.id) > 0);
   rec.name = req.name.empty() ? key : req.name;
   rec.host = req.host;
   rec.port = req.port;
@@ -173,6 +190,10 @@ void add_servers(supervisor_actor* self, const add_server_requests& reqs,
                         const auto& rec = records[k];
                         spdlog::info("server {} ({}) added", rec.id,
                                      format_address(rec.host, rec.port));
+                        // A session kept for this address belongs to a removed server and to
+                        // whatever identity it had then: resuming it would skip the certificate
+                        // the new server presents.
+                        forget_client_session(*self->state.ctx->sessions, rec.host, rec.port);
                         spawn_server(self, rec);
                         server_view v;
                         v.record = rec;
@@ -189,9 +210,9 @@ void add_servers(supervisor_actor* self, const add_server_requests& reqs,
 caf::result<server_view> new_credentials(supervisor_actor* self, const std::string& id,
                                          const std::string& account, const secret_bytes& password) {
   auto& st = self->state;
-  auto it = st.servers.find(id);
-  if (it == st.servers.end()) return make_error(ec::not_found, "no server with id " + id);
-  auto state = st.presence[id].state;
+  auto* actor = actor_of(st, id);
+  if (!actor) return make_error(ec::not_found, "no server with id " + id);
+  auto state = st.fleet[id].state;
   if (state != server_state::auth_failed && state != server_state::pending_registration &&
       state != server_state::reregistration_required && state != server_state::certificate_mismatch)
     return make_error(ec::invalid_state, "server " + id + " is " + to_string(state) +
@@ -201,7 +222,7 @@ caf::result<server_view> new_credentials(supervisor_actor* self, const std::stri
   if (account.empty() || password.empty())
     return make_error(ec::invalid_argument, "both an account and a password are required");
   auto promise = self->make_response_promise<server_view>();
-  auto server = it->second;
+  auto server = *actor;
   self->request(st.services.custody, caf::infinite, credentials_atom::value, id, account, password)
       .await([=](bool) mutable { promise.delegate(server, credentials_atom::value, account); },
              [=](caf::error& err) mutable { promise.deliver(std::move(err)); });
@@ -210,20 +231,20 @@ caf::result<server_view> new_credentials(supervisor_actor* self, const std::stri
 
 template <class... Ts>
 caf::result<server_view> route(supervisor_actor* self, const std::string& id, Ts... xs) {
-  auto it = self->state.servers.find(id);
-  if (it == self->state.servers.end())
+  auto* actor = actor_of(self->state, id);
+  if (!actor)
     return make_error(ec::not_found,
                       "no server with id " + id + "; 'certfleet server list' shows them");
-  self->delegate(it->second, xs...);
+  self->delegate(*actor, xs...);
   return caf::delegated<server_view>{};
 }
 
 status_view make_status(supervisor_actor* self) {
   auto& st = self->state;
   status_view s;
-  s.servers = st.servers.size();
+  s.servers = st.ids.size();
   std::map<std::string, size_t> counts;
-  for (auto& [id, p] : st.presence) {
+  for (auto& [id, p] : st.fleet) {
     counts[to_string(p.state)]++;
     if (p.connected) s.connected++;
   }
@@ -282,7 +303,7 @@ caf::result<std::vector<server_view>> make_list(supervisor_actor* self) {
             auto& st = self->state;
             // The actor's live view: a failing connect is reported here, not written to the record.
             for (auto& v : views)
-              if (auto it = st.presence.find(v.record.id); it != st.presence.end()) {
+              if (auto it = st.fleet.find(v.record.id); it != st.fleet.end()) {
                 v.connected = it->second.connected;
                 v.record.last_error = it->second.last_error;
               }
@@ -290,6 +311,48 @@ caf::result<std::vector<server_view>> make_list(supervisor_actor* self) {
           },
           [=](caf::error& err) mutable { promise.deliver(std::move(err)); });
   return promise;
+}
+
+/// Forgets a server whose record is gone (removed while its actor stopped).
+void forget(supervisor_actor* self, const std::string& id) {
+  auto& st = self->state;
+  st.fleet.erase(id);
+  for (auto a = st.by_address.begin(); a != st.by_address.end(); ++a)
+    if (a->second == id) {
+      st.by_address.erase(a);
+      break;
+    }
+}
+
+/// Respawns the actor of server `id`, which stopped for `reason`, from its record. The storage
+/// actor reads it on its own thread, after every write it had queued (the stopped actor's last
+/// ones included); until it answers, requests for this server answer that it does not exist.
+void restart(supervisor_actor* self, const std::string& id, const caf::error& reason) {
+  self->request(self->state.ctx->storage, caf::infinite, caf::get_atom::value, id)
+      .then(
+          [=](server_record& rec) {
+            auto& st = self->state;
+            if (st.stopping || actor_of(st, id)) return;
+            if (rec.state == server_state::removed) {
+              forget(self, id);
+              return;
+            }
+            spdlog::warn("server {}: its actor stopped ({}); restarting it in state {}", id,
+                         self->system().render(reason), to_string(rec.state));
+            spawn_server(self, rec);
+          },
+          [=](caf::error& err) {
+            if (code_of(err) == ec::not_found) {
+              forget(self, id);
+              return;
+            }
+            // Still listed, its address still taken: the record exists, the disk failed.
+            auto& p = self->state.fleet[id];
+            p.connected = false;
+            p.last_error = "its actor stopped and its record cannot be read (" + describe(err) +
+                           "); restart the daemon";
+            spdlog::error("server {}: {}", id, p.last_error);
+          });
 }
 
 caf::behavior supervisor(supervisor_actor* self, context_ptr ctx, fleet_services services) {
@@ -301,32 +364,23 @@ caf::behavior supervisor(supervisor_actor* self, context_ptr ctx, fleet_services
     if (it == st.ids.end()) return;
     auto id = it->second;
     st.ids.erase(it);
-    st.servers.erase(id);
-    if (st.stopping) return;
-    auto rec = st.ctx->store->get_server(id);
-    if (!rec || !*rec) {  // removed
-      st.presence.erase(id);
-      for (auto a = st.by_address.begin(); a != st.by_address.end(); ++a)
-        if (a->second == id) {
-          st.by_address.erase(a);
-          break;
-        }
-      return;
-    }
-    spdlog::warn("server {}: its actor stopped ({}); restarting it in state {}", id,
-                 self->system().render(down.reason), to_string((*rec)->state));
-    spawn_server(self, **rec);
+    if (auto e = st.fleet.find(id); e != st.fleet.end()) e->second.actor = nullptr;
+    if (!st.stopping) restart(self, id, down.reason);
   });
   load_fleet(self);
   return {
       [=](state_atom, const server_presence& p) {
         auto& st = self->state;
-        auto& old = st.presence[p.id];
+        auto e = st.fleet.find(p.id);
+        if (e == st.fleet.end()) return;  // removed meanwhile
+        auto& old = e->second;
         if (!p.last_error.empty() && p.last_error != old.last_error) {
           st.last_errors.push_front(p.id + ": " + p.last_error);
           if (st.last_errors.size() > 10) st.last_errors.pop_back();
         }
-        old = p;
+        old.state = p.state;
+        old.connected = p.connected;
+        old.last_error = p.last_error;
       },
       [=](add_atom, const add_server_request& req) {
         auto promise = self->make_response_promise<server_view>();
@@ -349,8 +403,8 @@ caf::behavior supervisor(supervisor_actor* self, context_ptr ctx, fleet_services
           const std::string& why) {
         // The custody actor destroyed expired credentials: their servers stop waiting for them.
         for (auto& id : ids)
-          if (auto it = self->state.servers.find(id); it != self->state.servers.end())
-            self->send(it->second, credentials_atom::value, remove_atom::value, why);
+          if (auto* actor = actor_of(self->state, id))
+            self->send(*actor, credentials_atom::value, remove_atom::value, why);
       },
       [=](credentials_atom, const std::string& id, const std::string& account,
           const secret_bytes& password) { return new_credentials(self, id, account, password); },
@@ -360,21 +414,21 @@ caf::behavior supervisor(supervisor_actor* self, context_ptr ctx, fleet_services
       [=](reject_atom, const std::string& id) { return route(self, id, reject_atom::value); },
       [=](show_atom, const std::string& id) { return route(self, id, show_atom::value); },
       [=](remove_atom, const std::string& id) -> caf::result<bool> {
-        auto it = self->state.servers.find(id);
-        if (it == self->state.servers.end())
-          return make_error(ec::not_found, "no server with id " + id);
-        self->delegate(it->second, remove_atom::value);
+        auto* actor = actor_of(self->state, id);
+        if (!actor) return make_error(ec::not_found, "no server with id " + id);
+        self->delegate(*actor, remove_atom::value);
         return caf::delegated<bool>{};
       },
       [=](forward_atom, const std::vector<std::string>& ids, const caf::message& msg) {
         // To the listed servers' actors, or to every one for an empty list (rotation nudges).
         auto& st = self->state;
         if (ids.empty()) {
-          for (auto& [id, a] : st.servers) self->send(a, msg);
+          for (auto& [id, e] : st.fleet)
+            if (e.actor) self->send(e.actor, msg);
           return;
         }
         for (auto& id : ids)
-          if (auto it = st.servers.find(id); it != st.servers.end()) self->send(it->second, msg);
+          if (auto* actor = actor_of(st, id)) self->send(*actor, msg);
       },
       [=](list_atom) { return make_list(self); },
       [=](status_atom) {
@@ -385,7 +439,8 @@ caf::behavior supervisor(supervisor_actor* self, context_ptr ctx, fleet_services
       [=](stop_atom) {
         auto& st = self->state;
         st.stopping = true;
-        for (auto& [id, a] : st.servers) self->send_exit(a, caf::exit_reason::user_shutdown);
+        for (auto& [id, e] : st.fleet)
+          if (e.actor) self->send_exit(e.actor, caf::exit_reason::user_shutdown);
         self->quit();
       },
   };

@@ -5,7 +5,8 @@
 //   is stored by the custody actor with one flush and every record with its events by the storage
 //   actor in one fsynced batch, credentials first (an orphan credential is deleted at the next
 //   start), and only then are actors spawned.
-// - Restarts: a server actor that fails is respawned from its persisted record.
+// - Restarts: a server actor that fails is respawned from its persisted record, which the storage
+//   actor reads (after the writes it had queued) on its own thread.
 // - The fleet view for `list` and `status`, from the presence reports of the server actors.
 // - Control requests (add, trust, reject, remove, credentials, show) arrive here and are routed to
 //   the server's actor; new credentials go through the custody actor first.

@@ -464,6 +464,12 @@ const std::vector<key_rule>& key_table() {
           "daemon.request_timeout_ms",
           "Deadline of one control request inside the daemon, in milliseconds.", 100, 600000,
           [](auto& s) -> auto& { return s.daemon.request_timeout_ms; }),
+      integer_key(
+          "daemon.peer_timeout_s",
+          "Seconds without any data from a connected server after which its connection is "
+          "declared dead (half-open, or the server stopped) and reconnected; the manager pings a "
+          "quiet server after a third of this, and it is the TCP_USER_TIMEOUT of its sockets.",
+          3, 3600, [](auto& s) -> auto& { return s.daemon.peer_timeout_s; }),
       listen_address_key(
           "metrics.listen",
           "Where the Prometheus endpoint (/metrics) listens, as IP:PORT; empty means off. Keep it "

@@ -89,6 +89,10 @@ struct daemon_settings {
   int max_frame_bytes = 1 << 20;
   /// Deadline of one control request inside the daemon.
   int request_timeout_ms = 10000;
+  /// A connected server from which nothing arrived for this long is declared dead and reconnected
+  /// (3..3600 seconds). The manager pings it after a third of this without traffic, and it is the
+  /// TCP_USER_TIMEOUT of the manager's sockets (docs/protocol.md, "Liveness").
+  int peer_timeout_s = 30;
 };
 
 /// The Prometheus endpoint. The [metrics] section.

@@ -55,6 +55,14 @@ caf::expected<secret_bytes> encode_one(const hello& m) {
   return e.finish();
 }
 
+/// Appends `secret` with its 32-bit length, from secure memory to secure memory: no std::vector
+/// ever holds it.
+void append_secret(secret_bytes& out, const secret_bytes& secret) {
+  auto n = static_cast<uint32_t>(secret.size());
+  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<uint8_t>(n >> shift));
+  out.insert(out.end(), secret.begin(), secret.end());
+}
+
 caf::expected<secret_bytes> encode_one(const register_request& m) {
   if (m.password.size() > max_password_length)
     return too_long("register_request.password", m.password.size(), max_password_length);
@@ -68,10 +76,7 @@ caf::expected<secret_bytes> encode_one(const register_request& m) {
   tail.str(m.manager_name);
   auto out = head.finish();
   if (!out) return out;
-  // The password goes from secure memory to secure memory: no std::vector ever holds it.
-  auto n = static_cast<uint32_t>(m.password.size());
-  for (int shift = 24; shift >= 0; shift -= 8) out->push_back(static_cast<uint8_t>(n >> shift));
-  out->insert(out->end(), m.password.begin(), m.password.end());
+  append_secret(*out, m.password);
   append(*out, tail);
   return out;
 }
@@ -186,10 +191,7 @@ caf::expected<secret_bytes> encode_one(const legacy_login& m) {
   if (!head.str("legacy_login.account", m.account, max_name_length)) return std::move(head.error());
   auto out = head.finish();
   if (!out) return out;
-  // The password goes from secure memory to secure memory: no std::vector ever holds it.
-  auto n = static_cast<uint32_t>(m.password.size());
-  for (int shift = 24; shift >= 0; shift -= 8) out->push_back(static_cast<uint8_t>(n >> shift));
-  out->insert(out->end(), m.password.begin(), m.password.end());
+  append_secret(*out, m.password);
   return out;
 }
 
@@ -277,6 +279,14 @@ class decoder {
   caf::error error_;
 };
 
+/// A message whose one field is a thumbprint.
+template <class T>
+caf::expected<message> decode_thumb(decoder& d, thumbprint T::*field) {
+  T m;
+  d.thumb("thumbprint", m.*field);
+  return d.finish(std::move(m));
+}
+
 caf::expected<message> decode_body(message_type t, decoder& d) {
   switch (t) {
     case message_type::hello: {
@@ -356,21 +366,12 @@ caf::expected<message> decode_body(message_type t, decoder& d) {
       d.bytes("certificate", m.certificate_der, max_certificate_length);
       return d.finish(std::move(m));
     }
-    case message_type::manager_certificate_stored: {
-      manager_certificate_stored m;
-      d.thumb("thumbprint", m.stored);
-      return d.finish(std::move(m));
-    }
-    case message_type::retire_manager_certificate: {
-      retire_manager_certificate m;
-      d.thumb("thumbprint", m.retired);
-      return d.finish(std::move(m));
-    }
-    case message_type::manager_certificate_retired: {
-      manager_certificate_retired m;
-      d.thumb("thumbprint", m.retired);
-      return d.finish(std::move(m));
-    }
+    case message_type::manager_certificate_stored:
+      return decode_thumb<manager_certificate_stored>(d, &manager_certificate_stored::stored);
+    case message_type::retire_manager_certificate:
+      return decode_thumb<retire_manager_certificate>(d, &retire_manager_certificate::retired);
+    case message_type::manager_certificate_retired:
+      return decode_thumb<manager_certificate_retired>(d, &manager_certificate_retired::retired);
     case message_type::rotation_refused: {
       rotation_refused m;
       uint8_t request = 0;

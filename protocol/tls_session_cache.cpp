@@ -179,6 +179,20 @@ caf::error unusable_session_file(ec code, const std::filesystem::path& file,
                               "resuming) and is replaced at the next orderly stop");
 }
 
+// A damaged or modified file is evidence (of a failing disk, a stray tool, someone editing it),
+// which the next orderly stop would overwrite: it is kept as FILE.corrupt, replacing an older one.
+// It holds only sealed sessions, nothing in plaintext.
+caf::error set_aside(const std::filesystem::path& file, caf::error err) {
+  auto aside = file;
+  aside += ".corrupt";
+  std::error_code ec;
+  std::filesystem::rename(file, aside, ec);
+  auto note = ec ? "; it could not be moved aside to " + aside.string() + " (" + ec.message() + ")"
+                 : "; the damaged file was moved aside to " + aside.string() +
+                       " (delete it once it is no longer needed)";
+  return make_error(code_of(err), describe(err) + note);
+}
+
 }  // namespace
 
 struct tls_session_cache::impl {
@@ -239,6 +253,14 @@ caf::error tls_session_cache::save(const std::filesystem::path& file,
 
 caf::expected<size_t> tls_session_cache::load(const std::filesystem::path& file,
                                               const master_key& sealing) {
+  auto n = load_file(file, sealing);
+  if (!n && (code_of(n.error()) == ec::corrupt_data || code_of(n.error()) == ec::tampered))
+    return set_aside(file, std::move(n.error()));
+  return n;
+}
+
+caf::expected<size_t> tls_session_cache::load_file(const std::filesystem::path& file,
+                                                   const master_key& sealing) {
   auto content = read_file(file);
   if (!content) {
     if (code_of(content.error()) == ec::not_found) return size_t{0};

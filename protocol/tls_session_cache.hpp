@@ -68,7 +68,9 @@ class tls_session_cache {
   /// missing file adds nothing and is not an error. A file that is truncated, corrupt, of an
   /// unknown version or sealed under another master key adds nothing and fails with an error
   /// (`ec::corrupt_data`, `ec::tampered`, `ec::io_error`) naming the file and the cause: the
-  /// caller logs it and carries on, the only cost being full handshakes.
+  /// caller logs it and carries on, the only cost being full handshakes. A corrupt or tampered
+  /// file is renamed to `file` + ".corrupt" (replacing an older one) so that the next `save`
+  /// does not destroy it; the error says where it went.
   caf::expected<size_t> load(const std::filesystem::path& file, const master_key& sealing);
 
   /// `load` for the `size` bytes at `data`, the content of a file written by `save` already in
@@ -77,6 +79,8 @@ class tls_session_cache {
                                    const std::filesystem::path& file, const master_key& sealing);
 
  private:
+  caf::expected<size_t> load_file(const std::filesystem::path& file, const master_key& sealing);
+
   struct impl;
   std::unique_ptr<impl> impl_;
 };

@@ -17,6 +17,8 @@ packages=(
   libsystemd-dev systemd
   # man pages at build time, the .deb (dpkg-shlibdeps) and its install test
   help2man dpkg-dev file
+  # the half-open peer test drops an endpoint's traffic in a network namespace of its own (as root)
+  nftables iproute2
 )
 # The storm benchmark (benchmarks/storm.py) and its plot: scripts/bench-storm.sh asks for them.
 if [[ "${CERTFLEET_WITH_BENCH:-0}" == 1 ]]; then packages+=(python3 gnuplot-nox); fi

@@ -8,6 +8,7 @@
 
 #include "common/fs.hpp"
 #include "storage/agent_records.hpp"
+#include "storage/damage_check.hpp"
 #include "storage/rocksdb_logger.hpp"
 
 namespace certfleet {
@@ -97,6 +98,8 @@ caf::expected<std::unique_ptr<agent_store>> agent_store::open(const std::filesys
     s = rocksdb::DB::OpenForReadOnly(o, dir.string(), &raw);
   } else {
     if (auto err = ensure_directory(dir, 0700)) return err;
+    // Nothing may be written to a damaged database, not even by RocksDB's recovery.
+    if (auto err = storage_detail::check_before_open(o, dir, "the agent database")) return err;
     s = rocksdb::DB::Open(o, dir.string(), &raw);
   }
   if (!s.ok()) {
@@ -106,6 +109,7 @@ caf::expected<std::unique_ptr<agent_store>> agent_store::open(const std::filesys
                         "the agent database " + dir.string() +
                             " is in use by another process (is the agent running?); stop it, or "
                             "use a command that goes through its control socket");
+    if (s.IsCorruption()) return storage_detail::describe_damage(s, dir, "the agent database");
     return p->fail("open the database", s);
   }
   p->db.reset(raw);

@@ -20,6 +20,7 @@
 
 #include "common/fs.hpp"
 #include "common/vocabulary.hpp"
+#include "storage/damage_check.hpp"
 #include "storage/rocksdb_logger.hpp"
 #include "storage/state_store_impl.hpp"
 
@@ -322,11 +323,14 @@ caf::expected<std::unique_ptr<state_store>> state_store::open(const fs::path& di
                                    cf_inventory,
                                    cf_events,
                                    cf_meta};
+    // Nothing may be written to a damaged database, not even by RocksDB's recovery.
+    if (auto err = check_before_open(db_options, dir, "database")) return err;
     std::error_code ec_ignored;
     if (fs::exists(dir / "CURRENT", ec_ignored)) {
       // A newer build may have added families; open them all so the schema check can speak.
       std::vector<std::string> existing;
       auto s = rocksdb::DB::ListColumnFamilies(db_options, p->dir_text, &existing);
+      if (s.IsCorruption()) return describe_damage(s, dir, "database");
       if (!s.ok()) return p->fail(s, "list the column families");
       for (const auto& n : existing)
         if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
@@ -349,6 +353,7 @@ caf::expected<std::unique_ptr<state_store>> state_store::open(const fs::path& di
                               "log, a new MANIFEST); nothing was changed. Free space on that file "
                               "system and start certfleet again (" +
                               s.ToString() + ")");
+      if (s.IsCorruption()) return describe_damage(s, dir, "database");
       return p->fail(s, "open the database");
     }
     for (size_t i = 0; i < names.size(); ++i) {

@@ -669,5 +669,63 @@ TEST_F(server_actor_test,
   EXPECT_EQ(w->server.count(wire::message_type::collect), 2u);
 }
 
+// -- an idle server rests -------------------------------------------------------------------------
+// An idle server gives up its handlers until its next message (actors/server_actor.cpp,
+// `rest_if_idle`); what it answers, and when, must not change.
+
+TEST_F(server_actor_test, an_idle_server_answers_requests_between_its_retries) {
+  w->refuse_connects = true;
+  start();
+  ASSERT_EQ(w->connects, 1);
+  auto v = ask<server_view>(show_atom::value);
+  ASSERT_TRUE(v) << describe(v.error());
+  EXPECT_EQ(v->record.state, server_state::pending_registration);
+  EXPECT_FALSE(v->connected);
+  auto refused = ask<server_view>(trust_atom::value, w->server.id.sha256(), std::string{"admin"});
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(code_of(refused.error()), ec::invalid_state);
+  advance(99ms);
+  EXPECT_EQ(w->connects, 1) << "the retry keeps its time";
+  advance(1ms);
+  EXPECT_EQ(w->connects, 2);
+  w->refuse_connects = false;
+  advance(200ms);
+  EXPECT_EQ(w->connects, 3);
+  EXPECT_EQ(state(), server_state::awaiting_validation) << "the retry registered it";
+}
+
+TEST_F(server_actor_test, requests_sent_to_an_idle_server_are_answered_in_the_order_sent) {
+  register_unvalidated();
+  caf::scoped_actor self{*sys, true};
+  auto trust = self->request(server, caf::infinite, trust_atom::value, w->server.id.sha256(),
+                             std::string{"admin"});
+  auto show = self->request(server, caf::infinite, show_atom::value);
+  sched->run();
+  std::optional<server_view> trusted;
+  std::optional<server_view> shown;
+  trust.receive([&](server_view& v) { trusted = std::move(v); },
+                [&](caf::error& e) { ADD_FAILURE() << describe(e); });
+  show.receive([&](server_view& v) { shown = std::move(v); },
+               [&](caf::error& e) { ADD_FAILURE() << describe(e); });
+  ASSERT_TRUE(trusted && shown);
+  EXPECT_EQ(trusted->record.state, server_state::trusted);
+  EXPECT_EQ(shown->record.state, server_state::trusted) << "show came after trust";
+  EXPECT_EQ(w->server.count(wire::message_type::collect), 1u) << "and it connected";
+}
+
+TEST_F(server_actor_test, a_blocked_server_that_rests_still_refuses_what_it_refused) {
+  register_unvalidated();
+  ASSERT_TRUE(ask<server_view>(reject_atom::value));
+  ASSERT_EQ(state(), server_state::certificate_mismatch);
+  auto v = ask<server_view>(trust_atom::value, w->server.id.sha256(), std::string{"admin"});
+  ASSERT_FALSE(v);
+  EXPECT_EQ(code_of(v.error()), ec::invalid_state);
+  EXPECT_NE(describe(v.error()).find("certfleet server credentials"), std::string::npos);
+  auto again = ask<server_view>(reject_atom::value);
+  ASSERT_FALSE(again);
+  EXPECT_EQ(code_of(again.error()), ec::invalid_state);
+  EXPECT_EQ(w->slot_requests, 1) << "never contacted again";
+}
+
 }  // namespace
 }  // namespace certfleet

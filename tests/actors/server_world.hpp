@@ -135,6 +135,8 @@ struct backup_server {
       wire::inventory inv;
       inv.jobs.push_back({job_name, "full", "success", 1700000000000, 42});
       static_cast<void>(tls->send(inv));
+    } else if (auto* p = std::get_if<wire::ping>(&m)) {
+      static_cast<void>(tls->send(wire::pong{p->nonce}));
     }
   }
 

@@ -73,5 +73,39 @@ TEST_F(openssl_interop, a_client_without_a_certificate_is_refused) {
   EXPECT_NE(r.output.find("alert handshake failure"), std::string::npos) << r.output;
 }
 
+TEST_F(openssl_interop, suites_without_aead_are_refused_and_an_aead_suite_is_accepted) {
+  // CBC suites with HMAC-SHA256, HMAC-SHA1 and HMAC-SHA384: the policy allows only AEAD ciphers
+  // (docs/protocol.md, "TLS"), so no suite is shared and the agent refuses the handshake.
+  for (const char* suite :
+       {"ECDHE-ECDSA-AES128-SHA256", "ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA384"}) {
+    SCOPED_TRACE(suite);
+    auto r = s_client(std::string("-cert c.pem -key k.pem -tls1_2 -cipher ") + suite);
+    EXPECT_NE(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find("alert handshake failure"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("Cipher is (NONE)"), std::string::npos) << r.output;
+  }
+  auto r = s_client("-cert c.pem -key k.pem -tls1_2 -cipher ECDHE-ECDSA-AES128-GCM-SHA256");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("Cipher is ECDHE-ECDSA-AES128-GCM-SHA256"), std::string::npos)
+      << r.output;
+}
+
+TEST_F(openssl_interop, a_renegotiation_asked_by_the_client_is_refused_and_ends_the_connection) {
+  // "R" on s_client's stdin sends a new ClientHello on the established connection; the agent
+  // answers with a no_renegotiation alert and no second handshake takes place.
+  auto r = run_command("cd " + dir_.path().string() +
+                       " && (sleep 1; echo R; sleep 3) | timeout 20 openssl s_client "
+                       "-connect 127.0.0.1:" +
+                       std::to_string(port_) + " -cert c.pem -key k.pem -tls1_2 2>&1");
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  auto first = r.output.find("New, TLSv1.2, Cipher is ECDHE-ECDSA-");
+  ASSERT_NE(first, std::string::npos) << "the first handshake completes: " << r.output;
+  auto reneg = r.output.find("RENEGOTIATING", first);
+  ASSERT_NE(reneg, std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("no renegotiation", reneg), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("New, TLSv1.2", reneg), std::string::npos)
+      << "a second handshake completed: " << r.output;
+}
+
 }  // namespace
 }  // namespace certfleet

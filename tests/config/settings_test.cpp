@@ -51,6 +51,7 @@ void expect_same(const settings& actual, const settings& expected) {
   EXPECT_EQ(a.event_retention_days, e.event_retention_days);
   EXPECT_EQ(a.max_frame_bytes, e.max_frame_bytes);
   EXPECT_EQ(a.request_timeout_ms, e.request_timeout_ms);
+  EXPECT_EQ(a.peer_timeout_s, e.peer_timeout_s);
   // render_settings goes through the key table, so this also covers keys added there later.
   EXPECT_EQ(render_settings(actual), render_settings(expected));
 }
@@ -116,6 +117,7 @@ event_retention_count = 50000
 event_retention_days = 30
 max_frame_bytes = 4194304
 request_timeout_ms = 30000
+peer_timeout_s = 12
 )");
   auto loaded = load_settings(file);
   ASSERT_TRUE(loaded) << describe(loaded.error());
@@ -135,6 +137,7 @@ request_timeout_ms = 30000
   expected.daemon.event_retention_days = 30;
   expected.daemon.max_frame_bytes = 4194304;
   expected.daemon.request_timeout_ms = 30000;
+  expected.daemon.peer_timeout_s = 12;
   expected.state_dir = "/srv/certfleet";
   expected.identity.organization = "Example Backup GmbH";
   expected.identity.common_name = "manager-01.example.net";
@@ -382,12 +385,19 @@ struct integer_key_range {
 };
 
 const std::vector<integer_key_range> daemon_integer_keys = {
-    {"connect_timeout_ms", 100, 120000},      {"handshake_timeout_ms", 100, 300000},
-    {"max_concurrent_handshakes", 1, 100000}, {"collect_interval_s", 1, 86400},
-    {"backoff_initial_ms", 10, 600000},       {"backoff_max_ms", 100, 86400000},
-    {"credential_max_age_s", 0, 31536000},    {"event_retention_count", 1000, 1000000000},
-    {"event_retention_days", 1, 3650},        {"max_frame_bytes", 1024, 67108864},
-    {"request_timeout_ms", 100, 600000},      {"clock_skew_tolerance_s", 0, 86400},
+    {"connect_timeout_ms", 100, 120000},
+    {"handshake_timeout_ms", 100, 300000},
+    {"max_concurrent_handshakes", 1, 100000},
+    {"collect_interval_s", 1, 86400},
+    {"backoff_initial_ms", 10, 600000},
+    {"backoff_max_ms", 100, 86400000},
+    {"credential_max_age_s", 0, 31536000},
+    {"event_retention_count", 1000, 1000000000},
+    {"event_retention_days", 1, 3650},
+    {"max_frame_bytes", 1024, 67108864},
+    {"request_timeout_ms", 100, 600000},
+    {"clock_skew_tolerance_s", 0, 86400},
+    {"peer_timeout_s", 3, 3600},
 };
 
 TEST(settings, daemon_integers_out_of_range_are_refused_naming_key_line_and_range) {

@@ -1,5 +1,7 @@
 // The crash-kill harness: certfleetd is killed with SIGKILL at random moments while a workload of
-// registrations, trust decisions, removals and credential updates runs against it, restarted, and
+// registrations, trust decisions, removals, credential updates and manager certificate renewals
+// (`cert renew`, which rolls the new certificate out to the registered servers) runs against it,
+// restarted, and
 // checked against a model of what it acknowledged. Real processes throughout: an agent fleet, the
 // daemon, the CLI; RocksDB's ldb and a raw byte search check the state directory at the end.
 //
@@ -11,7 +13,11 @@
 //   - a server waiting for registration still holds its sealed credentials (unless a removal of it
 //     was interrupted: that destroys them first, and the harness repeats the removal), a
 //     registered one none (moments after registration);
-//   - the daemon answers within `start_bound` of being started.
+//   - the manager's certificate is the last acknowledged renewal's (or a newer one that an
+//     unanswered renewal installed), never an older one; every acknowledged renewal has its
+//     `rotation_started` event; no server is left needing re-registration;
+//   - the daemon answers within `start_bound` of being started;
+//   - at the end, every trusted server connects again, whatever the kills did to a rotation.
 // Cycles: CERTFLEET_CRASH_CYCLES (default 20); seed: CERTFLEET_CRASH_SEED (default: time), printed;
 // CERTFLEET_CRASH_KEEP=DIR keeps the state dirs of the last kills and stops at the first failure.
 #include <signal.h>
@@ -58,7 +64,15 @@ struct model {
   std::set<std::string> offline;                     // addresses nothing listens on
   std::vector<json> events;                          // the event log as last read
   std::set<std::string> present;                     // ids present at the last check
+  // The manager certificate's SHA-256 thumbprint: the initial one, then each one a renewal
+  // installed, in order; whether a renewal was sent and not answered since the last check.
+  std::vector<std::string> manager_thumbprints;
+  bool uncertain_renewal = false;
+  size_t renewals_acknowledged = 0;
 };
+
+// `certfleet` exit codes (common/exit_code.hpp): the daemon was unreachable (here: killed).
+constexpr int exit_unreachable = 7;
 
 class crash_kill : public ::testing::Test {
  protected:
@@ -114,6 +128,7 @@ class crash_kill : public ::testing::Test {
     std::filesystem::remove_all(base / ("kill-" + std::to_string(kill - 3)), ignored);
     std::filesystem::create_directories(base, ignored);
     auto to = base / ("kill-" + std::to_string(kill));
+    std::filesystem::create_directories(to, ignored);  // before the top-level files
     for (auto& e : std::filesystem::recursive_directory_iterator(state(), ignored)) {
       auto target = to / std::filesystem::relative(e.path(), state());
       if (e.is_directory()) std::filesystem::create_directories(target, ignored);
@@ -130,7 +145,8 @@ class crash_kill : public ::testing::Test {
         dir / "daemon.log");
     ASSERT_TRUE(wait_until([&] { return cli({"status"}).exit_code == 0; }, start_bound))
         << "the daemon did not answer within the start bound\n"
-        << daemon->log();
+        << daemon->log() << "last answer: " << cli({"status"}).err << "\n"
+        << thread_stacks(daemon->pid());
     slowest_start =
         std::max(slowest_start,
                  std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - begin));
@@ -173,7 +189,11 @@ class crash_kill : public ::testing::Test {
   // One random operation; the model records it as acknowledged only when the CLI said so.
   void one_operation() {
     std::unique_lock lock{mu};
-    int kind = std::uniform_int_distribution<int>{0, 9}(rng);
+    int kind = std::uniform_int_distribution<int>{0, 10}(rng);
+    if (kind == 10) {
+      renew(lock);
+      return;
+    }
     if (kind <= 3 || live_ids().empty()) {
       bool online = kind != 3;
       auto candidates = free_addresses(online);
@@ -217,6 +237,29 @@ class crash_kill : public ::testing::Test {
       cli({"server", "credentials", id, "--account", "admin", "--password-stdin"},
           std::string{fleet_password} + "\n");
     }
+  }
+
+  // `cert renew`: acknowledged, refused (one is rolling out already) or unanswered (the kill).
+  void renew(std::unique_lock<std::mutex>& lock) {
+    bool was_uncertain = m.uncertain_renewal;
+    m.uncertain_renewal = true;
+    lock.unlock();
+    auto r = cli({"cert", "renew"});
+    lock.lock();
+    auto answer = json::parse(r.out, nullptr, false);
+    if (r.exit_code == 0 && answer.is_object() && answer.contains("new_thumbprint")) {
+      m.manager_thumbprints.push_back(answer["new_thumbprint"]);
+      m.uncertain_renewal = false;
+      ++m.renewals_acknowledged;
+    } else if (r.exit_code != exit_unreachable) {
+      m.uncertain_renewal = was_uncertain;  // refused: nothing changed
+    }
+  }
+
+  std::string manager_thumbprint() {
+    auto r = cli({"status"});
+    auto v = json::parse(r.out, nullptr, false);
+    return r.exit_code == 0 && v.is_object() ? v.value("manager_thumbprint", "") : "";
   }
 
   // The daemon log's lines that mention `needle` (every run appends to the same file).
@@ -305,15 +348,37 @@ class crash_kill : public ::testing::Test {
       ASSERT_EQ(events[i], m.events[i]) << "event " << i + 1 << " changed";
     m.events = events;
 
+    // The manager certificate: never older than the last acknowledged renewal's.
+    auto current = manager_thumbprint();
+    ASSERT_FALSE(current.empty());
+    if (current != m.manager_thumbprints.back()) {
+      auto& seen = m.manager_thumbprints;
+      EXPECT_TRUE(m.uncertain_renewal && std::find(seen.begin(), seen.end(), current) == seen.end())
+          << "the manager certificate " << current << " is not the last acknowledged one, "
+          << seen.back();
+      seen.push_back(current);
+    }
+    m.uncertain_renewal = false;
+    auto rotation = json::parse(cli({"cert", "status"}).out, nullptr, false);
+    ASSERT_TRUE(rotation.is_object());
+    static const std::set<std::string> phases{"none", "rolling_out", "retiring", "completed",
+                                              "abandoned"};
+    EXPECT_TRUE(phases.count(rotation.value("phase", ""))) << rotation.dump();
+
     std::set<std::string> validated;
     std::map<std::string, std::string> history;  // id -> its event types, for failure messages
+    size_t rotations_started = 0;
     for (auto& e : events) {
+      if (e["type"] == "rotation_started") ++rotations_started;
       if (e["type"] == "validated") validated.insert(e["server_id"]);
       history[e["server_id"]] += " " + e["type"].get<std::string>();
     }
+    EXPECT_GE(rotations_started, m.renewals_acknowledged) << "an acknowledged renewal has no event";
     for (auto& [id, s] : by_id) {
       std::string state = s["state"];
       std::string address = s["address"];
+      // Old manager certificates never expire here, so no server may miss a rotation.
+      EXPECT_NE(state, "reregistration_required") << id << "; events:" << history[id];
       if (!s["pinned_thumbprint"].is_null()) {
         ASSERT_TRUE(m.thumbprint_of.count(address)) << id << " pinned with nothing listening";
         EXPECT_EQ(s["pinned_thumbprint"], m.thumbprint_of[address]) << id << " pinned wrongly";
@@ -354,6 +419,7 @@ TEST_F(crash_kill, acknowledged_state_survives_kill_9_at_random_moments) {
   for (int cycle = 1; cycle <= cycles; ++cycle) {
     if (cycle > 1) keep_state(cycle - 1);
     ASSERT_NO_FATAL_FAILURE(start_daemon());
+    if (cycle == 1) m.manager_thumbprints.push_back(manager_thumbprint());
     if (cycle > 1) {
       ASSERT_NO_FATAL_FAILURE(check_invariants(cycle - 1));
       // Keep the failing state as it is for inspection.
@@ -371,11 +437,28 @@ TEST_F(crash_kill, acknowledged_state_survives_kill_9_at_random_moments) {
   keep_state(cycles);
   ASSERT_NO_FATAL_FAILURE(start_daemon());
   ASSERT_NO_FATAL_FAILURE(check_invariants(cycles));
+  // Whatever the kills did to a rotation, every trusted server connects again: with the new
+  // certificate once its agent stored it, with the old one until then.
+  auto trusted_and_connected = [&] {
+    auto servers = json::parse(cli({"server", "list"}).out, nullptr, false);
+    if (!servers.is_array()) return false;
+    size_t trusted = 0, connected = 0;
+    for (auto& s : servers) {
+      if (s["state"] != "trusted") continue;
+      ++trusted;
+      if (s.value("connected", false)) ++connected;
+    }
+    return trusted == connected;
+  };
+  EXPECT_TRUE(wait_until(trusted_and_connected, 60s))
+      << cli({"server", "list"}).out << cli({"cert", "status"}).out;
   std::cout << "crash-kill: " << cycles << " kills survived; " << m.present.size() << " servers; "
             << m.events.size() << " events; slowest start " << slowest_start.count() << " ms; "
             << repeated_removals << " unanswered removals repeated (" << destroyed_first
             << " had destroyed the credentials); " << erasures_awaited
-            << " credential erasures awaited after registration\n";
+            << " credential erasures awaited after registration; " << m.renewals_acknowledged
+            << " renewals acknowledged, manager certificate #" << m.manager_thumbprints.size()
+            << "\n";
 
   // At rest, the independent readers: ldb counts the credential records, and no file under the
   // state directory holds the password in plaintext.

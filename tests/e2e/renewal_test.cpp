@@ -14,7 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/support/fleet.hpp"
-#include "tests/support/process.hpp"
+#include "tests/support/manager.hpp"
 
 namespace certfleet::test {
 namespace {
@@ -43,21 +43,9 @@ class renewal_prompt : public ::testing::Test {
     return run(argv);
   }
 
-  // Starts certfleetd with its clock `offset` ahead ("+2d"; "" for the real clock). libfaketime is
-  // preloaded into the daemon itself (not through the faketime wrapper, which would not pass on
-  // the SIGTERM that stops it).
+  // Starts certfleetd with its clock `offset` ahead ("+2d"; "" for the real clock; faketime_env).
   void start(const std::string& offset) {
-    std::map<std::string, std::string> env;
-    if (!offset.empty()) {
-      env["LD_PRELOAD"] = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
-      env["FAKETIME"] = offset;
-      env["FAKETIME_DONT_FAKE_MONOTONIC"] = "1";
-      // In the sanitizer build AddressSanitizer must come first among the loaded libraries;
-      // libfaketime only wraps time functions, so the order check is waived for it.
-      const char* asan = std::getenv("ASAN_OPTIONS");
-      env["ASAN_OPTIONS"] =
-          std::string{asan ? asan : ""} + (asan && *asan ? ":" : "") + "verify_asan_link_order=0";
-    }
+    auto env = offset.empty() ? std::map<std::string, std::string>{} : faketime_env(offset);
     daemon = std::make_unique<child>(
         std::vector<std::string>{binary("apps/daemon/certfleetd"), "--config",
                                  (dir / "certfleet.toml").string()},
@@ -136,12 +124,8 @@ TEST_F(renewal_prompt, cert_show_prints_the_days_left_and_whether_renewal_is_due
                                 "--json",
                                 "cert",
                                 "show"};
-  const char* asan = std::getenv("ASAN_OPTIONS");
-  std::map<std::string, std::string> env{
-      {"LD_PRELOAD", "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"},
-      {"FAKETIME", "+2d"},
-      {"ASAN_OPTIONS",
-       std::string{asan ? asan : ""} + (asan && *asan ? ":" : "") + "verify_asan_link_order=0"}};
+  auto env = faketime_env("+2d");
+  env.erase("FAKETIME_DONT_FAKE_MONOTONIC");
   auto later = run(argv, "", env);
   ASSERT_EQ(later.exit_code, 0) << later.err;
   j = json::parse(later.out);

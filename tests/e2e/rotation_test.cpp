@@ -11,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -37,15 +38,19 @@ class rotation : public ::testing::Test {
   std::filesystem::path state() const { return mgr.state(); }
   std::filesystem::path fleet_dir() const { return dir / "fleet"; }
 
-  void start_fleet(size_t n) {
+  /// `extra_tables`: TOML tables for the manager's config beside [daemon] (manager_daemon::init).
+  void start_fleet(size_t n, const std::string& extra_tables = "") {
     fleet_size = n;
     fleet = std::make_unique<agent_fleet>(dir.path(), static_cast<int>(n), fleet_password);
-    auto failed = mgr.init("collect_interval_s = 1\n");
+    auto failed = mgr.init("collect_interval_s = 1\n", extra_tables);
     ASSERT_EQ(failed, "");
   }
 
-  void start_daemon(const std::string& failpoints = "") {
-    ASSERT_TRUE(mgr.start(failpoints)) << mgr.log();
+  /// `clock`: the daemon's clock offset for faketime ("+11d"); empty for the real clock.
+  void start_daemon(const std::string& failpoints = "", const std::string& clock = "") {
+    ASSERT_TRUE(mgr.start(
+        failpoints, clock.empty() ? std::map<std::string, std::string>{} : faketime_env(clock)))
+        << mgr.log();
   }
 
   void stop_daemon() {
@@ -114,11 +119,6 @@ class rotation : public ::testing::Test {
     for (const auto& m : json::parse(r.out)) out.push_back(m["thumbprint"]);
     return out;
   }
-
-  std::string daemon_log() const {
-    std::ifstream in{dir / "daemon.log"};
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  }
 };
 
 TEST_F(rotation, renew_moves_online_servers_at_once_and_offline_ones_when_they_return) {
@@ -133,14 +133,14 @@ TEST_F(rotation, renew_moves_online_servers_at_once_and_offline_ones_when_they_r
   auto collections_before = status()["collections"].get<uint64_t>();
 
   auto renew = cli_json({"cert", "renew"});
-  ASSERT_EQ(renew.value("servers", 0), 20) << renew.dump(2) << daemon_log();
+  ASSERT_EQ(renew.value("servers", 0), 20) << renew.dump(2) << mgr.log();
   auto new_thumbprint = renew["new_thumbprint"].get<std::string>();
   EXPECT_EQ(renew["old_thumbprint"], old_thumbprint);
   EXPECT_EQ(manager_thumbprint(), new_thumbprint);
 
   // The 15 connected servers move at once; the 5 offline ones stay pending.
   ASSERT_TRUE(wait_until([&] { return rotation_status().value("moved", 0) == 15; }, 30s))
-      << rotation_status().dump(2) << daemon_log();
+      << rotation_status().dump(2) << mgr.log();
   auto progress = rotation_status();
   EXPECT_EQ(progress["phase"], "rolling_out");
   EXPECT_EQ(progress["pending"].size(), 5u);
@@ -154,7 +154,7 @@ TEST_F(rotation, renew_moves_online_servers_at_once_and_offline_ones_when_they_r
 
   for (int i = 15; i < 20; ++i) ASSERT_EQ(fault(i, "online"), 0);
   ASSERT_TRUE(wait_until([&] { return rotation_status().value("phase", "") == "completed"; }, 60s))
-      << rotation_status().dump(2) << daemon_log();
+      << rotation_status().dump(2) << mgr.log();
   ASSERT_TRUE(wait_until([&] { return rotation_status().value("drops_owed", 1) == 0; }, 60s))
       << rotation_status().dump(2);
   ASSERT_TRUE(wait_until([&] { return connected() == 20; }, 60s)) << status().dump(2);
@@ -201,7 +201,7 @@ TEST_F(rotation, a_daemon_killed_mid_rotation_resumes_and_completes_it) {
     start_daemon();
     ASSERT_TRUE(
         wait_until([&] { return rotation_status().value("phase", "") == "completed"; }, 60s))
-        << rotation_status().dump(2) << daemon_log();
+        << rotation_status().dump(2) << mgr.log();
     ASSERT_TRUE(wait_until([&] { return rotation_status().value("drops_owed", 1) == 0; }, 60s));
     ASSERT_TRUE(wait_until([&] { return connected() == fleet_size; }, 60s)) << status().dump(2);
     EXPECT_EQ(rotation_status().value("moved", 0), static_cast<int>(fleet_size));
@@ -230,12 +230,12 @@ TEST_F(rotation,
   EXPECT_EQ(rotation_status().value("phase", ""), "abandoned");
   EXPECT_EQ(manager_thumbprint(), old_thumbprint);
   ASSERT_TRUE(wait_until([&] { return connected() == fleet_size; }, 60s)) << status().dump(2);
-  EXPECT_NE(daemon_log().find("stopped before its new identity"), std::string::npos);
+  EXPECT_NE(mgr.log().find("stopped before its new identity"), std::string::npos);
 
   auto renew = cli_json({"cert", "renew"});
   ASSERT_EQ(renew.value("servers", 0), 4) << renew.dump(2);
   ASSERT_TRUE(wait_until([&] { return rotation_status().value("phase", "") == "completed"; }, 60s))
-      << rotation_status().dump(2) << daemon_log();
+      << rotation_status().dump(2) << mgr.log();
   ASSERT_TRUE(wait_until([&] { return connected() == fleet_size; }, 60s)) << status().dump(2);
 }
 
@@ -246,16 +246,78 @@ TEST_F(rotation, after_renew_and_a_restart_without_the_session_file_every_server
   auto renew = cli_json({"cert", "renew"});
   ASSERT_EQ(renew.value("servers", 0), 8);
   ASSERT_TRUE(wait_until([&] { return rotation_status().value("phase", "") == "completed"; }, 60s))
-      << rotation_status().dump(2) << daemon_log();
+      << rotation_status().dump(2) << mgr.log();
   stop_daemon();
   std::filesystem::remove(state() / "tls-sessions");
   start_daemon();
   ASSERT_TRUE(wait_until([&] { return connected() == fleet_size; }, 60s))
-      << status().dump(2) << daemon_log();
+      << status().dump(2) << mgr.log();
   auto s = status();
   EXPECT_EQ(s["resumed_handshakes"].get<uint64_t>(), 0u) << "full handshakes, new certificate";
   auto per_state = s["per_state"];
   EXPECT_EQ(per_state.value("trusted", 0), static_cast<int>(fleet_size)) << s.dump(2);
+}
+
+TEST_F(rotation,
+       a_server_offline_until_the_old_certificate_expired_must_register_again_and_then_can) {
+  // The first manager certificate is valid for 10 days; the renewal's (the config is changed
+  // before it) for 10 years. The daemon then restarts with its clock 11 days ahead.
+  start_fleet(2, "[identity]\nvalidity_days = 10\nrenewal_warning_days = 5\n");
+  start_daemon();
+  enrol_fleet();
+  auto ids = cli_json({"server", "list"});
+  ASSERT_EQ(ids.size(), 2u) << cli({"--json", "server", "list"}).out
+                            << cli({"--json", "server", "list"}).err;
+  std::string online_id, offline_id;
+  for (const auto& s : ids)
+    (s["address"] == fleet->endpoints()[1].host_port() ? offline_id : online_id) = s["id"];
+  ASSERT_EQ(fault(1, "offline"), 0);
+  ASSERT_TRUE(wait_until([&] { return connected() == 1; }, 30s)) << status().dump(2);
+  stop_daemon();
+  {
+    std::ifstream in{mgr.config()};
+    std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    text.replace(text.find("validity_days = 10"), 18, "validity_days = 3650");
+    std::ofstream{mgr.config()} << text;
+  }
+  start_daemon();
+  auto renew = cli_json({"cert", "renew"});
+  ASSERT_EQ(renew.value("servers", 0), 2) << renew.dump(2);
+  auto new_thumbprint = renew["new_thumbprint"].get<std::string>();
+  ASSERT_TRUE(wait_until([&] { return rotation_status().value("moved", 0) == 1; }, 60s))
+      << rotation_status().dump(2);
+  stop_daemon();
+
+  // Eleven days later the old certificate has expired: the server that never received the new
+  // one cannot be reached with either, and the rotation is done without it.
+  start_daemon("", "+11d");
+  auto state_of = [&](const std::string& id) {
+    return cli_json({"server", "show", id}).value("state", "");
+  };
+  ASSERT_TRUE(wait_until([&] { return state_of(offline_id) == "reregistration_required"; }, 60s))
+      << cli_json({"server", "show", offline_id}).dump(2) << mgr.log();
+  ASSERT_TRUE(wait_until([&] { return rotation_status().value("phase", "") == "completed"; }, 60s))
+      << rotation_status().dump(2);
+  EXPECT_EQ(count_events("reregistration_required"), 1u);
+  EXPECT_EQ(state_of(online_id), "trusted");
+
+  // Back online, it is not contacted until an admin gives credentials again; then it registers
+  // the new certificate and is collected.
+  ASSERT_EQ(fault(1, "online"), 0);
+  std::this_thread::sleep_for(3s);
+  EXPECT_EQ(state_of(offline_id), "reregistration_required");
+  EXPECT_EQ(connected(), 1u);
+  auto again = cli({"server", "credentials", offline_id, "--account", "admin", "--password-stdin"},
+                   std::string{fleet_password} + "\n");
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  ASSERT_TRUE(wait_until([&] { return connected() == 2; }, 60s))
+      << cli_json({"server", "show", offline_id}).dump(2) << mgr.log();
+  EXPECT_EQ(state_of(offline_id), "trusted");
+  EXPECT_FALSE(cli_json({"server", "show", offline_id}).value("credentials_retained", true));
+  stop_daemon();
+  fleet.reset();
+  auto managers = agent_managers(1);
+  EXPECT_NE(std::find(managers.begin(), managers.end(), new_thumbprint), managers.end());
 }
 
 }  // namespace

@@ -2,29 +2,46 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
 #include <fstream>
 
 namespace certfleet::test {
 
-std::string manager_daemon::init(const std::string& extra_daemon_settings) {
-  auto r = run({binary("apps/certfleet"), "--state-dir", state().string(), "init"});
-  if (r.exit_code != 0) return "certfleet init: " + r.err;
-  std::ofstream out{config()};
-  out << "state_dir = \"" << state().string() << "\"\n[daemon]\n";
-  // The test timings, each unless the extra settings give it (TOML refuses a key twice).
-  for (const char* line : {"connect_timeout_ms = 1000", "handshake_timeout_ms = 2000",
-                           "backoff_initial_ms = 100", "backoff_max_ms = 500"}) {
-    std::string key = std::string{line}.substr(0, std::string{line}.find(' '));
-    if (("\n" + extra_daemon_settings).find("\n" + key + " ") == std::string::npos)
-      out << line << '\n';
+std::map<std::string, std::string> faketime_env(const std::string& offset) {
+  std::map<std::string, std::string> env;
+  env["LD_PRELOAD"] = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+  env["FAKETIME"] = offset;
+  env["FAKETIME_DONT_FAKE_MONOTONIC"] = "1";
+  // In the sanitizer build AddressSanitizer must come first among the loaded libraries;
+  // libfaketime only wraps time functions, so the order check is waived for it.
+  const char* asan = std::getenv("ASAN_OPTIONS");
+  env["ASAN_OPTIONS"] =
+      std::string{asan ? asan : ""} + (asan && *asan ? ":" : "") + "verify_asan_link_order=0";
+  return env;
+}
+
+std::string manager_daemon::init(const std::string& extra_daemon_settings,
+                                 const std::string& extra_tables) {
+  {
+    std::ofstream out{config()};
+    out << "state_dir = \"" << state().string() << "\"\n[daemon]\n";
+    // The test timings, each unless the extra settings give it (TOML refuses a key twice).
+    for (const char* line : {"connect_timeout_ms = 1000", "handshake_timeout_ms = 2000",
+                             "backoff_initial_ms = 100", "backoff_max_ms = 500"}) {
+      std::string key = std::string{line}.substr(0, std::string{line}.find(' '));
+      if (("\n" + extra_daemon_settings).find("\n" + key + " ") == std::string::npos)
+        out << line << '\n';
+    }
+    out << extra_daemon_settings << extra_tables;
   }
-  out << extra_daemon_settings;
+  // With the config, so that init already uses its [identity] settings.
+  auto r = run({binary("apps/certfleet"), "--config", config().string(), "init"});
+  if (r.exit_code != 0) return "certfleet init: " + r.err;
   return "";
 }
 
-bool manager_daemon::start(const std::string& failpoints) {
+bool manager_daemon::start(const std::string& failpoints, std::map<std::string, std::string> env) {
   ::unlink((state() / "control.sock").c_str());
-  std::map<std::string, std::string> env;
   if (!failpoints.empty()) env["CERTFLEET_FAILPOINTS"] = failpoints;
   process_ = std::make_unique<child>(
       std::vector<std::string>{

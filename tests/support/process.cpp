@@ -191,6 +191,13 @@ std::string binary(const std::string& relative) {
   return std::string{CERTFLEET_BINARY_DIR} + "/" + relative;
 }
 
+std::string thread_stacks(pid_t pid) {
+  if (!std::filesystem::exists("/usr/bin/gdb")) return "(no gdb to show the threads' stacks)\n";
+  auto r =
+      run({"/usr/bin/gdb", "-batch", "-p", std::to_string(pid), "-ex", "thread apply all bt 40"});
+  return "threads of process " + std::to_string(pid) + ":\n" + r.out;
+}
+
 std::vector<std::filesystem::path> files_containing(const std::filesystem::path& dir,
                                                     const std::string& needle) {
   std::vector<std::filesystem::path> out;

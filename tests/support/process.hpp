@@ -65,6 +65,10 @@ uint16_t free_port_range(int n);
 /// Path of a built program ("apps/certfleet") under the build directory.
 std::string binary(const std::string& relative);
 
+/// The stack of every thread of process `pid`, from gdb (for the message of a test that found the
+/// process hanging); says so when gdb is not there.
+std::string thread_stacks(pid_t pid);
+
 /// Every regular file under `dir` whose raw bytes contain `needle`.
 std::vector<std::filesystem::path> files_containing(const std::filesystem::path& dir,
                                                     const std::string& needle);
