@@ -149,9 +149,9 @@ TEST_F(storage_actor_test, reads_answer_as_messages_and_see_every_write_sent_bef
 
 TEST_F(storage_actor_test, status_counts_pinned_certificates_near_expiry_and_follows_writes) {
   make_context();
-  const int64_t now = 1'800'000'000'000;
-  const int64_t day = 24 * 3600 * 1000;
-  ctx->now_ms = [now] { return now; };
+  constexpr int64_t now = 1'800'000'000'000;
+  constexpr int64_t day = 24 * 3600 * 1000;
+  ctx->now_ms = [] { return now; };
   caf::actor_system_config cfg;
   caf::actor_system sys{deterministic(cfg)};
   auto& sched = dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler());
