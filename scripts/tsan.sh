@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Builds the protocol, agent and storage test suites with ThreadSanitizer in build-tsan/ and runs
-# them (docs/reliability.md, "Data races"). Any report fails the run; the suppressions in
-# tests/tsan.supp each say why they are there. The actor suite is not run: CAF comes from Debian
-# uninstrumented, so every message handed between threads is reported (docs/reliability.md).
+# Builds the actor, protocol, agent and storage test suites with ThreadSanitizer in build-tsan/ and
+# runs them (docs/reliability.md, "Data races"). Any report fails the run; the suppressions in
+# tests/tsan.supp each say why they are there. The actor suite runs against CAF built with
+# ThreadSanitizer by scripts/tsan-caf.sh (once, from Debian's source package; reused afterwards):
+# the uninstrumented Debian library would have every message handed between threads reported.
 # Usage: scripts/tsan.sh [extra GoogleTest arguments, e.g. --gtest_filter=...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +14,8 @@ opts=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCERTFLEET_WERROR=ON -DCERTFLEET_TSAN=O
 if command -v ccache >/dev/null; then
   opts+=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 fi
-suites=(protocol_tests agent_tests storage_tests)
+suites=(actors_tests protocol_tests agent_tests storage_tests)
+caf_lib=$(scripts/tsan-caf.sh | tail -n 1)
 {
   cmake -S . -B "$build_dir" "${opts[@]}"
   # The agent tests run the real certfleet-agent binary.
@@ -25,7 +27,9 @@ for suite in "${suites[@]}"; do
   dir=${suite%_tests}
   echo "== ThreadSanitizer: $suite" >&2
   SECONDS=0
-  if ! "$build_dir/tests/$dir/$suite" --gtest_brief=1 "$@"; then
+  # Every program linking CAF loads the instrumented build (the same soname) instead.
+  if ! LD_LIBRARY_PATH=$caf_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} \
+    "$build_dir/tests/$dir/$suite" --gtest_brief=1 "$@"; then
     echo "tsan.sh: $suite failed or ThreadSanitizer reported a race" >&2
     status=1
   fi
