@@ -578,8 +578,11 @@ void on_credentials_unavailable(server_actor* self, uint64_t gen, const caf::err
   }
   on_connection_failed(self, why);
 }
-/// Registration: fetch the sealed credentials from the custody actor, send them, and forget them.
-void send_credentials(server_actor* self) {
+
+/// The connection is up and wants the sealed credentials: fetches them from the custody actor and
+/// hands them to `use` if the connection is still the same one (they are forgotten after it).
+template <class Use>
+void with_credentials(server_actor* self, Use use) {
   auto& st = self->state;
   st.conn = link::established;
   auto gen = st.generation;
@@ -587,17 +590,28 @@ void send_credentials(server_actor* self) {
       .then(
           [=](const std::string& account, const secret_bytes& password) {
             auto& s = self->state;
-            if (gen != s.generation || !s.tls) return;
-            s.rec.account = account;
-            enter(self, server_state::registering);
-            // Not a trust decision: a restart turns `registering` back into
-            // `pending_registration`, so this write needs no fsync of its own.
-            persist(self, {});
-            wire::register_request req{account, password, *s.presenting, s.ctx->manager_subject};
-            send_message(self, req);
-            flush_output(self);
+            if (gen == s.generation && s.tls) use(account, password);
           },
           [=](caf::error& err) { on_credentials_unavailable(self, gen, err); });
+}
+
+/// `pending_registration` -> `registering`. Not a trust decision: a restart turns `registering`
+/// back into `pending_registration`, so this write needs no fsync of its own.
+void enter_registering(server_actor* self, const std::string& account) {
+  self->state.rec.account = account;
+  enter(self, server_state::registering);
+  persist(self, {});
+}
+
+/// Registration: sends the sealed credentials with the manager's thumbprint.
+void send_credentials(server_actor* self) {
+  with_credentials(self, [=](const std::string& account, const secret_bytes& password) {
+    auto& s = self->state;
+    enter_registering(self, account);
+    send_message(self,
+                 wire::register_request{account, password, *s.presenting, s.ctx->manager_subject});
+    flush_output(self);
+  });
 }
 
 /// Trusted and up: announce it and collect at once.
@@ -616,23 +630,12 @@ void ignore_reply(server_actor*, wire::message&) {}
 /// Legacy servers (protocol version 1): every session logs in with the sealed credentials; the
 /// first one also registers the server's thumbprint (pending_registration -> registering).
 void send_legacy_login(server_actor* self) {
-  auto& st = self->state;
-  st.conn = link::established;
-  auto gen = st.generation;
-  self->request(st.peers.custody, seconds{10}, credentials_atom::value, st.rec.id)
-      .then(
-          [=](const std::string& account, const secret_bytes& password) {
-            auto& s = self->state;
-            if (gen != s.generation || !s.tls) return;
-            if (s.rec.state == server_state::pending_registration) {
-              s.rec.account = account;
-              enter(self, server_state::registering);
-              persist(self, {});
-            }
-            send_message(self, wire::legacy_login{account, password});
-            flush_output(self);
-          },
-          [=](caf::error& err) { on_credentials_unavailable(self, gen, err); });
+  with_credentials(self, [=](const std::string& account, const secret_bytes& password) {
+    if (self->state.rec.state == server_state::pending_registration)
+      enter_registering(self, account);
+    send_message(self, wire::legacy_login{account, password});
+    flush_output(self);
+  });
 }
 
 void legacy_registration_reply(server_actor* self, wire::message& m) {
