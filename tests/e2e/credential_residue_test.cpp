@@ -35,22 +35,6 @@ size_t fleet_size() {
   return v != nullptr && std::atoi(v) > 0 ? static_cast<size_t>(std::atoi(v)) : 100;
 }
 
-/// The value bytes of every `0xKEY : 0xVALUE` line of `ldb scan --hex`.
-std::vector<std::string> ldb_values(const std::string& scan) {
-  std::vector<std::string> out;
-  std::istringstream lines{scan};
-  for (std::string line; std::getline(lines, line);) {
-    auto sep = line.find(" : 0x");
-    if (sep == std::string::npos) continue;
-    auto hex = line.substr(sep + 5);
-    std::string bytes;
-    for (size_t i = 0; i + 1 < hex.size(); i += 2)
-      bytes.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
-    out.push_back(bytes);
-  }
-  return out;
-}
-
 struct search_result {
   size_t files = 0;
   uint64_t bytes = 0;

@@ -136,22 +136,6 @@ class daemon_flow : public ::testing::Test {
   }
 };
 
-/// The hex value bytes of every `0xKEY : 0xVALUE` line of an ldb scan.
-std::vector<std::string> ldb_values(const std::string& scan) {
-  std::vector<std::string> out;
-  std::istringstream lines{scan};
-  for (std::string line; std::getline(lines, line);) {
-    auto sep = line.find(" : 0x");
-    if (sep == std::string::npos) continue;
-    auto hex = line.substr(sep + 5);
-    std::string bytes;
-    for (size_t i = 0; i + 1 < hex.size(); i += 2)
-      bytes.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
-    out.push_back(bytes);
-  }
-  return out;
-}
-
 TEST_F(daemon_flow, online_add_registers_deletes_credentials_and_collects_once_trusted) {
   start_fleet(2);
   init_manager();

@@ -191,6 +191,21 @@ std::string binary(const std::string& relative) {
   return std::string{CERTFLEET_BINARY_DIR} + "/" + relative;
 }
 
+std::vector<std::string> ldb_values(const std::string& scan) {
+  std::vector<std::string> out;
+  std::istringstream lines{scan};
+  for (std::string line; std::getline(lines, line);) {
+    auto sep = line.find(" : 0x");
+    if (sep == std::string::npos) continue;
+    auto hex = line.substr(sep + 5);
+    std::string bytes;
+    for (size_t i = 0; i + 1 < hex.size(); i += 2)
+      bytes.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+    out.push_back(bytes);
+  }
+  return out;
+}
+
 std::string thread_stacks(pid_t pid) {
   if (!std::filesystem::exists("/usr/bin/gdb")) return "(no gdb to show the threads' stacks)\n";
   auto r =

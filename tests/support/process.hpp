@@ -65,6 +65,9 @@ uint16_t free_port_range(int n);
 /// Path of a built program ("apps/certfleet") under the build directory.
 std::string binary(const std::string& relative);
 
+/// The value bytes of every `0xKEY : 0xVALUE` line of `ldb ... scan --hex` output.
+std::vector<std::string> ldb_values(const std::string& scan);
+
 /// The stack of every thread of process `pid`, from gdb (for the message of a test that found the
 /// process hanging); says so when gdb is not there.
 std::string thread_stacks(pid_t pid);
